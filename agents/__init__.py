@@ -1,0 +1,1 @@
+"""Agent nodes (planner, model selector, offloading, ...) and the LLM backends they share."""

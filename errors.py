@@ -1,0 +1,29 @@
+"""Typed errors that the CLI and API edges turn into one-line messages and exit status 2."""
+
+from __future__ import annotations
+
+
+class EdgeAIError(Exception):
+    """Base class for every error a user can fix: bad input, missing home, unknown id."""
+
+    exit_code = 2
+
+
+class UserInputError(EdgeAIError):
+    """A request, flag or file the user gave is invalid."""
+
+
+class HomeNotFoundError(EdgeAIError):
+    """The data home does not exist or holds no store."""
+
+
+class ManualError(EdgeAIError):
+    """A device manual does not parse or conflicts with the store; names file and field."""
+
+    def __init__(self, file: str, field: str, message: str) -> None:
+        self.file, self.field = file, field
+        super().__init__(f"{file}: field '{field}': {message}")
+
+
+class UnknownThreadError(EdgeAIError):
+    """A follow-up names a conversation thread that has no checkpoint."""

@@ -1,0 +1,1 @@
+"""LangGraph state, graph assembly and checkpointer wiring."""

@@ -1,0 +1,1 @@
+"""The chromadb store of device manuals, its embedding functions and the shipped sample pools."""

@@ -1,0 +1,1 @@
+"""MEC task offloading: the spec's cost model, scorer, scenario generator and solvers."""
