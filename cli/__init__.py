@@ -17,6 +17,7 @@ from edgeai.errors import EdgeAIError
 # `register_bench(bench_sub)` adding `edgeai bench <name>` entries.
 COMMAND_MODULES = [
     "edgeai.cli.knowledge",
+    "edgeai.cli.offload",
 ]
 
 # Offline by default: no hub look-ups, no telemetry, whatever the caller's shell says.
