@@ -16,8 +16,10 @@ from edgeai.errors import EdgeAIError
 # Each module defines `register(sub)` adding its sub-commands, and may define
 # `register_bench(bench_sub)` adding `edgeai bench <name>` entries.
 COMMAND_MODULES = [
+    "edgeai.cli.models",
     "edgeai.cli.knowledge",
     "edgeai.cli.offload",
+    "edgeai.cli.llm",
 ]
 
 # Offline by default: no hub look-ups, no telemetry, whatever the caller's shell says.
