@@ -25,6 +25,9 @@ from edgeai.knowledge.manuals import DeviceManual, Manual, ModelEntry, parse_man
 
 log = logging.getLogger(__name__)
 
+_NEGATION = re.compile(
+    r"\b(not|cannot|can't|doesn't|don't|won't|isn't|never|unable|neither|nor)\b", re.I
+)
 ENCODER_COLLECTIONS = {"minilm": "units", "multilingual": "units_multilingual"}
 
 
@@ -56,8 +59,38 @@ class Hit:
     score: float
 
 
+def manual_sentences(body: str) -> list[str]:
+    """Bullets and sentences of a manual body (headings dropped), the finest retrieval units."""
+    out: list[str] = []
+    for block in re.split(r"\n\s*\n", body):
+        lines = [ln.strip() for ln in block.strip().splitlines() if ln.strip()]
+        lines = [ln for ln in lines if not ln.startswith("#")]
+        if not lines:
+            continue
+        if all(re.match(r"^([-*+]|\d+[.)])\s", ln) for ln in lines):
+            items = [re.sub(r"^([-*+]|\d+[.)])\s+", "", ln) for ln in lines]
+        else:
+            text = " ".join(re.sub(r"^([-*+]|\d+[.)])\s+", "", ln) for ln in lines)
+            items = re.split(r"(?<=[.!?])\s+", text)
+        out.extend(re.sub(r"[*_`]+", "", item).strip() for item in items)
+    return [s for s in out if len(s.split()) >= 3]
+
+
+def _owners(text: str, models: list[ModelEntry]) -> list[str]:
+    low = text.lower()
+    return [
+        m.name
+        for m in models
+        if m.name.lower() in low or humanize(m.name).lower() in low or m.task.lower() in low
+    ]
+
+
 def retrieval_units(manual: Manual) -> list[tuple[str, str, str]]:
-    """(model or '', kind, text) units of one manual: model facets first, then passages."""
+    """(model or '', kind, text) units of one manual: model facets, passages, sentences, limits.
+
+    A passage or sentence naming exactly one model belongs to it; the others are left to the
+    device ('') and attributed later by similarity (see KnowledgeStore._attribute).
+    """
     entry = manual.entry
     units: list[tuple[str, str, str]] = []
     for m in entry.models:
@@ -67,16 +100,15 @@ def retrieval_units(manual: Manual) -> list[tuple[str, str, str]]:
         if m.outputs:
             units.append((m.name, "outputs", "estimates " + ", ".join(humanize(o) for o in m.outputs)))
     for passage in split_passages(manual.body):
-        low = passage.lower()
-        owners = [
-            m.name
-            for m in entry.models
-            if m.name.lower() in low or humanize(m.name).lower() in low or m.task.lower() in low
-        ]
-        if len(owners) == 1:
-            units.append((owners[0], "passage", passage))
-        else:  # about the device as a whole, or about several of its models
-            units.append(("", "passage", passage))
+        owners = _owners(passage, entry.models)
+        units.append((owners[0] if len(owners) == 1 else "", "passage", passage))
+    for sentence in manual_sentences(manual.body):
+        if _NEGATION.search(sentence) and len(sentence.split()) >= 4:
+            # what the manual says the device or a model can NOT do: evidence against near misses
+            units.append(("", "limit", sentence))
+            continue
+        owners = _owners(sentence, entry.models)
+        units.append((owners[0] if len(owners) == 1 else "", "sentence", sentence))
     return units
 
 
@@ -259,11 +291,45 @@ class KnowledgeStore:
                 units["ids"].append(f"{entry.device}::{i}")
                 units["documents"].append(text)
                 units["metadatas"].append({"device": entry.device, "model": model, "kind": kind})
+        emb = {"minilm": encode_minilm(units["documents"]), "multilingual": None}
+        self._attribute(units, emb["minilm"])
+        emb["multilingual"] = encode_multilingual(units["documents"])
         return {
             "devices": dict(devices, embeddings=encode_minilm(devices["documents"])),
-            "minilm": dict(units, embeddings=encode_minilm(units["documents"])),
-            "multilingual": dict(units, embeddings=encode_multilingual(units["documents"])),
+            "minilm": dict(units, embeddings=emb["minilm"]),
+            "multilingual": dict(units, embeddings=emb["multilingual"]),
         }
+
+    @staticmethod
+    def _attribute(units: dict, emb: np.ndarray, margin: float = 0.05) -> None:
+        """Give a device-level sentence to the model of that device it is clearly about.
+
+        "Asking how many guests appear in a party shot" names no model, but is nearest to the
+        VQA model's own description; a sentence close to no model (or to several) stays with
+        the device. Runs once at add time, on the English encoder.
+        """
+        metas = units["metadatas"]
+        facets: dict[str, list[int]] = {}
+        for i, meta in enumerate(metas):
+            if meta["model"] and meta["kind"] in ("task", "description", "outputs"):
+                facets.setdefault(meta["model"], []).append(i)
+        by_device: dict[str, list[str]] = {}
+        for meta in metas:
+            if meta["model"] and meta["model"] not in by_device.get(meta["device"], []):
+                by_device.setdefault(meta["device"], []).append(meta["model"])
+        for i, meta in enumerate(metas):
+            if meta["model"] or meta["kind"] != "sentence":
+                continue
+            models = by_device.get(meta["device"], [])
+            if not models:
+                continue
+            sims = [float(np.max(emb[facets[m]] @ emb[i])) for m in models]
+            order = np.argsort(sims)[::-1]
+            best = sims[order[0]]
+            second = sims[order[1]] if len(models) > 1 else -1.0
+            if best >= 0.25 and best - second >= margin:
+                meta["model"] = models[order[0]]
+                meta["attributed"] = True
 
     def _snapshot(self, devices: list[str]) -> dict:
         snap = {}
