@@ -6,7 +6,6 @@ import datetime as dt
 
 import numpy as np
 import pytest
-
 from edgeai.tools.healthcare.sensors import (
     APP_CATEGORIES,
     MOODS,
