@@ -20,6 +20,9 @@ COMMAND_MODULES = [
     "edgeai.cli.knowledge",
     "edgeai.cli.offload",
     "edgeai.cli.llm",
+    "edgeai.cli.plan",
+    "edgeai.cli.ask",
+    "edgeai.cli.demo",
 ]
 
 # Offline by default: no hub look-ups, no telemetry, whatever the caller's shell says.

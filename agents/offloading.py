@@ -1,0 +1,134 @@
+"""Offloading agent: where each selected model's work runs, decided by the offloading solver.
+
+Client-hosted sub-tasks are the UEs of a spec instance (../shared/specs/offloading.md): their
+data is on the device, which may run the model itself or offload it to an edge server. Edge and
+cloud servers of the store are the servers (capacity = their `compute_hz`). Models hosted only
+on an edge or cloud server run there. The instance is solved by `tools.offloading.solve`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel
+
+from edgeai.agents.model_selector import Selection
+from edgeai.knowledge.store import KnowledgeStore
+from edgeai.tools.offloading import LOCAL, instance_from_dict, score, solve
+from edgeai.tools.offloading.scenario import uplink_rate_bps
+
+# Defaults for manual entries that omit offloading fields (spec's lambo-50 midpoints).
+DEFAULT_INPUT_BITS = 2.0e6
+DEFAULT_CYCLES = 1.0e9
+DEFAULT_LOCAL_HZ = 1.0e9
+DEFAULT_DISTANCE_M = 10.0
+
+
+class Placement(BaseModel):
+    """Where one sub-task runs and why."""
+
+    subtask: int
+    model: str
+    runs_on: str
+    mode: str  # "local" | "offloaded" | "hosted"
+    share: float | None = None
+    latency_s: float | None = None
+    local_latency_s: float | None = None
+    energy_j: float | None = None
+    reason: str
+
+
+def build_instance(selection: list[Selection], store: KnowledgeStore, objective: str, seed: int = 0):
+    """A spec instance from the client-hosted sub-tasks, or None when nothing can be offloaded."""
+    ues = [s for s in selection if s.tier == "client"]
+    servers = [d for d in store.manuals() if d.tier == "edge" and d.compute_hz]
+    if not ues or not servers:
+        return None
+    rng = np.random.default_rng(seed)
+    ue_rows, rates = [], []
+    for s in ues:
+        local_hz = s.compute_hz or DEFAULT_LOCAL_HZ
+        cycles = s.cycles or DEFAULT_CYCLES
+        ue_rows.append(
+            {
+                "id": f"subtask{s.subtask}",
+                "data_bits": s.input_bits or DEFAULT_INPUT_BITS,
+                "cycles": cycles,
+                "local_hz": local_hz,
+                "tx_power_w": 1.0,
+                "local_power_w": 1.0,
+                # running locally must stay feasible: the deadline leaves it twice its local time
+                "deadline_s": max(1.5, 2.0 * cycles / local_hz),
+                "model": s.model,
+            }
+        )
+        # the manual's uplink when it gives one, else the spec's channel at a nominal distance
+        rate = s.uplink_bps or uplink_rate_bps(DEFAULT_DISTANCE_M, 1.0, rng)
+        rates.append([float(rate)] * len(servers))
+    data = {
+        "objective": objective,
+        "servers": [{"id": d.device, "capacity_hz": d.compute_hz} for d in servers],
+        "ues": ue_rows,
+        "rate_bps": rates,
+    }
+    return instance_from_dict(data)
+
+
+def place_work(
+    selection: list[Selection], store: KnowledgeStore, objective: str = "min_latency", solver: str | None = None
+) -> tuple[list[Placement], dict | None]:
+    """Placements for every sub-task, plus the decision and its score (None if nothing to decide)."""
+    instance = build_instance(selection, store, objective)
+    placements: dict[int, Placement] = {}
+    record = None
+    if instance is not None:
+        name = solver or ("exact" if len(instance.ues) <= 10 else "greedy")
+        decision = solve(instance, objective=objective, solver=name)
+        result = score(instance, decision)
+        record = {
+            "instance": instance.to_dict(),
+            "decision": decision.to_dict(),
+            "score": {
+                "feasible": result.feasible,
+                "objective_value": result.objective_value,
+                "mean_latency_s": result.mean_latency_s,
+                "total_energy_j": result.total_energy_j,
+            },
+        }
+        for ue, a, cost in zip(instance.ues, decision.assignments, result.per_ue):
+            sid = int(ue.id.removeprefix("subtask"))
+            local_t = ue.cycles / ue.local_hz
+            if a.target == LOCAL:
+                why = (
+                    f"kept on the device by the {name} solver ({objective}): "
+                    f"{local_t:.2f} s locally beats offloading"
+                )
+                placements[sid] = Placement(
+                    subtask=sid, model=ue.model, runs_on=_device_of(selection, sid), mode="local",
+                    latency_s=cost.latency_s, local_latency_s=local_t, energy_j=cost.energy_j, reason=why,
+                )
+            else:
+                why = (
+                    f"offloaded to {a.target} by the {name} solver ({objective}): {cost.latency_s:.2f} s "
+                    f"(upload + {a.share:.0%} of its CPU) vs {local_t:.2f} s on the device"
+                )
+                placements[sid] = Placement(
+                    subtask=sid, model=ue.model, runs_on=a.target, mode="offloaded", share=a.share,
+                    latency_s=cost.latency_s, local_latency_s=local_t, energy_j=cost.energy_j, reason=why,
+                )
+    out = []
+    for s in selection:
+        if s.subtask in placements:
+            out.append(placements[s.subtask])
+        else:
+            t = (s.cycles or DEFAULT_CYCLES) / s.compute_hz if s.compute_hz else None
+            out.append(
+                Placement(
+                    subtask=s.subtask, model=s.model, runs_on=s.device, mode="hosted", latency_s=t,
+                    reason=f"hosted only on {s.device} ({s.tier} tier): runs where it is installed",
+                )
+            )
+    return out, record
+
+
+def _device_of(selection: list[Selection], sid: int) -> str:
+    return next(s.device for s in selection if s.subtask == sid)

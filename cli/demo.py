@@ -1,0 +1,79 @@
+"""`edgeai demo`: register the sample pools in a fresh home and walk a few requests through the graph."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+
+from rich.console import Console
+from rich.panel import Panel
+
+from edgeai.cli import add_common
+from edgeai.config import Settings
+
+DEMO_POOLS = ["healthcare", "photo"]
+# (request, continue the previous thread?)
+DEMO_REQUESTS = [
+    ("How is my mood today?", False),
+    ("and what about yesterday?", True),
+    ("What's my heart rate and breathing rate right now?", False),
+    ("Which apps have I been using this evening?", False),
+    ("Describe this photo and translate the caption into French.", False),
+    ("Turn on the living room lights.", False),
+]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser("demo", help="the main job, offline: sample pools + a few requests end to end")
+    demo.add_argument("--today", default="2026-11-23", help="the date 'today' means in the demo")
+    add_common(demo)
+    demo.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeai.cli.ask import Session
+    from edgeai.knowledge.pools import resolve_pool
+    from edgeai.knowledge.store import add_to_home
+
+    console = Console()
+    started = time.perf_counter()
+    home = settings.home
+    console.rule(f"edgeai demo — data home {home}")
+    for pool in DEMO_POOLS:
+        report = add_to_home(home, [resolve_pool(pool) / "manuals"])
+        devices = report["added"] + report["replaced"]
+        console.print(f"registered pool [bold]{pool}[/bold]: {len(devices)} devices ({', '.join(devices)})")
+    session = Session(settings)
+    today = dt.date.fromisoformat(args.today)
+    thread = None
+    for request, follow in DEMO_REQUESTS:
+        out = session.ask(request, thread if follow else None, today=today)
+        thread = out["thread"]
+        console.rule(f"[bold]> {request}[/bold]  (thread {thread})")
+        for step in out["trace"]:
+            console.print(f"[cyan]{step['node']}[/cyan] ({step['seconds']:.2f} s): {_summary(step)}")
+        console.print(Panel(out["answer"], title="answer"))
+    console.rule(f"demo finished in {time.perf_counter() - started:.1f} s; checkpoints in {settings.checkpoint_db}")
+    return 0
+
+
+def _summary(step: dict) -> str:
+    node = step["node"]
+    if node == "plan_request":
+        plan = step["plan"]
+        if not plan["subtasks"]:
+            return f"unsupported: {'; '.join(plan['unsupported'])}"
+        parts = [f"{s['id']}:{s['model']}@{s['device']}" + (f"<-{s['deps']}" if s["deps"] else "") for s in plan["subtasks"]]
+        extra = f" (follow-up of '{step['effective_request']}', day {step['day']})" if step.get("followup") else ""
+        return f"{step['planner']} planner -> " + ", ".join(parts) + extra
+    if node == "choose_models":
+        return ", ".join(f"{s['model']} ({s['tier']})" for s in step["selection"])
+    if node == "place_work":
+        return "; ".join(f"{p['model']} -> {p['runs_on']} ({p['mode']})" for p in step["placements"])
+    if node == "run_models":
+        return "; ".join(
+            f"{r['model']}: {json.dumps(r['outputs']) if r['status'] == 'ok' else r['status']}" for r in step["results"]
+        )
+    return step.get("answer", "").splitlines()[0] if step.get("answer") else ""

@@ -1,0 +1,133 @@
+"""`edgeai plan "REQUEST"` and `edgeai bench plan`: one plan, or Table-I quality over a pool."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import sys
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+from edgeai.cli import add_common, require_home
+from edgeai.config import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    plan = sub.add_parser("plan", help="plan a request: sub-tasks, models, dependencies")
+    plan.add_argument("request", nargs="?", help="the request in plain language")
+    plan.add_argument("--json", action="store_true", help="print exactly one plan as JSON on stdout")
+    plan.add_argument(
+        "--structured-method",
+        choices=["json_schema", "json_mode", "function_calling"],
+        default="json_schema",
+        help="structured-output method for the openai backend",
+    )
+    add_common(plan)
+    plan.set_defaults(func=cmd_plan)
+
+
+def register_bench(bench_sub: argparse._SubParsersAction) -> None:
+    bench = bench_sub.add_parser("plan", help="Table I: plan quality of our planner vs a TF-IDF baseline")
+    bench.add_argument(
+        "--pool", action="append", help="shipped pool name or folder with manuals/ + requests.jsonl (repeatable; default: all shipped)"
+    )
+    add_common(bench)
+    bench.set_defaults(func=cmd_bench_plan)
+
+
+def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeai.agents.llm_planner import make_planner
+    from edgeai.agents.planner import validate_request
+    from edgeai.knowledge.store import open_store
+
+    request = validate_request(args.request)
+    require_home(settings)
+    t0 = time.perf_counter()
+    store = open_store(settings.home)
+    planner = make_planner(settings, store, method=args.structured_method)
+    planner.plan("warm up")  # loads the encoders: process start, reported apart from planning
+    load_s = time.perf_counter() - t0
+    plan = planner.plan(request)
+    if args.json:
+        print(plan.model_dump_json(indent=2))
+        print(f"planned in {getattr(plan, 'seconds', 0):.3f} s (start-up {load_s:.1f} s)", file=sys.stderr)
+        return 0
+    console = Console()
+    if not plan.subtasks:
+        console.print(f"[bold]unsupported[/bold]: {'; '.join(plan.unsupported)}")
+        return 0
+    table = Table(title=f"plan: {plan.request}")
+    for col in ("id", "model", "device", "goal", "deps"):
+        table.add_column(col)
+    for s in plan.subtasks:
+        table.add_row(str(s.id), s.model, s.device, s.goal, ", ".join(map(str, s.deps)) or "-")
+    console.print(table)
+    if plan.combine:
+        console.print(f"combine: {plan.combine}")
+    console.print(f"[dim]planner {getattr(plan, 'planner', '?')}, {getattr(plan, 'seconds', 0):.3f} s (start-up {load_s:.1f} s)[/dim]")
+    return 0
+
+
+def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from tqdm import tqdm
+
+    from edgeai.agents.baseline_planner import TfidfPlanner
+    from edgeai.agents.plan_eval import evaluate, load_requests, write_details
+    from edgeai.agents.planner import EmbeddedPlanner
+    from edgeai.knowledge.pools import resolve_pool, sample_pools
+    from edgeai.knowledge.store import add_to_home, open_store
+
+    pools = args.pool or sample_pools()
+    out_dir = settings.bench_dir / "plan"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in pools:
+        pool = resolve_pool(name)
+        requests = load_requests(pool / "requests.jsonl")
+        home = out_dir / f"home-{pool.name}"
+        shutil.rmtree(home, ignore_errors=True)  # a fresh store from the pool's manuals
+        add_to_home(home, [pool / "manuals"])
+        store = open_store(home)
+        planners = [EmbeddedPlanner(store), TfidfPlanner(store)]
+        for planner in planners:
+            planner.plan("warm up")
+            bar = tqdm(total=len(requests), desc=f"{pool.name}/{planner.name}", file=sys.stderr, leave=False)
+            result = evaluate(planner, store, requests, progress=bar.update)
+            bar.close()
+            write_details(out_dir / f"{pool.name}-{planner.name}-requests.jsonl", result)
+            rows.append({"pool": pool.name, **result.row()})
+    table = Table(title="Plan quality (cf. Table I of autonomous-edge-ai-gpt)")
+    cols = ["pool", "planner", "n", "exact_accuracy", "model_f1", "edge_f1", "unsupported_accuracy", "hallucination_rate", "median_seconds"]
+    for col in cols:
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*[_fmt(r[c]) for c in cols])
+    Console().print(table)
+    csv_path = out_dir / "plan.csv"
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=cols)
+        writer.writeheader()
+        writer.writerows({c: r[c] for c in cols} for r in rows)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(rows)), 4))
+    labels = [f"{r['pool']}\n{r['planner']}" for r in rows]
+    ax.bar(labels, [r["exact_accuracy"] * 100 for r in rows], color=["C0" if r["planner"] == "embedded" else "C7" for r in rows])
+    ax.set_ylabel("exact-set accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("edgeai bench plan")
+    fig.tight_layout()
+    fig.savefig(out_dir / "plan.png", dpi=120)
+    print(f"wrote {csv_path}, {out_dir / 'plan.png'} and per-request details", file=sys.stderr)
+    return 0
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}" if v < 1.5 else f"{v:.2f}"
+    return str(v)

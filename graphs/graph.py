@@ -1,0 +1,168 @@
+"""The request graph: plan -> choose models -> place work -> run models -> respond.
+
+A plan that nothing in the store can serve branches to `report_missing`, the seat of the
+codegen / FL-tuner path (not built yet: it says which model would be needed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from edgeai.agents.conversation import day_of, looks_like_followup
+from edgeai.agents.model_selector import select_models
+from edgeai.agents.offloading import place_work
+from edgeai.agents.responder import compose_answer, missing_model_answer, result_record
+from edgeai.errors import UserInputError
+from edgeai.graphs.state import EdgeContext, EdgeState
+from edgeai.schemas import Plan
+from edgeai.tools.runtimes import ModelNotInstalledError, run_installed
+
+
+def _step(node: str, started: float, turn: int, **data: Any) -> dict[str, Any]:
+    return {"trace": [{"node": node, "turn": turn, "seconds": round(time.perf_counter() - started, 4), **data}]}
+
+
+def _turn(state: EdgeState) -> int:
+    return len(state.get("history", []))
+
+
+def plan_request(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any]:
+    """Plan the request; an elliptical follow-up re-plans the thread's previous request."""
+    started = time.perf_counter()
+    ctx = runtime.context
+    request = state["request"]
+    history = state.get("history", [])
+    effective = request
+    day = day_of(request, ctx.today)
+    plan = ctx.planner.plan(request)
+    followup = False
+    if not plan.subtasks and history and looks_like_followup(request):
+        # "and what about yesterday?": no task of its own, so re-ask the previous one
+        previous = history[-1]
+        followup = True
+        effective = previous["effective_request"]
+        if day == ctx.today:  # no day word of its own: keep the previous day
+            day = dt.date.fromisoformat(previous["day"])
+        plan = ctx.planner.plan(effective)
+    update = {
+        "effective_request": effective,
+        "day": day.isoformat(),
+        "plan": plan.model_dump(mode="json"),
+        "selection": [],
+        "placements": [],
+        "offloading": None,
+        "results": [],
+    }
+    return update | _step(
+        "plan_request", started, _turn(state), planner=ctx.planner.name, followup=followup,
+        effective_request=effective, day=day.isoformat(), plan=update["plan"],
+    )
+
+
+def route_after_plan(state: EdgeState) -> Literal["choose_models", "report_missing"]:
+    plan = state.get("plan")
+    if plan is None:
+        raise ValueError("route_after_plan reached without a plan in the state")
+    return "choose_models" if plan["subtasks"] else "report_missing"
+
+
+def choose_models(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any]:
+    started = time.perf_counter()
+    selection = select_models(Plan.model_validate(state["plan"]), runtime.context.store)
+    rows = [s.model_dump() for s in selection]
+    return {"selection": rows} | _step("choose_models", started, _turn(state), selection=rows)
+
+
+def place_work_node(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any]:
+    from edgeai.agents.model_selector import Selection
+
+    started = time.perf_counter()
+    ctx = runtime.context
+    selection = [Selection.model_validate(s) for s in state["selection"]]
+    placements, record = place_work(selection, ctx.store, ctx.objective, ctx.solver)
+    rows = [p.model_dump() for p in placements]
+    return {"placements": rows, "offloading": record} | _step(
+        "place_work", started, _turn(state), placements=rows, offloading=record
+    )
+
+
+def run_models(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any]:
+    """Run each sub-task after its producers; a consumer gets its producers' outputs."""
+    started = time.perf_counter()
+    ctx = runtime.context
+    day = dt.date.fromisoformat(state["day"])
+    outputs: dict[int, dict[str, Any]] = {}
+    results = []
+    for s in state["selection"]:
+        upstream: dict[str, Any] = {}
+        for d in s["deps"]:
+            upstream.update(outputs.get(d, {}))
+        try:
+            outcome = run_installed(s["model"], upstream, day, ctx.seed)
+        except ModelNotInstalledError as exc:
+            results.append(result_record(s["subtask"], s["model"], error=f"not installed yet: {exc}"))
+            continue
+        except UserInputError as exc:  # an upstream model did not run, so an input is missing
+            results.append(result_record(s["subtask"], s["model"], error=str(exc)))
+            continue
+        outputs[s["subtask"]] = outcome.outputs
+        results.append(result_record(s["subtask"], s["model"], outcome))
+    return {"results": results} | _step("run_models", started, _turn(state), results=results)
+
+
+def respond(state: EdgeState) -> dict[str, Any]:
+    started = time.perf_counter()
+    answer = compose_answer(state["effective_request"], state["day"], state["plan"], state["placements"], state["results"])
+    return _finish(state, answer, "respond", started)
+
+
+def report_missing(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any]:
+    """No registered model fits: say so and what would be needed (the codegen/FL path's seat)."""
+    started = time.perf_counter()
+    plan = state["plan"]
+    needed = [f"a model that serves \"{state['effective_request']}\""]
+    answer = missing_model_answer(plan, needed)
+    return _finish(state, answer, "report_missing", started)
+
+
+def _finish(state: EdgeState, answer: str, node: str, started: float) -> dict[str, Any]:
+    turn = {
+        "request": state["request"],
+        "effective_request": state["effective_request"],
+        "day": state["day"],
+        "answer": answer,
+    }
+    return {"answer": answer, "history": [turn]} | _step(node, started, _turn(state), answer=answer)
+
+
+def build_graph(checkpointer: Any = None):
+    """Compile the graph; pass a checkpointer to keep threads across calls."""
+    builder = StateGraph(EdgeState, context_schema=EdgeContext)
+    builder.add_node(plan_request)
+    builder.add_node(choose_models)
+    builder.add_node("place_work", place_work_node)
+    builder.add_node(run_models)
+    builder.add_node(respond)
+    builder.add_node(report_missing)
+    builder.add_edge(START, "plan_request")
+    builder.add_conditional_edges("plan_request", route_after_plan, ["choose_models", "report_missing"])
+    builder.add_edge("choose_models", "place_work")
+    builder.add_edge("place_work", "run_models")
+    builder.add_edge("run_models", "respond")
+    builder.add_edge("respond", END)
+    builder.add_edge("report_missing", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def sqlite_checkpointer(path: Path) -> SqliteSaver:
+    """The default checkpointer: one SQLite file under the data home."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteSaver(sqlite3.connect(str(path), check_same_thread=False))
