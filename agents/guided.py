@@ -539,6 +539,10 @@ class GuidedDecoder:
         return "".join(self.out)
 
     def value(self, s: JsonSchema, depth: int) -> None:
+        if depth > self.options.max_depth + 32:
+            raise UnsupportedSchemaError(
+                f"the schema forces nesting deeper than {depth} levels (a required recursive property?)"
+            )
         s = self.schema.resolve(s)
         if s is True or s == {}:
             self.any_value(depth)
@@ -601,14 +605,21 @@ class GuidedDecoder:
 
     def object(self, s: dict[str, Any], depth: int) -> None:
         self.force("{")
-        properties: dict[str, JsonSchema] = s.get("properties", {})
+        properties: dict[str, JsonSchema] = dict(s.get("properties", {}))
+        extra = s.get("additionalProperties", True)
+        for name in s.get("required", []):  # required yet undeclared: typed by additionalProperties
+            if name not in properties:
+                if extra is False:
+                    raise UnsupportedSchemaError(
+                        f"property '{name}' is required but not allowed (additionalProperties: false)"
+                    )
+                properties[name] = extra
         if properties:
             # Every property is written, required or not: always valid, and the order stays fixed.
             for i, (name, sub) in enumerate(properties.items()):
                 self.force((", " if i else "") + _dumps(name) + ": ")
                 self.value(sub, depth + 1)
         else:
-            extra = s.get("additionalProperties", True)
             if extra is not False:
                 self.free_members(
                     extra,

@@ -134,3 +134,19 @@ def test_free_text_stream_matches_complete_and_honours_stop(llm: EmbeddedLLM) ->
     assert cut.finish_reason == "stop" and cut.text == whole.text[: whole.text.index(" Paris")]
     streamed_cut = "".join(llm.stream(messages, max_tokens=20, stop=[" Paris"]))
     assert streamed_cut == cut.text  # text that might begin a stop string is held back, not leaked
+
+
+def test_recursive_and_root_ref_schemas_terminate(llm: EmbeddedLLM) -> None:
+    class Node(BaseModel):
+        name: str = Field(max_length=12)
+        children: list[Node] = Field(max_length=2)
+
+    schema = Node.model_json_schema()
+    result = llm.complete_json(ask("Describe a small family tree."), schema, max_tokens=40)
+    Node.model_validate_json(result.text)
+    extra = {"type": "object", "required": ["n"], "additionalProperties": {"type": "integer"}}
+    value = json.loads(llm.complete_json(ask("Give n = 7."), extra, max_tokens=10).text)
+    assert isinstance(value["n"], int)
+    with pytest.raises(UnsupportedSchemaError, match="nesting"):
+        forced = {"type": "object", "properties": {"x": {"$ref": "#"}}, "required": ["x"]}
+        llm.complete_json(ask("x"), forced, max_tokens=10)
