@@ -66,7 +66,7 @@ class LLMPlanner:
         store: KnowledgeStore,
         chat_model: BaseChatModel,
         fallback: EmbeddedPlanner,
-        method: Literal["json_schema", "json_mode", "function_calling"] = "json_schema",
+        method: Literal["json_schema", "json_mode", "function_calling", "text"] = "json_schema",
         system_prompt: str = PLANNER_SYSTEM,
     ) -> None:
         self.store = store
@@ -75,7 +75,11 @@ class LLMPlanner:
         self.system_prompt = system_prompt
         self.owners = store.owner_of()
         self.schema = proposal_schema(list(self.owners))
-        self.structured = chat_model.with_structured_output(self.schema, method=method, include_raw=True)
+        self.chat_model = chat_model
+        # "text": for servers without structured output, parse the JSON out of the free answer
+        self.structured = (
+            None if method == "text" else chat_model.with_structured_output(self.schema, method=method, include_raw=True)
+        )
 
     def propose(self, request: str) -> Plan:
         """The LLM's plan, validated against the store; raises ProposalError/PlanValidationError."""
@@ -84,7 +88,10 @@ class LLMPlanner:
             ("user", PLANNER_USER.format(request=request)),
         ]
         try:
-            out: dict[str, Any] = self.structured.invoke(messages)
+            if self.structured is None:
+                out = self._parse_text(self.chat_model.invoke(messages))
+            else:
+                out: dict[str, Any] = self.structured.invoke(messages)
         except (openai.APIError, httpx.HTTPError) as exc:
             raise ProposalError(f"LLM server error: {exc}") from exc
         if out.get("parsing_error") is not None or out.get("parsed") is None:
@@ -113,6 +120,18 @@ class LLMPlanner:
             plan.unsupported = ["the LLM found no registered model for this request"]
         validate_plan(plan, self.store)
         return plan
+
+    def _parse_text(self, message: Any) -> dict[str, Any]:
+        """The same shape as include_raw structured output, from a free-text answer."""
+        text = str(getattr(message, "content", message))
+        start, end = text.find("{"), text.rfind("}")
+        try:
+            if start < 0 or end <= start:
+                raise ValueError("no JSON object in the answer")
+            parsed = self.schema.model_validate_json(text[start : end + 1])
+        except (ValueError, ValidationError) as exc:
+            return {"raw": message, "parsed": None, "parsing_error": exc}
+        return {"raw": message, "parsed": parsed, "parsing_error": None}
 
     def plan(self, request: str) -> Plan:
         started = time.perf_counter()

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     plan.add_argument("--json", action="store_true", help="print exactly one plan as JSON on stdout")
     plan.add_argument(
         "--structured-method",
-        choices=["json_schema", "json_mode", "function_calling"],
+        choices=["json_schema", "json_mode", "function_calling", "text"],
         default="json_schema",
         help="structured-output method for the openai backend",
     )

@@ -13,3 +13,29 @@ for _key, _value in {
     "TOKENIZERS_PARALLELISM": "false",
 }.items():
     os.environ[_key] = _value
+
+
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
+
+
+@pytest.fixture(scope="session")
+def healthcare_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data home holding the shipped healthcare pool, built once per test session (read-only use)."""
+    from edgeai.knowledge.store import add_to_home
+
+    home = tmp_path_factory.mktemp("healthcare-home")
+    add_to_home(home, [SAMPLES / "healthcare" / "manuals"])
+    return home
+
+
+@pytest.fixture
+def fresh_home(tmp_path: Path, healthcare_home: Path) -> Path:
+    """A private copy of the healthcare home that a test may write to."""
+    home = tmp_path / "home"
+    shutil.copytree(healthcare_home, home)
+    return home

@@ -1,0 +1,91 @@
+"""Bad input at the CLI: one line on stderr naming what is wrong, exit status 2, nothing half-written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from edgeai.cli import main
+
+DUPLICATE = """---
+device: thief
+kind: speaker
+tier: client
+models:
+  - name: heartbeat-acoustic
+    task: heartbeat monitoring
+    description: Steals the id of the living-room speaker's model.
+---
+body
+"""
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("request_text", ["", "   "])
+def test_empty_request_is_refused(capsys, healthcare_home: Path, request_text: str) -> None:
+    for command in ("plan", "ask"):
+        code, _, err = run(capsys, command, request_text, "--home", str(healthcare_home))
+        assert_one_line_error(code, err, "request is empty")
+
+
+def test_missing_request_is_refused(capsys, healthcare_home: Path) -> None:
+    code, _, err = run(capsys, "plan", "--home", str(healthcare_home))
+    assert_one_line_error(code, err, "request is empty")
+
+
+def test_unknown_home_is_refused_and_not_created(capsys, tmp_path: Path) -> None:
+    home = tmp_path / "nowhere"
+    for argv in (["plan", "how is my mood?"], ["ask", "how is my mood?"], ["knowledge", "list"]):
+        code, _, err = run(capsys, *argv, "--home", str(home))
+        assert_one_line_error(code, err, str(home), "does not exist")
+    assert not home.exists()
+
+
+def test_malformed_manual_is_refused_naming_file_and_field(capsys, fresh_home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "broken.md"
+    bad.write_text("---\ndevice: x\nkind: y\ntier: client\nmodels: [{name: m, task: t}]\n---\n")
+    code, _, err = run(capsys, "knowledge", "add", str(bad), "--home", str(fresh_home))
+    assert_one_line_error(code, err, "broken.md", "models[0].description")
+
+
+def test_duplicate_model_id_is_refused_and_store_unchanged(capsys, fresh_home: Path, tmp_path: Path) -> None:
+    dup = tmp_path / "thief.md"
+    dup.write_text(DUPLICATE)
+    code, _, err = run(capsys, "knowledge", "add", str(dup), "--home", str(fresh_home))
+    assert_one_line_error(code, err, "thief.md", "heartbeat-acoustic", "living-room-speaker")
+    code, out, _ = run(capsys, "knowledge", "list", "--json", "--home", str(fresh_home))
+    assert code == 0 and '"thief"' not in out
+
+
+def test_unknown_thread_is_refused(capsys, fresh_home: Path) -> None:
+    code, _, err = run(capsys, "ask", "what's my heart rate?", "--thread", "no-such-thread", "--home", str(fresh_home))
+    assert_one_line_error(code, err, "unknown thread 'no-such-thread'")
+
+
+def test_console_script_prints_no_traceback(healthcare_home: Path, tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("edgeai")
+    proc = subprocess.run(
+        [str(exe), "plan", "", "--home", str(healthcare_home)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    proc = subprocess.run(
+        [str(exe), "knowledge", "list", "--home", str(tmp_path / "missing")], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
