@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import time
 
 from rich.console import Console
@@ -39,6 +40,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     console = Console()
     started = time.perf_counter()
+    if args.home is None:  # a fresh home of its own, so the user's store is never touched
+        settings.home = settings.home / "demo"
+        shutil.rmtree(settings.home, ignore_errors=True)
     home = settings.home
     console.rule(f"edgeai demo — data home {home}")
     for pool in DEMO_POOLS:
