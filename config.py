@@ -22,12 +22,17 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="EDGEAI_", extra="ignore")
 
-    home: Path = Field(default_factory=default_home, description="data home: store, checkpoints, runs")
+    home: Path = Field(
+        default_factory=default_home, description="data home: store, checkpoints, runs"
+    )
     llm_backend: Literal["embedded", "openai"] = Field(
-        "embedded", description="embedded = SmolLM2-135M in-process; openai = any OpenAI-compatible server"
+        "embedded",
+        description="embedded = SmolLM2-135M in-process; openai = any OpenAI-compatible server",
     )
     llm_base_url: str | None = Field(None, description="base URL of the OpenAI-compatible server")
-    llm_model: str = Field("smollm2-135m", description="model name sent to the OpenAI-compatible server")
+    llm_model: str = Field(
+        "smollm2-135m", description="model name sent to the OpenAI-compatible server"
+    )
     llm_api_key: str | None = Field(
         None, description="API key; falls back to OPENAI_API_KEY, then to a dummy for local servers"
     )

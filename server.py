@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from pydantic import BaseModel, Field
-
 from edgeai.config import Settings, get_settings
 from edgeai.errors import EdgeAIError, HomeNotFoundError, UnknownThreadError
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from pydantic import BaseModel, Field
 
 
 class PlanRequest(BaseModel):
@@ -65,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 @router.get("/health")
 def health(request: Request) -> dict[str, str]:
     return {"status": "ok", "home": str(request.app.state.settings.home)}
+
 
 @router.get("/devices")
 def devices(s: SessionDep) -> list[dict[str, Any]]:

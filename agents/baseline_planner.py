@@ -10,11 +10,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-
 from edgeai.agents.planner import goal_text, validate_request
 from edgeai.knowledge.store import KnowledgeStore, humanize
 from edgeai.schemas import Plan, Subtask
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 
 class TfidfPlanner:

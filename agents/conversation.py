@@ -12,15 +12,18 @@ import re
 
 _DAY_WORDS = [
     (r"\bday before yesterday\b|\bavant-hier\b|\banteayer\b|\bvorgestern\b|前天", -2),
-    (r"\byesterday\b|\blast night\b|\bhier\b|\bayer\b|\bgestern\b|\bieri\b|\bontem\b|昨天|昨日", -1),
+    (
+        r"\byesterday\b|\blast night\b|\bhier\b|\bayer\b|\bgestern\b|\bieri\b|\bontem\b|昨天|昨日",
+        -1,
+    ),
     (r"\btomorrow\b|\bdemain\b|\bmañana\b|\bmorgen\b|\bdomani\b|\bamanhã\b|明天|明日", 1),
 ]
-_DAYS_AGO = re.compile(r"\b(\d{1,2}) days? ago\b", re.I)
+_DAYS_AGO = re.compile(r"\b(\d{1,2}) days? ago\b", re.IGNORECASE)
 _ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _FOLLOWUP = re.compile(
     r"^\s*(and|what about|how about|and what about|same for|same but|et|y|und|e|what of|那|还有)\b|"
     r"^\s*(and|et|y|und)?\s*(what|how) about\b|\bsame (thing|question)\b",
-    re.I,
+    re.IGNORECASE,
 )
 
 
@@ -36,7 +39,7 @@ def day_of(request: str, today: dt.date) -> dt.date:
     if match:
         return today - dt.timedelta(days=int(match.group(1)))
     for pattern, offset in _DAY_WORDS:
-        if re.search(pattern, request, re.I):
+        if re.search(pattern, request, re.IGNORECASE):
             return today + dt.timedelta(days=offset)
     return today
 

@@ -15,14 +15,13 @@ from typing import Any, Literal
 
 import httpx
 import openai
-from langchain_core.language_models import BaseChatModel
-from pydantic import BaseModel, Field, ValidationError, create_model
-
 from edgeai.agents.model_selector import PlanValidationError, validate_plan
 from edgeai.agents.planner import EmbeddedPlanner, validate_request
 from edgeai.agents.prompts import PLANNER_SYSTEM, PLANNER_USER
 from edgeai.knowledge.store import KnowledgeStore
 from edgeai.schemas import Plan, Subtask
+from langchain_core.language_models import BaseChatModel
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,10 @@ def proposal_schema(model_ids: list[str]) -> type[BaseModel]:
         "PlanProposal",
         subtasks=(list[step], Field(default_factory=list)),  # type: ignore[valid-type]
         combine=(str, Field("", description="how to merge several results, or empty")),
-        unsupported=(list[str], Field(default_factory=list, description="why not, if nothing fits")),
+        unsupported=(
+            list[str],
+            Field(default_factory=list, description="why not, if nothing fits"),
+        ),
     )
 
 
@@ -78,7 +80,9 @@ class LLMPlanner:
         self.chat_model = chat_model
         # "text": for servers without structured output, parse the JSON out of the free answer
         self.structured = (
-            None if method == "text" else chat_model.with_structured_output(self.schema, method=method, include_raw=True)
+            None
+            if method == "text"
+            else chat_model.with_structured_output(self.schema, method=method, include_raw=True)
         )
 
     def propose(self, request: str) -> Plan:
@@ -97,18 +101,26 @@ class LLMPlanner:
         if out.get("parsing_error") is not None or out.get("parsed") is None:
             raw = out.get("raw")
             text = getattr(raw, "content", "") if raw is not None else ""
-            raise ProposalError(f"output did not parse as a plan: {out.get('parsing_error')!s:.200} {text!r:.120}")
+            raise ProposalError(
+                f"output did not parse as a plan: {out.get('parsing_error')!s:.200} {text!r:.120}"
+            )
         proposal = out["parsed"]
         if isinstance(proposal, dict):  # json_mode may hand back a dict
             try:
                 proposal = self.schema.model_validate(proposal)
             except ValidationError as exc:
-                raise ProposalError(f"output does not match the plan schema: {exc.errors()[0]['msg']}") from exc
+                raise ProposalError(
+                    f"output does not match the plan schema: {exc.errors()[0]['msg']}"
+                ) from exc
         subtasks = []
         for s in proposal.subtasks:
             if s.model not in self.owners:
                 raise ProposalError(f"unknown model id '{s.model}'")
-            subtasks.append(Subtask(id=s.id, model=s.model, device=self.owners[s.model], goal=s.goal, deps=s.deps))
+            subtasks.append(
+                Subtask(
+                    id=s.id, model=s.model, device=self.owners[s.model], goal=s.goal, deps=s.deps
+                )
+            )
         plan = Plan(
             request=request,
             subtasks=subtasks,

@@ -7,11 +7,10 @@ input size, cycles) that offloading and execution read.
 
 from __future__ import annotations
 
-from pydantic import BaseModel
-
 from edgeai.errors import EdgeAIError
 from edgeai.knowledge.store import KnowledgeStore
 from edgeai.schemas import Plan
+from pydantic import BaseModel
 
 
 class PlanValidationError(EdgeAIError):
@@ -43,7 +42,9 @@ def validate_plan(plan: Plan, store: KnowledgeStore) -> None:
         raise PlanValidationError("plan has duplicate sub-task ids")
     for s in plan.subtasks:
         if s.model not in owners:
-            raise PlanValidationError(f"sub-task {s.id} names model '{s.model}', absent from the store")
+            raise PlanValidationError(
+                f"sub-task {s.id} names model '{s.model}', absent from the store"
+            )
         if owners[s.model] != s.device:
             raise PlanValidationError(
                 f"sub-task {s.id}: model '{s.model}' is hosted by '{owners[s.model]}', not '{s.device}'"

@@ -9,12 +9,11 @@ on an edge or cloud server run there. The instance is solved by `tools.offloadin
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel
-
 from edgeai.agents.model_selector import Selection
 from edgeai.knowledge.store import KnowledgeStore
 from edgeai.tools.offloading import LOCAL, instance_from_dict, score, solve
 from edgeai.tools.offloading.scenario import uplink_rate_bps
+from pydantic import BaseModel
 
 # Defaults for manual entries that omit offloading fields (spec's lambo-50 midpoints).
 DEFAULT_INPUT_BITS = 2.0e6
@@ -37,7 +36,9 @@ class Placement(BaseModel):
     reason: str
 
 
-def build_instance(selection: list[Selection], store: KnowledgeStore, objective: str, seed: int = 0):
+def build_instance(
+    selection: list[Selection], store: KnowledgeStore, objective: str, seed: int = 0
+):
     """A spec instance from the client-hosted sub-tasks, or None when nothing can be offloaded."""
     ues = [s for s in selection if s.tier == "client"]
     servers = [d for d in store.manuals() if d.tier == "edge" and d.compute_hz]
@@ -74,7 +75,10 @@ def build_instance(selection: list[Selection], store: KnowledgeStore, objective:
 
 
 def place_work(
-    selection: list[Selection], store: KnowledgeStore, objective: str = "min_latency", solver: str | None = None
+    selection: list[Selection],
+    store: KnowledgeStore,
+    objective: str = "min_latency",
+    solver: str | None = None,
 ) -> tuple[list[Placement], dict | None]:
     """Placements for every sub-task, plus the decision and its score (None if nothing to decide)."""
     instance = build_instance(selection, store, objective)
@@ -103,8 +107,14 @@ def place_work(
                     f"{local_t:.2f} s locally beats offloading"
                 )
                 placements[sid] = Placement(
-                    subtask=sid, model=ue.model, runs_on=_device_of(selection, sid), mode="local",
-                    latency_s=cost.latency_s, local_latency_s=local_t, energy_j=cost.energy_j, reason=why,
+                    subtask=sid,
+                    model=ue.model,
+                    runs_on=_device_of(selection, sid),
+                    mode="local",
+                    latency_s=cost.latency_s,
+                    local_latency_s=local_t,
+                    energy_j=cost.energy_j,
+                    reason=why,
                 )
             else:
                 why = (
@@ -112,8 +122,15 @@ def place_work(
                     f"(upload + {a.share:.0%} of its CPU) vs {local_t:.2f} s on the device"
                 )
                 placements[sid] = Placement(
-                    subtask=sid, model=ue.model, runs_on=a.target, mode="offloaded", share=a.share,
-                    latency_s=cost.latency_s, local_latency_s=local_t, energy_j=cost.energy_j, reason=why,
+                    subtask=sid,
+                    model=ue.model,
+                    runs_on=a.target,
+                    mode="offloaded",
+                    share=a.share,
+                    latency_s=cost.latency_s,
+                    local_latency_s=local_t,
+                    energy_j=cost.energy_j,
+                    reason=why,
                 )
     out = []
     for s in selection:
@@ -123,7 +140,11 @@ def place_work(
             t = (s.cycles or DEFAULT_CYCLES) / s.compute_hz if s.compute_hz else None
             out.append(
                 Placement(
-                    subtask=s.subtask, model=s.model, runs_on=s.device, mode="hosted", latency_s=t,
+                    subtask=s.subtask,
+                    model=s.model,
+                    runs_on=s.device,
+                    mode="hosted",
+                    latency_s=t,
                     reason=f"hosted only on {s.device} ({s.tier} tier): runs where it is installed",
                 )
             )

@@ -10,11 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel, Field, ValidationError
-
 from edgeai.errors import UserInputError
 from edgeai.knowledge.store import KnowledgeStore
 from edgeai.schemas import Plan
+from pydantic import BaseModel, Field, ValidationError
 
 
 class LabelledRequest(BaseModel):
@@ -76,7 +75,9 @@ class PlanScore:
         return {k: v for k, v in self.__dict__.items() if k != "details"}
 
 
-def evaluate(planner: Planner, store: KnowledgeStore, requests: list[LabelledRequest], progress=None) -> PlanScore:
+def evaluate(
+    planner: Planner, store: KnowledgeStore, requests: list[LabelledRequest], progress=None
+) -> PlanScore:
     owners = store.owner_of()
     details = []
     exact = f1s = halluc = 0.0

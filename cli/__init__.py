@@ -8,10 +8,9 @@ import os
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from edgeai.config import Settings, configure_logging
 from edgeai.errors import EdgeAIError
+from pydantic import ValidationError
 
 # Each module defines `register(sub)` adding its sub-commands, and may define
 # `register_bench(bench_sub)` adding `edgeai bench <name>` entries.
@@ -39,15 +38,19 @@ for _key, _value in {
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is a single line (still exit status 2)."""
 
-    def error(self, message: str) -> None:  # noqa: D102
+    def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
     """Flags every command accepts: where the data lives, which LLM, how chatty."""
-    parser.add_argument("--home", type=Path, help="data home (default: $EDGEAI_HOME or the user data dir)")
+    parser.add_argument(
+        "--home", type=Path, help="data home (default: $EDGEAI_HOME or the user data dir)"
+    )
     parser.add_argument("--llm-backend", choices=["embedded", "openai"], help="LLM backend")
-    parser.add_argument("--llm-base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    parser.add_argument(
+        "--llm-base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
+    )
     parser.add_argument("--llm-model", help="model name on the OpenAI-compatible server")
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
@@ -79,7 +82,9 @@ def require_home(settings: Settings) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="edgeai", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    bench = sub.add_parser("bench", help="benchmarks: tables on stdout, CSV + PNG under the data home")
+    bench = sub.add_parser(
+        "bench", help="benchmarks: tables on stdout, CSV + PNG under the data home"
+    )
     bench_sub = bench.add_subparsers(dest="bench", required=True, parser_class=OneLineParser)
     for name in COMMAND_MODULES:
         module = importlib.import_module(name)

@@ -15,14 +15,20 @@ from edgeai.errors import UnknownThreadError, UserInputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    ask = sub.add_parser("ask", help="answer a request end to end (plan, select, offload, run, fuse)")
+    ask = sub.add_parser(
+        "ask", help="answer a request end to end (plan, select, offload, run, fuse)"
+    )
     ask.add_argument("request", nargs="?", help="the request in plain language")
     ask.add_argument("--thread", help="continue this conversation thread (omit to start a new one)")
     ask.add_argument("--json", action="store_true", help="print the whole trace as JSON")
-    ask.add_argument("--today", type=_date, help="the date 'today' means (YYYY-MM-DD; default: today)")
+    ask.add_argument(
+        "--today", type=_date, help="the date 'today' means (YYYY-MM-DD; default: today)"
+    )
     ask.add_argument("--seed", type=int, default=0, help="which simulated household")
     ask.add_argument("--objective", choices=["min_latency", "min_energy"], default="min_latency")
-    ask.add_argument("--solver", help="offloading solver (default: exact for <= 10 sub-tasks, else greedy)")
+    ask.add_argument(
+        "--solver", help="offloading solver (default: exact for <= 10 sub-tasks, else greedy)"
+    )
     add_common(ask)
     ask.set_defaults(func=cmd_ask)
 
@@ -51,8 +57,16 @@ class Session:
     def threads(self) -> list[str]:
         return sorted({c.config["configurable"]["thread_id"] for c in self.checkpointer.list(None)})
 
-    def ask(self, request: str, thread: str | None, *, today: dt.date | None = None, seed: int = 0,
-            objective: str = "min_latency", solver: str | None = None) -> dict[str, Any]:
+    def ask(
+        self,
+        request: str,
+        thread: str | None,
+        *,
+        today: dt.date | None = None,
+        seed: int = 0,
+        objective: str = "min_latency",
+        solver: str | None = None,
+    ) -> dict[str, Any]:
         from edgeai.agents.planner import validate_request
         from edgeai.graphs.state import EdgeContext
 
@@ -68,8 +82,12 @@ class Session:
             thread = uuid.uuid4().hex[:12]
             config = {"configurable": {"thread_id": thread}}
         context = EdgeContext(
-            store=self.store, planner=self.planner, today=today or dt.date.today(), seed=seed,
-            objective=objective, solver=solver,
+            store=self.store,
+            planner=self.planner,
+            today=today or dt.date.today(),
+            seed=seed,
+            objective=objective,
+            solver=solver,
         )
         state = self.graph.invoke({"request": request}, config, context=context)
         turn = len(state.get("history", [])) - 1
@@ -89,15 +107,25 @@ class Session:
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.request is None or not args.request.strip():
-        raise UserInputError('the request is empty: say what you want, e.g. edgeai ask "how is my mood today?"')
+        raise UserInputError(
+            'the request is empty: say what you want, e.g. edgeai ask "how is my mood today?"'
+        )
     if args.solver is not None:
         from edgeai.tools.offloading import SOLVERS
 
         if args.solver not in SOLVERS:
-            raise UserInputError(f"unknown solver '{args.solver}' (choose from {', '.join(SOLVERS)})")
+            raise UserInputError(
+                f"unknown solver '{args.solver}' (choose from {', '.join(SOLVERS)})"
+            )
     session = Session(settings)
-    out = session.ask(args.request, args.thread, today=args.today, seed=args.seed,
-                      objective=args.objective, solver=args.solver)
+    out = session.ask(
+        args.request,
+        args.thread,
+        today=args.today,
+        seed=args.seed,
+        objective=args.objective,
+        solver=args.solver,
+    )
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     else:

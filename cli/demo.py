@@ -8,11 +8,10 @@ import json
 import shutil
 import time
 
-from rich.console import Console
-from rich.panel import Panel
-
 from edgeai.cli import add_common
 from edgeai.config import Settings
+from rich.console import Console
+from rich.panel import Panel
 
 DEMO_POOLS = ["healthcare", "photo"]
 # (request, continue the previous thread?)
@@ -27,7 +26,9 @@ DEMO_REQUESTS = [
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    demo = sub.add_parser("demo", help="the main job, offline: sample pools + a few requests end to end")
+    demo = sub.add_parser(
+        "demo", help="the main job, offline: sample pools + a few requests end to end"
+    )
     demo.add_argument("--today", default="2026-11-23", help="the date 'today' means in the demo")
     add_common(demo)
     demo.set_defaults(func=cmd_demo)
@@ -48,7 +49,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     for pool in DEMO_POOLS:
         report = add_to_home(home, [resolve_pool(pool) / "manuals"])
         devices = report["added"] + report["replaced"]
-        console.print(f"registered pool [bold]{pool}[/bold]: {len(devices)} devices ({', '.join(devices)})")
+        console.print(
+            f"registered pool [bold]{pool}[/bold]: {len(devices)} devices ({', '.join(devices)})"
+        )
     session = Session(settings)
     today = dt.date.fromisoformat(args.today)
     thread = None
@@ -57,9 +60,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         thread = out["thread"]
         console.rule(f"[bold]> {request}[/bold]  (thread {thread})")
         for step in out["trace"]:
-            console.print(f"[cyan]{step['node']}[/cyan] ({step['seconds']:.2f} s): {_summary(step)}")
+            console.print(
+                f"[cyan]{step['node']}[/cyan] ({step['seconds']:.2f} s): {_summary(step)}"
+            )
         console.print(Panel(out["answer"], title="answer"))
-    console.rule(f"demo finished in {time.perf_counter() - started:.1f} s; checkpoints in {settings.checkpoint_db}")
+    console.rule(
+        f"demo finished in {time.perf_counter() - started:.1f} s; checkpoints in {settings.checkpoint_db}"
+    )
     return 0
 
 
@@ -69,15 +76,25 @@ def _summary(step: dict) -> str:
         plan = step["plan"]
         if not plan["subtasks"]:
             return f"unsupported: {'; '.join(plan['unsupported'])}"
-        parts = [f"{s['id']}:{s['model']}@{s['device']}" + (f"<-{s['deps']}" if s["deps"] else "") for s in plan["subtasks"]]
-        extra = f" (follow-up of '{step['effective_request']}', day {step['day']})" if step.get("followup") else ""
+        parts = [
+            f"{s['id']}:{s['model']}@{s['device']}" + (f"<-{s['deps']}" if s["deps"] else "")
+            for s in plan["subtasks"]
+        ]
+        extra = (
+            f" (follow-up of '{step['effective_request']}', day {step['day']})"
+            if step.get("followup")
+            else ""
+        )
         return f"{step['planner']} planner -> " + ", ".join(parts) + extra
     if node == "choose_models":
         return ", ".join(f"{s['model']} ({s['tier']})" for s in step["selection"])
     if node == "place_work":
-        return "; ".join(f"{p['model']} -> {p['runs_on']} ({p['mode']})" for p in step["placements"])
+        return "; ".join(
+            f"{p['model']} -> {p['runs_on']} ({p['mode']})" for p in step["placements"]
+        )
     if node == "run_models":
         return "; ".join(
-            f"{r['model']}: {json.dumps(r['outputs']) if r['status'] == 'ok' else r['status']}" for r in step["results"]
+            f"{r['model']}: {json.dumps(r['outputs']) if r['status'] == 'ok' else r['status']}"
+            for r in step["results"]
         )
     return step.get("answer", "").splitlines()[0] if step.get("answer") else ""

@@ -6,24 +6,29 @@ import argparse
 import json
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from edgeai.cli import add_common, require_home
 from edgeai.config import Settings
+from rich.console import Console
+from rich.table import Table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     knowledge = sub.add_parser("knowledge", help="device manuals: add, list, search, remove")
-    ksub = knowledge.add_subparsers(dest="knowledge_command", required=True, parser_class=type(knowledge))
+    ksub = knowledge.add_subparsers(
+        dest="knowledge_command", required=True, parser_class=type(knowledge)
+    )
 
-    add = ksub.add_parser("add", help="add manuals (files or folders of *.md); re-adding replaces a device")
+    add = ksub.add_parser(
+        "add", help="add manuals (files or folders of *.md); re-adding replaces a device"
+    )
     add.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR")
     add_common(add)
     add.set_defaults(func=cmd_add)
 
     lst = ksub.add_parser("list", help="devices and the models they host")
-    lst.add_argument("--json", action="store_true", help="print the front matter of every device as JSON")
+    lst.add_argument(
+        "--json", action="store_true", help="print the front matter of every device as JSON"
+    )
     add_common(lst)
     lst.set_defaults(func=cmd_list)
 

@@ -8,17 +8,18 @@ import shutil
 import sys
 import time
 
-from rich.console import Console
-from rich.table import Table
-
 from edgeai.cli import add_common, require_home
 from edgeai.config import Settings
+from rich.console import Console
+from rich.table import Table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     plan = sub.add_parser("plan", help="plan a request: sub-tasks, models, dependencies")
     plan.add_argument("request", nargs="?", help="the request in plain language")
-    plan.add_argument("--json", action="store_true", help="print exactly one plan as JSON on stdout")
+    plan.add_argument(
+        "--json", action="store_true", help="print exactly one plan as JSON on stdout"
+    )
     plan.add_argument(
         "--structured-method",
         choices=["json_schema", "json_mode", "function_calling", "text"],
@@ -30,9 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
-    bench = bench_sub.add_parser("plan", help="Table I: plan quality of our planner vs a TF-IDF baseline")
+    bench = bench_sub.add_parser(
+        "plan", help="Table I: plan quality of our planner vs a TF-IDF baseline"
+    )
     bench.add_argument(
-        "--pool", action="append", help="shipped pool name or folder with manuals/ + requests.jsonl (repeatable; default: all shipped)"
+        "--pool",
+        action="append",
+        help="shipped pool name or folder with manuals/ + requests.jsonl (repeatable; default: all shipped)",
     )
     add_common(bench)
     bench.set_defaults(func=cmd_bench_plan)
@@ -53,7 +58,10 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     plan = planner.plan(request)
     if args.json:
         print(plan.model_dump_json(indent=2))
-        print(f"planned in {getattr(plan, 'seconds', 0):.3f} s (start-up {load_s:.1f} s)", file=sys.stderr)
+        print(
+            f"planned in {getattr(plan, 'seconds', 0):.3f} s (start-up {load_s:.1f} s)",
+            file=sys.stderr,
+        )
         return 0
     console = Console()
     if not plan.subtasks:
@@ -67,7 +75,9 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     console.print(table)
     if plan.combine:
         console.print(f"combine: {plan.combine}")
-    console.print(f"[dim]planner {getattr(plan, 'planner', '?')}, {getattr(plan, 'seconds', 0):.3f} s (start-up {load_s:.1f} s)[/dim]")
+    console.print(
+        f"[dim]planner {getattr(plan, 'planner', '?')}, {getattr(plan, 'seconds', 0):.3f} s (start-up {load_s:.1f} s)[/dim]"
+    )
     return 0
 
 
@@ -76,13 +86,12 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from tqdm import tqdm
-
     from edgeai.agents.baseline_planner import TfidfPlanner
     from edgeai.agents.plan_eval import evaluate, load_requests, write_details
     from edgeai.agents.planner import EmbeddedPlanner
     from edgeai.knowledge.pools import resolve_pool, sample_pools
     from edgeai.knowledge.store import add_to_home, open_store
+    from tqdm import tqdm
 
     pools = args.pool or sample_pools()
     out_dir = settings.bench_dir / "plan"
@@ -98,13 +107,28 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
         planners = [EmbeddedPlanner(store), TfidfPlanner(store)]
         for planner in planners:
             planner.plan("warm up")
-            bar = tqdm(total=len(requests), desc=f"{pool.name}/{planner.name}", file=sys.stderr, leave=False)
+            bar = tqdm(
+                total=len(requests),
+                desc=f"{pool.name}/{planner.name}",
+                file=sys.stderr,
+                leave=False,
+            )
             result = evaluate(planner, store, requests, progress=bar.update)
             bar.close()
             write_details(out_dir / f"{pool.name}-{planner.name}-requests.jsonl", result)
             rows.append({"pool": pool.name, **result.row()})
     table = Table(title="Plan quality (cf. Table I of autonomous-edge-ai-gpt)")
-    cols = ["pool", "planner", "n", "exact_accuracy", "model_f1", "edge_f1", "unsupported_accuracy", "hallucination_rate", "median_seconds"]
+    cols = [
+        "pool",
+        "planner",
+        "n",
+        "exact_accuracy",
+        "model_f1",
+        "edge_f1",
+        "unsupported_accuracy",
+        "hallucination_rate",
+        "median_seconds",
+    ]
     for col in cols:
         table.add_column(col)
     for r in rows:
@@ -117,7 +141,11 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
         writer.writerows({c: r[c] for c in cols} for r in rows)
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(rows)), 4))
     labels = [f"{r['pool']}\n{r['planner']}" for r in rows]
-    ax.bar(labels, [r["exact_accuracy"] * 100 for r in rows], color=["C0" if r["planner"] == "embedded" else "C7" for r in rows])
+    ax.bar(
+        labels,
+        [r["exact_accuracy"] * 100 for r in rows],
+        color=["C0" if r["planner"] == "embedded" else "C7" for r in rows],
+    )
     ax.set_ylabel("exact-set accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title("edgeai bench plan")

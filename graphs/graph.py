@@ -12,10 +12,6 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import Runtime
-
 from edgeai.agents.conversation import day_of, looks_like_followup
 from edgeai.agents.model_selector import select_models
 from edgeai.agents.offloading import place_work
@@ -24,10 +20,17 @@ from edgeai.errors import UserInputError
 from edgeai.graphs.state import EdgeContext, EdgeState
 from edgeai.schemas import Plan
 from edgeai.tools.runtimes import ModelNotInstalledError, run_installed
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 
 
 def _step(node: str, started: float, turn: int, **data: Any) -> dict[str, Any]:
-    return {"trace": [{"node": node, "turn": turn, "seconds": round(time.perf_counter() - started, 4), **data}]}
+    return {
+        "trace": [
+            {"node": node, "turn": turn, "seconds": round(time.perf_counter() - started, 4), **data}
+        ]
+    }
 
 
 def _turn(state: EdgeState) -> int:
@@ -62,8 +65,14 @@ def plan_request(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, A
         "results": [],
     }
     return update | _step(
-        "plan_request", started, _turn(state), planner=ctx.planner.name, followup=followup,
-        effective_request=effective, day=day.isoformat(), plan=update["plan"],
+        "plan_request",
+        started,
+        _turn(state),
+        planner=ctx.planner.name,
+        followup=followup,
+        effective_request=effective,
+        day=day.isoformat(),
+        plan=update["plan"],
     )
 
 
@@ -108,7 +117,9 @@ def run_models(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any
         try:
             outcome = run_installed(s["model"], upstream, day, ctx.seed)
         except ModelNotInstalledError as exc:
-            results.append(result_record(s["subtask"], s["model"], error=f"not installed yet: {exc}"))
+            results.append(
+                result_record(s["subtask"], s["model"], error=f"not installed yet: {exc}")
+            )
             continue
         except UserInputError as exc:  # an upstream model did not run, so an input is missing
             results.append(result_record(s["subtask"], s["model"], error=str(exc)))
@@ -120,7 +131,13 @@ def run_models(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any
 
 def respond(state: EdgeState) -> dict[str, Any]:
     started = time.perf_counter()
-    answer = compose_answer(state["effective_request"], state["day"], state["plan"], state["placements"], state["results"])
+    answer = compose_answer(
+        state["effective_request"],
+        state["day"],
+        state["plan"],
+        state["placements"],
+        state["results"],
+    )
     return _finish(state, answer, "respond", started)
 
 
@@ -128,7 +145,7 @@ def report_missing(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str,
     """No registered model fits: say so and what would be needed (the codegen/FL path's seat)."""
     started = time.perf_counter()
     plan = state["plan"]
-    needed = [f"a model that serves \"{state['effective_request']}\""]
+    needed = [f'a model that serves "{state["effective_request"]}"']
     answer = missing_model_answer(plan, needed)
     return _finish(state, answer, "report_missing", started)
 
@@ -153,7 +170,9 @@ def build_graph(checkpointer: Any = None):
     builder.add_node(respond)
     builder.add_node(report_missing)
     builder.add_edge(START, "plan_request")
-    builder.add_conditional_edges("plan_request", route_after_plan, ["choose_models", "report_missing"])
+    builder.add_conditional_edges(
+        "plan_request", route_after_plan, ["choose_models", "report_missing"]
+    )
     builder.add_edge("choose_models", "place_work")
     builder.add_edge("place_work", "run_models")
     builder.add_edge("run_models", "respond")

@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
+from edgeai.errors import ManualError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edgeai.errors import ManualError
-
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
-_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", re.S)
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)(.*)\Z", re.DOTALL)
 
 
 class ModelEntry(BaseModel):
@@ -73,7 +72,9 @@ def parse_manual_text(text: str, source: str) -> Manual:
     """Parse one manual; every failure names the file and the field."""
     match = _FRONT_MATTER.match(text.lstrip("\ufeff"))
     if not match:
-        raise ManualError(source, "front matter", "must start with a '---' YAML block closed by '---'")
+        raise ManualError(
+            source, "front matter", "must start with a '---' YAML block closed by '---'"
+        )
     raw, body = match.groups()
     try:
         data = yaml.safe_load(raw)
@@ -83,7 +84,9 @@ def parse_manual_text(text: str, source: str) -> Manual:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ManualError(source, "front matter", f"bad YAML{where}: {problem}") from None
     if not isinstance(data, dict):
-        raise ManualError(source, "front matter", "must be a YAML mapping (device:, kind:, tier:, models:)")
+        raise ManualError(
+            source, "front matter", "must be a YAML mapping (device:, kind:, tier:, models:)"
+        )
     try:
         entry = DeviceManual.model_validate(data)
     except ValidationError as exc:

@@ -15,10 +15,10 @@ for _key, _value in {
     os.environ[_key] = _value
 
 
-import shutil  # noqa: E402
-from pathlib import Path  # noqa: E402
+import shutil
+from pathlib import Path
 
-import pytest  # noqa: E402
+import pytest
 
 SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
 

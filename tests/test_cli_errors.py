@@ -57,14 +57,18 @@ def test_unknown_home_is_refused_and_not_created(capsys, tmp_path: Path) -> None
     assert not home.exists()
 
 
-def test_malformed_manual_is_refused_naming_file_and_field(capsys, fresh_home: Path, tmp_path: Path) -> None:
+def test_malformed_manual_is_refused_naming_file_and_field(
+    capsys, fresh_home: Path, tmp_path: Path
+) -> None:
     bad = tmp_path / "broken.md"
     bad.write_text("---\ndevice: x\nkind: y\ntier: client\nmodels: [{name: m, task: t}]\n---\n")
     code, _, err = run(capsys, "knowledge", "add", str(bad), "--home", str(fresh_home))
     assert_one_line_error(code, err, "broken.md", "models[0].description")
 
 
-def test_duplicate_model_id_is_refused_and_store_unchanged(capsys, fresh_home: Path, tmp_path: Path) -> None:
+def test_duplicate_model_id_is_refused_and_store_unchanged(
+    capsys, fresh_home: Path, tmp_path: Path
+) -> None:
     dup = tmp_path / "thief.md"
     dup.write_text(DUPLICATE)
     code, _, err = run(capsys, "knowledge", "add", str(dup), "--home", str(fresh_home))
@@ -74,18 +78,36 @@ def test_duplicate_model_id_is_refused_and_store_unchanged(capsys, fresh_home: P
 
 
 def test_unknown_thread_is_refused(capsys, fresh_home: Path) -> None:
-    code, _, err = run(capsys, "ask", "what's my heart rate?", "--thread", "no-such-thread", "--home", str(fresh_home))
+    code, _, err = run(
+        capsys,
+        "ask",
+        "what's my heart rate?",
+        "--thread",
+        "no-such-thread",
+        "--home",
+        str(fresh_home),
+    )
     assert_one_line_error(code, err, "unknown thread 'no-such-thread'")
 
 
 def test_console_script_prints_no_traceback(healthcare_home: Path, tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("edgeai")
     proc = subprocess.run(
-        [str(exe), "plan", "", "--home", str(healthcare_home)], capture_output=True, text=True, timeout=120
+        [str(exe), "plan", "", "--home", str(healthcare_home)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
     proc = subprocess.run(
-        [str(exe), "knowledge", "list", "--home", str(tmp_path / "missing")], capture_output=True, text=True, timeout=120
+        [str(exe), "knowledge", "list", "--home", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
-    assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+    assert (
+        proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+    )

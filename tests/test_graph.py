@@ -41,7 +41,11 @@ def session(healthcare_home: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_selector_and_offloading_without_langgraph(healthcare_home: Path) -> None:
     store = open_store(healthcare_home)
     selection = select_models(VITALS_PLAN, store)
-    assert [s.model for s in selection] == ["heartbeat-acoustic", "respiration-acoustic", "mood-from-vitals"]
+    assert [s.model for s in selection] == [
+        "heartbeat-acoustic",
+        "respiration-acoustic",
+        "mood-from-vitals",
+    ]
     assert selection[0].compute_hz == pytest.approx(1.2e9) and selection[2].tier == "edge"
     instance = build_instance(selection, store, "min_latency")
     assert [u.model for u in instance.ues] == ["heartbeat-acoustic", "respiration-acoustic"]
@@ -58,10 +62,15 @@ def test_selector_and_offloading_without_langgraph(healthcare_home: Path) -> Non
 
 def test_selector_refuses_unknown_ids(healthcare_home: Path) -> None:
     store = open_store(healthcare_home)
-    bad = Plan(request="x", subtasks=[Subtask(id=1, model="made-up", device="edge-server", goal="g")])
+    bad = Plan(
+        request="x", subtasks=[Subtask(id=1, model="made-up", device="edge-server", goal="g")]
+    )
     with pytest.raises(PlanValidationError, match="made-up"):
         select_models(bad, store)
-    wrong_device = Plan(request="x", subtasks=[Subtask(id=1, model="mood-from-apps", device="living-room-speaker", goal="g")])
+    wrong_device = Plan(
+        request="x",
+        subtasks=[Subtask(id=1, model="mood-from-apps", device="living-room-speaker", goal="g")],
+    )
     with pytest.raises(PlanValidationError, match="hosted by 'edge-server'"):
         select_models(wrong_device, store)
 
@@ -89,18 +98,35 @@ def test_graph_runs_a_chain_and_checkpoints_it(healthcare_home: Path, tmp_path: 
 
     db = tmp_path / "checkpoints.sqlite"
     graph = build_graph(sqlite_checkpointer(db))
-    ctx = EdgeContext(store=open_store(healthcare_home), planner=FixedPlanner(VITALS_PLAN), today=TODAY)
+    ctx = EdgeContext(
+        store=open_store(healthcare_home), planner=FixedPlanner(VITALS_PLAN), today=TODAY
+    )
     config = {"configurable": {"thread_id": "t1"}}
     state = graph.invoke({"request": "how do I feel judging by my body?"}, config, context=ctx)
     results = {r["model"]: r for r in state["results"]}
     assert all(r["status"] == "ok" for r in results.values())
     hr = results["heartbeat-acoustic"]["outputs"]["heart_rate_bpm"]
     assert 30 < hr < 220
-    assert results["mood-from-vitals"]["outputs"]["mood"] in {"positive", "neutral", "negative", "anxious"}
+    assert results["mood-from-vitals"]["outputs"]["mood"] in {
+        "positive",
+        "neutral",
+        "negative",
+        "anxious",
+    }
     assert "mood-from-vitals" in state["answer"] and "edge-server" in state["answer"]
-    assert [s["node"] for s in state["trace"]] == ["plan_request", "choose_models", "place_work", "run_models", "respond"]
+    assert [s["node"] for s in state["trace"]] == [
+        "plan_request",
+        "choose_models",
+        "place_work",
+        "run_models",
+        "respond",
+    ]
     # the checkpoint is in the SQLite file, readable by a fresh connection
-    rows = sqlite3.connect(db).execute("select count(*) from checkpoints where thread_id='t1'").fetchone()[0]
+    rows = (
+        sqlite3.connect(db)
+        .execute("select count(*) from checkpoints where thread_id='t1'")
+        .fetchone()[0]
+    )
     assert rows >= 5
 
 
@@ -111,7 +137,9 @@ def test_unsupported_plan_branches_to_report_missing(healthcare_home: Path, tmp_
     graph = build_graph(sqlite_checkpointer(tmp_path / "c.sqlite"))
     empty = Plan(request="", unsupported=["no registered model serves this request"])
     ctx = EdgeContext(store=open_store(healthcare_home), planner=FixedPlanner(empty), today=TODAY)
-    state = graph.invoke({"request": "turn on the lights"}, {"configurable": {"thread_id": "u"}}, context=ctx)
+    state = graph.invoke(
+        {"request": "turn on the lights"}, {"configurable": {"thread_id": "u"}}, context=ctx
+    )
     assert [s["node"] for s in state["trace"]] == ["plan_request", "report_missing"]
     assert "No model" in state["answer"] and "not built yet" in state["answer"]
 
@@ -126,7 +154,12 @@ def test_ask_and_follow_up_on_the_same_thread(session) -> None:
     assert [r["model"] for r in follow["results"]] == ["heartbeat-acoustic"]
     # a different day is a different simulated recording, so a different measurement
     assert follow["results"][0]["details"] != first["results"][0]["details"]
-    assert session.graph.get_state({"configurable": {"thread_id": first["thread"]}}).values["history"][0]["day"] == "2026-11-23"
+    assert (
+        session.graph.get_state({"configurable": {"thread_id": first["thread"]}}).values["history"][
+            0
+        ]["day"]
+        == "2026-11-23"
+    )
 
 
 def test_embedded_planner_plan_is_grounded_in_the_store(healthcare_home: Path) -> None:

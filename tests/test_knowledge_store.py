@@ -50,7 +50,10 @@ def test_parse_reads_front_matter_and_numbers_written_as_in_the_spec() -> None:
         ("---\ndevice: [unclosed\n---\nbody", "front matter"),
         ("---\nkind: x\ntier: client\n---\n", "device"),
         ("---\ndevice: d\nkind: x\ntier: fog\n---\n", "tier"),
-        ("---\ndevice: d\nkind: x\ntier: client\nmodels:\n  - name: m\n    task: t\n---\n", "models[0].description"),
+        (
+            "---\ndevice: d\nkind: x\ntier: client\nmodels:\n  - name: m\n    task: t\n---\n",
+            "models[0].description",
+        ),
         ("---\ndevice: d\nkind: x\ntier: client\ncompute_hz: -1\n---\n", "compute_hz"),
     ],
 )
@@ -65,7 +68,12 @@ def test_malformed_manual_names_file_and_field(text: str, field: str) -> None:
 def test_store_lists_and_searches_the_shipped_pool(healthcare_home: Path) -> None:
     store = open_store(healthcare_home)
     devices = {d.device for d in store.manuals()}
-    assert {"living-room-speaker", "home-wifi-router", "edge-server", "hallway-motion-sensor"} <= devices
+    assert {
+        "living-room-speaker",
+        "home-wifi-router",
+        "edge-server",
+        "hallway-motion-sensor",
+    } <= devices
     models = {m.name: m for m in store.models()}
     assert models["mood-from-vitals"].inputs == ("heart_rate_bpm", "respiration_rate_bpm")
     hits = store.search("which apps are used on the network", k=3)
@@ -73,7 +81,9 @@ def test_store_lists_and_searches_the_shipped_pool(healthcare_home: Path) -> Non
     assert (healthcare_home / "store" / "chroma.sqlite3").exists()  # really on disk
 
 
-def test_readding_a_device_replaces_it_and_remove_deletes_it(fresh_home: Path, tmp_path: Path) -> None:
+def test_readding_a_device_replaces_it_and_remove_deletes_it(
+    fresh_home: Path, tmp_path: Path
+) -> None:
     store = open_store(fresh_home)
     before = len(store.models())
     report = store.add_manuals([write(tmp_path / "s.md", SPEAKER)])
@@ -92,13 +102,19 @@ def test_readding_a_device_replaces_it_and_remove_deletes_it(fresh_home: Path, t
         store.remove_device("nope")
 
 
-def test_duplicate_model_id_is_refused_and_nothing_is_written(fresh_home: Path, tmp_path: Path) -> None:
+def test_duplicate_model_id_is_refused_and_nothing_is_written(
+    fresh_home: Path, tmp_path: Path
+) -> None:
     store = open_store(fresh_home)
     before_devices = [d.device for d in store.manuals()]
     before_units = store.unit_cols["minilm"].count()
     ok = write(tmp_path / "ok.md", SPEAKER)
-    thief = write(tmp_path / "thief.md", SPEAKER.replace("kitchen-speaker", "thief").replace(
-        "kitchen-heartbeat", "heartbeat-acoustic"))
+    thief = write(
+        tmp_path / "thief.md",
+        SPEAKER.replace("kitchen-speaker", "thief").replace(
+            "kitchen-heartbeat", "heartbeat-acoustic"
+        ),
+    )
     with pytest.raises(ManualError) as info:
         store.add_manuals([ok, thief])  # the good file of the same call is not written either
     assert "heartbeat-acoustic" in str(info.value) and "living-room-speaker" in str(info.value)

@@ -25,7 +25,9 @@ def test_tools_never_import_agents_or_graphs() -> None:
     assert files, "no tools found"
     for path in files:
         for name in imported_modules(path):
-            if name.startswith(("edgeai.agents", "edgeai.graphs", "agents", "graphs", "edgeai.cli")):
+            if name.startswith(
+                ("edgeai.agents", "edgeai.graphs", "agents", "graphs", "edgeai.cli")
+            ):
                 offenders.append(f"{path.relative_to(ROOT)} imports {name}")
     assert offenders == []
 

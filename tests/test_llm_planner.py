@@ -35,7 +35,9 @@ def settings_for(home: Path, url: str) -> Settings:
     return Settings(home=home, llm_backend="openai", llm_base_url=url, llm_model="smollm2-135m")
 
 
-def test_structured_plan_over_http_names_only_registered_models(healthcare_home: Path, llm_url: str) -> None:
+def test_structured_plan_over_http_names_only_registered_models(
+    healthcare_home: Path, llm_url: str
+) -> None:
     store = open_store(healthcare_home)
     planner = make_planner(settings_for(healthcare_home, llm_url), store)
     assert isinstance(planner, LLMPlanner)
@@ -68,6 +70,10 @@ def test_unreachable_server_falls_back(healthcare_home: Path) -> None:
 
     store = open_store(healthcare_home)
     url = f"http://127.0.0.1:{free_port('127.0.0.1')}/v1"
-    planner = LLMPlanner(store, get_chat_model(settings_for(healthcare_home, url), timeout_s=5), EmbeddedPlanner(store))
+    planner = LLMPlanner(
+        store,
+        get_chat_model(settings_for(healthcare_home, url), timeout_s=5),
+        EmbeddedPlanner(store),
+    )
     plan = planner.plan(REQUEST)
     assert "LLM server error" in plan.fallback_reason

@@ -31,7 +31,9 @@ def installed_models() -> dict[str, str]:
     return out
 
 
-def run_installed(model_id: str, upstream: Mapping[str, Any], day: dt.date, seed: int) -> ModelResult:
+def run_installed(
+    model_id: str, upstream: Mapping[str, Any], day: dt.date, seed: int
+) -> ModelResult:
     module = installed_models().get(model_id)
     if module is None:
         raise ModelNotInstalledError(model_id, "not installed in any runtime yet")
