@@ -18,7 +18,6 @@ from pathlib import Path
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
-
 from edgeai.errors import HomeNotFoundError, ManualError, UserInputError
 from edgeai.knowledge.embeddings import MiniLMEmbedding, MultilingualEmbedding
 from edgeai.knowledge.manuals import DeviceManual, Manual, ModelEntry, parse_manual, split_passages
@@ -26,7 +25,8 @@ from edgeai.knowledge.manuals import DeviceManual, Manual, ModelEntry, parse_man
 log = logging.getLogger(__name__)
 
 _NEGATION = re.compile(
-    r"\b(not|cannot|can't|doesn't|don't|won't|isn't|never|unable|neither|nor)\b", re.I
+    r"\b(not|no|none|cannot|can't|doesn't|don't|won't|isn't|never|unable|neither|nor)\b",
+    re.IGNORECASE,
 )
 ENCODER_COLLECTIONS = {"minilm": "units", "multilingual": "units_multilingual"}
 
@@ -85,11 +85,42 @@ def _owners(text: str, models: list[ModelEntry]) -> list[str]:
     ]
 
 
+# Request-like texts generated per declared output (doc2query without an LLM): users ask for a
+# model's result ("what is my heart rate?"), which manuals rarely phrase as a question.
+QUERY_TEMPLATES = ("what is my {out}?", "how is my {out}?", "tell me the {out}", "check my {out}")
+
+
+def limit_fragments(sentence: str) -> list[str]:
+    """The capabilities a 'cannot do' sentence denies, one per comma-separated part.
+
+    Clauses (split at ';' and ':') without a negation say what the device does, not what it
+    lacks, and are skipped; so are the parts before the first negation ("It detects people,
+    not who they are" denies only "who they are").
+    """
+    out: list[str] = []
+    for clause in re.split(r"[;:]", sentence):
+        neg = _NEGATION.search(clause)
+        if not neg:
+            continue
+        parts = [p.strip(" .()") for p in re.split(r"[,()]", clause)]
+        start = 0
+        for i, part in enumerate(parts):
+            if _NEGATION.search(part):
+                start = i
+                break
+        parts = [re.sub(r"^(and|or|nor)\s+", "", p, flags=re.IGNORECASE) for p in parts[start:]]
+        out.extend(p for p in parts if len(p.split()) >= 2)
+    return out
+
+
 def retrieval_units(manual: Manual) -> list[tuple[str, str, str]]:
     """(model or '', kind, text) units of one manual: model facets, passages, sentences, limits.
 
-    A passage or sentence naming exactly one model belongs to it; the others are left to the
-    device ('') and attributed later by similarity (see KnowledgeStore._attribute).
+    Per model: its task, name, description, outputs, and request-like questions about each output
+    it does not also consume (QUERY_TEMPLATES). A passage or sentence naming exactly one model
+    belongs to it; the others are left to the device ('') and attributed later by similarity
+    (see KnowledgeStore._attribute). Negated sentences become 'limit' units, whole and split
+    into their comma-separated capabilities.
     """
     entry = manual.entry
     units: list[tuple[str, str, str]] = []
@@ -98,18 +129,25 @@ def retrieval_units(manual: Manual) -> list[tuple[str, str, str]]:
         units.append((m.name, "name", humanize(m.name)))
         units.append((m.name, "description", m.description))
         if m.outputs:
-            units.append((m.name, "outputs", "estimates " + ", ".join(humanize(o) for o in m.outputs)))
+            units.append(
+                (m.name, "outputs", "estimates " + ", ".join(humanize(o) for o in m.outputs))
+            )
+        for out in m.outputs:
+            if out in m.inputs:  # a transformer (image -> image): "what is my image?" asks nothing
+                continue
+            units.extend((m.name, "query", t.format(out=humanize(out))) for t in QUERY_TEMPLATES)
     for passage in split_passages(manual.body):
         owners = _owners(passage, entry.models)
         units.append((owners[0] if len(owners) == 1 else "", "passage", passage))
     for sentence in manual_sentences(manual.body):
-        if _NEGATION.search(sentence) and len(sentence.split()) >= 4:
+        limits = limit_fragments(sentence) if len(sentence.split()) >= 4 else []
+        if limits:
             # what the manual says the device or a model can NOT do: evidence against near misses
-            units.append(("", "limit", sentence))
+            units.extend(("", "limit", frag) for frag in limits)
             continue
         owners = _owners(sentence, entry.models)
         units.append((owners[0] if len(owners) == 1 else "", "sentence", sentence))
-    return units
+    return list(dict.fromkeys(units))
 
 
 class KnowledgeStore:
@@ -179,7 +217,9 @@ class KnowledgeStore:
         """Every retrieval unit with its stored embedding (metadata has device, model, kind)."""
         got = self.unit_cols[encoder].get(include=["embeddings", "metadatas", "documents"])
         metas = [dict(meta, text=doc) for meta, doc in zip(got["metadatas"], got["documents"])]
-        emb = np.asarray(got["embeddings"], dtype=np.float32) if len(got["ids"]) else np.zeros((0, 1))
+        emb = (
+            np.asarray(got["embeddings"], dtype=np.float32) if len(got["ids"]) else np.zeros((0, 1))
+        )
         return metas, emb
 
     def query_units(self, embedding: np.ndarray, encoder: str, k: int) -> list[Hit]:
@@ -195,7 +235,9 @@ class KnowledgeStore:
         )
         return [
             Hit(meta["device"], meta["model"], meta["kind"], doc, 1.0 - float(dist))
-            for meta, doc, dist in zip(res["metadatas"][0], res["documents"][0], res["distances"][0])
+            for meta, doc, dist in zip(
+                res["metadatas"][0], res["documents"][0], res["distances"][0]
+            )
         ]
 
     def search(self, query: str, k: int = 5) -> list[Hit]:
@@ -247,7 +289,9 @@ class KnowledgeStore:
             dev = manual.entry.device
             if dev in batch_devices:
                 raise ManualError(
-                    manual.source, "device", f"device '{dev}' is also defined in {batch_devices[dev]}"
+                    manual.source,
+                    "device",
+                    f"device '{dev}' is also defined in {batch_devices[dev]}",
                 )
             batch_devices[dev] = manual.source
         replaced = set(batch_devices)
@@ -279,7 +323,9 @@ class KnowledgeStore:
         for manual in parsed:
             entry = manual.entry
             devices["ids"].append(entry.device)
-            devices["documents"].append(f"{entry.kind}. {entry.location or ''}. {manual.body[:500]}")
+            devices["documents"].append(
+                f"{entry.kind}. {entry.location or ''}. {manual.body[:500]}"
+            )
             devices["metadatas"].append(
                 {
                     "front_matter": json.dumps(entry.front_matter()),
@@ -382,4 +428,4 @@ def open_store(home: Path, *, create: bool = False) -> KnowledgeStore:
     return KnowledgeStore(home / "store", create=create)
 
 
-__all__ = ["KnowledgeStore", "PoolModel", "Hit", "ModelEntry", "open_store", "humanize"]
+__all__ = ["Hit", "KnowledgeStore", "ModelEntry", "PoolModel", "humanize", "open_store"]

@@ -1,0 +1,119 @@
+"""Embedded planner on real chromadb stores built from the shipped healthcare and photo manuals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from edgeai.agents.planner import EmbeddedPlanner, PlannerConfig, split_clauses
+from edgeai.errors import UserInputError
+from edgeai.knowledge.manuals import parse_manual
+from edgeai.knowledge.store import add_to_home, limit_fragments, open_store, retrieval_units
+
+SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
+
+
+@pytest.fixture(scope="module")
+def healthcare(healthcare_home: Path) -> EmbeddedPlanner:
+    return EmbeddedPlanner(open_store(healthcare_home))
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedPlanner:
+    home = tmp_path_factory.mktemp("photo-home")
+    add_to_home(home, [SAMPLES / "photo" / "manuals"])
+    return EmbeddedPlanner(open_store(home))
+
+
+def test_chain_request_brings_its_producers_and_deps(healthcare: EmbeddedPlanner) -> None:
+    plan = healthcare.plan("Work out my mood from my heartbeat and breathing.")
+    assert set(plan.model_ids()) == {
+        "heartbeat-acoustic",
+        "respiration-acoustic",
+        "mood-from-vitals",
+    }
+    assert plan.edges() == {
+        ("heartbeat-acoustic", "mood-from-vitals"),
+        ("respiration-acoustic", "mood-from-vitals"),
+    }
+    assert not plan.unsupported
+
+
+def test_raw_quantity_takes_only_its_producer(healthcare: EmbeddedPlanner) -> None:
+    assert plan_models(healthcare, "What's my heart rate right now?") == {"heartbeat-acoustic"}
+
+
+def test_unsupported_request_gets_no_subtasks_and_a_reason(healthcare: EmbeddedPlanner) -> None:
+    plan = healthcare.plan("Order more printer ink online.")
+    assert plan.subtasks == []
+    assert plan.unsupported and "no registered model" in plan.unsupported[0]
+
+
+def test_translation_of_user_text_has_no_producer(photo: EmbeddedPlanner) -> None:
+    # text the user supplies is not produced by OCR, captioning or VQA
+    plan = photo.plan("Translate this into Spanish: The museum opens at nine.")
+    assert set(plan.model_ids()) == {"text-translator"}
+    assert plan.edges() == set()
+
+
+def test_clauses_route_to_their_own_models(photo: EmbeddedPlanner) -> None:
+    plan = photo.plan("Enhance this blurry photo first, then classify it.")
+    assert set(plan.model_ids()) == {"photo-enhancer", "vit-image-classifier"}
+    assert plan.edges() == {("photo-enhancer", "vit-image-classifier")}
+
+
+def test_plans_name_only_stored_models(healthcare: EmbeddedPlanner, photo: EmbeddedPlanner) -> None:
+    for planner, requests in (
+        (
+            healthcare,
+            ["Monitor my emotions.", "Wie ist meine Laune heute?", "Lock the front door."],
+        ),
+        (photo, ["Describe this photo and classify it.", "照片里有几只猫？", "Write me a sonnet."]),
+    ):
+        owners = planner.index.store.owner_of()
+        for request in requests:
+            for sub in planner.plan(request).subtasks:
+                assert owners[sub.model] == sub.device
+
+
+@pytest.mark.parametrize("request_text", ["", "   ", None])
+def test_empty_request_is_refused(healthcare: EmbeddedPlanner, request_text: str | None) -> None:
+    with pytest.raises(UserInputError):
+        healthcare.plan(request_text)  # type: ignore[arg-type]
+
+
+def test_empty_store_says_add_manuals(tmp_path: Path) -> None:
+    store = open_store(tmp_path, create=True)
+    plan = EmbeddedPlanner(store, PlannerConfig()).plan("how is my mood?")
+    assert plan.subtasks == [] and "no models" in plan.unsupported[0]
+
+
+def test_alternatives_are_same_output_similar_task(
+    healthcare: EmbeddedPlanner, photo: EmbeddedPlanner
+) -> None:
+    assert healthcare.index.alternatives["mood-from-apps"] == {"mood-from-vitals"}
+    # captioning, VQA, OCR and transcription all return text but are different tasks
+    assert photo.index.alternatives["blip-image-captioner"] == set()
+
+
+def test_generated_units_and_limit_fragments() -> None:
+    units = retrieval_units(
+        parse_manual(SAMPLES / "healthcare" / "manuals" / "living-room-speaker.md")
+    )
+    assert ("heartbeat-acoustic", "query", "what is my heart rate bpm?") in units
+    limits = {text for _, kind, text in units if kind == "limit"}
+    assert "oxygen saturation" in limits
+    # the affirmative part before a negation is not a limit
+    assert limit_fragments("It detects people, not who they are.") == ["not who they are"]
+    assert limit_fragments("It measures the pulse.") == []
+
+
+def test_split_clauses_keeps_multi_part_requests_apart() -> None:
+    assert split_clauses("Check my pulse and tell me who is at the door") == [
+        "Check my pulse",
+        "tell me who is at the door",
+    ]
+
+
+def plan_models(planner: EmbeddedPlanner, request: str) -> set[str]:
+    return set(planner.plan(request).model_ids())
