@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
@@ -44,12 +45,39 @@ def register(sub: argparse._SubParsersAction) -> None:
         "solve", help="solve an instance; decision JSON to --out or stdout, score summary to stderr"
     )
     sol.add_argument("instance", type=Path, help="instance JSON file (specs/offloading.md)")
-    sol.add_argument("--solver", choices=sorted(SOLVERS), default="greedy")
+    sol.add_argument("--solver", choices=sorted(SOLVERS), default="aed")
     sol.add_argument("--objective", choices=OBJECTIVES, help="override the instance's objective")
     sol.add_argument("--seed", type=int, default=0, help="seed of randomised solvers")
     sol.add_argument("--out", type=Path, help="decision file to write (default: print to stdout)")
     add_common(sol)
     sol.set_defaults(func=solve_command)
+
+    tra = offload_sub.add_parser(
+        "train", help="pre-train the AED (exact-label warm start + actor-critic ACL) on CPU"
+    )
+    tra.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
+    tra.add_argument("--seed", type=int, default=0)
+    tra.add_argument("--sup-instances", type=int, default=3000, help="exact-labelled instances")
+    tra.add_argument("--sup-epochs", type=int, default=15)
+    tra.add_argument("--acl-iters", type=int, default=400, help="actor-critic updates")
+    tra.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    add_common(tra)
+    tra.set_defaults(func=train_command)
+
+    fin = offload_sub.add_parser(
+        "finetune", help="ALEF: fine-tune the AED decoder on expert labels of a new distribution"
+    )
+    fin.add_argument("--checkpoint", type=Path, help="pre-trained AED (default: the shipped one)")
+    fin.add_argument("--out", type=Path, required=True, help="fine-tuned checkpoint to write")
+    fin.add_argument("--labels", type=int, default=20, help="expert-labelled instances")
+    fin.add_argument("--pool", type=int, default=200, help="unlabelled instances ranked by entropy")
+    fin.add_argument("--scenario", choices=SCENARIOS, default="shifted")
+    fin.add_argument("--n", type=int, default=8, help="UEs per pool instance")
+    fin.add_argument("--expert", default="exact", help="expert solver (exact, milp, de, ...)")
+    fin.add_argument("--seed", type=int, default=0)
+    fin.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    add_common(fin)
+    fin.set_defaults(func=finetune_command)
 
     sco = offload_sub.add_parser(
         "score", help="check a decision against an instance (exit 1 when infeasible)"
@@ -93,6 +121,51 @@ def solve_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _command_line() -> str:
+    return "edgeai " + " ".join(sys.argv[1:])
+
+
+def train_command(args: argparse.Namespace, settings: Settings) -> int:
+    del settings
+    from edgeai.tools.offloading.train import TrainArgs, train
+
+    train_args = TrainArgs(
+        seed=args.seed,
+        sup_instances=args.sup_instances,
+        sup_epochs=args.sup_epochs,
+        acl_iters=args.acl_iters,
+        threads=args.threads,
+    )
+    meta = train(train_args, args.out, command=_command_line())
+    print(f"wrote {args.out} ({meta['parameters']} parameters, {meta['train_seconds']} s)")
+    return 0
+
+
+def finetune_command(args: argparse.Namespace, settings: Settings) -> int:
+    del settings
+    from edgeai.tools.offloading.aed import load_model, save_checkpoint
+    from edgeai.tools.offloading.registry import get_solver
+    from edgeai.tools.offloading.train import AlefArgs, finetune
+
+    get_solver(args.expert)  # unknown expert: one-line error before any work
+    loaded = load_model(args.checkpoint)
+    model = copy.deepcopy(loaded.model)
+    alef = AlefArgs(
+        labels=args.labels,
+        pool=args.pool,
+        scenario=args.scenario,
+        n=args.n,
+        expert=args.expert,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    done = finetune(model, alef, progress=lambda msg: print(msg, file=sys.stderr))
+    meta = {**loaded.meta, **done, "command": _command_line(), "pretrained": loaded.meta}
+    save_checkpoint(model, args.out, meta)
+    print(f"wrote {args.out} (decoder fine-tuned on {args.labels} {args.expert} labels)")
+    return 0
+
+
 def score_command(args: argparse.Namespace, settings: Settings) -> int:
     del settings
     instance = load_instance(args.instance)
@@ -105,3 +178,25 @@ def score_command(args: argparse.Namespace, settings: Settings) -> int:
         for violation in result.violations:
             print(f"  violation: {violation}")
     return 0 if result.feasible else 1
+
+
+def register_bench(bench_sub: argparse._SubParsersAction) -> None:
+    parser = bench_sub.add_parser(
+        "offload", help="offloading solvers side by side: gaps, feasibility, time, ALEF"
+    )
+    parser.add_argument("--instances", type=int, default=30, help="instances per table cell")
+    parser.add_argument("--seed", type=int, default=0, help="first instance seed")
+    parser.add_argument("--quick", action="store_true", help="small budgets (smoke run)")
+    parser.add_argument("--parts", default="abcde", help="which tables: any of a b c d e")
+    add_common(parser)
+    parser.set_defaults(func=bench_command)
+
+
+def bench_command(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeai.tools.offloading.bench import BenchArgs, run_bench
+
+    run_bench(
+        BenchArgs(instances=args.instances, seed=args.seed, quick=args.quick, parts=args.parts),
+        settings.bench_dir / "offload",
+    )
+    return 0

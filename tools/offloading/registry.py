@@ -116,3 +116,9 @@ register_solver(
     f"{_BUILTIN}.milp:solve_milp",
     "HiGHS MILP: exact for min_energy; discretised shares for min_latency",
 )
+register_solver(
+    "aed",
+    f"{_BUILTIN}.aed:solve_aed",
+    "LAMBO's AED: learned transformer policy (shipped checkpoint), masks, best of greedy + "
+    "sampled rollouts, time-bounded local search, exact shares",
+)

@@ -1,0 +1,165 @@
+"""AED solver: fast decoder equals the torch decoder, feasibility, shipped checkpoint quality,
+training and ALEF smoke runs on the real code paths, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from edgeai.tools.offloading import SOLVERS, generate_instance, score, solve
+from edgeai.tools.offloading.aed import (
+    FastDecoder,
+    build_model,
+    checkpoint_dir,
+    features,
+    load_model,
+    solve_aed,
+)
+from edgeai.tools.offloading.evaluate import Evaluator
+from edgeai.tools.offloading.exact import optimal_targets
+from edgeai.tools.offloading.train import (
+    AlefArgs,
+    TrainArgs,
+    finetune,
+    make_batch,
+    rollout,
+    to_targets,
+    train,
+)
+
+OBJECTIVES = ("min_latency", "min_energy")
+SHIPPED = checkpoint_dir() / "aed.pt"
+EDGEAI = Path(sys.executable).parent / "edgeai"
+
+
+@pytest.mark.parametrize("scenario", ["lambo-50", "lambo-50-tight", "shifted"])
+def test_fast_decoder_equals_torch_greedy_decode(scenario: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(seed=3).eval()
+    fast = FastDecoder(model)
+    for seed, objective in [(1, "min_latency"), (2, "min_energy"), (3, "min_latency")]:
+        ev = Evaluator(generate_instance(12, 4, seed, scenario, objective), objective)
+        feats = features(ev)
+        with torch.no_grad():
+            out = rollout(model, make_batch([ev], [feats]), "greedy", np.random.default_rng(0))
+            pre, local, _ = model.encode(*_inputs(make_batch([ev], [feats])))
+        slow = to_targets(feats, out.choices[0])
+        quick, _ = fast.decode(
+            feats, pre[0].double().numpy(), local[0].double().numpy(), 1, np.random.default_rng(0)
+        )
+        np.testing.assert_array_equal(quick[0], slow)
+
+
+def _inputs(batch):
+    return batch.ue, batch.server, batch.pair, batch.prompt
+
+
+def test_aed_is_registered() -> None:
+    assert "aed" in SOLVERS
+    assert SOLVERS["aed"].target in ("edgeai.tools.offloading.aed:solve_aed", solve_aed)
+
+
+@pytest.mark.parametrize("scenario", ["lambo-50", "lambo-50-tight", "shifted"])
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_aed_decisions_are_feasible(scenario: str, objective: str) -> None:
+    for n in (5, 30):
+        inst = generate_instance(n, 4, 77, scenario, objective)
+        for opts in ({}, {"samples": 1, "search": False}):
+            decision = solve(inst, solver="aed", **opts)
+            s = score(inst, decision)
+            assert s.feasible, s.violations
+            assert decision.solver == "aed" and decision.solve_seconds > 0
+            assert "fallback" not in decision.model_extra
+
+
+def test_aed_handles_other_m_and_no_server() -> None:
+    for m in (0, 1, 6):
+        inst = generate_instance(10, m, 5, "lambo-50-tight", "min_latency")
+        assert score(inst, solve(inst, solver="aed")).feasible
+
+
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_shipped_checkpoint_near_exact_at_n8(objective: str) -> None:
+    """Fresh seeds (never used in training: those start at 10 000 000)."""
+    gaps = []
+    for seed in range(900, 910):
+        for scenario in ("lambo-50", "lambo-50-tight"):
+            inst = generate_instance(8, 4, seed, scenario, objective)
+            ev = Evaluator(inst, objective)  # type: ignore[arg-type]
+            _, best = optimal_targets(ev)
+            value = score(inst, solve(inst, solver="aed")).objective_value
+            gaps.append(value / ev.objective_of_total(best) - 1.0)
+    assert np.mean(gaps) <= 0.01
+    assert min(gaps) >= -1e-9  # never better than the optimum: the yardstick holds
+
+
+def test_shipped_checkpoint_records_how_it_was_made() -> None:
+    meta = load_model().meta
+    assert meta["command"].startswith("edgeai offload train")
+    assert "seed" in meta["args"]
+    assert SHIPPED.stat().st_size < 5_000_000
+
+
+def test_train_and_finetune_smoke(tmp_path: Path) -> None:
+    args = TrainArgs(sup_instances=6, sup_sizes=(5,), sup_epochs=1, acl_iters=2, acl_sizes=(6,))
+    out = tmp_path / "aed.pt"
+    meta = train(args, out, command="test")
+    loaded = load_model(out)
+    assert meta["parameters"] == sum(p.numel() for p in loaded.model.parameters())
+    inst = generate_instance(6, 4, 1, "lambo-50", "min_energy")
+    assert score(inst, solve_aed(inst, "min_energy", checkpoint=out)).feasible
+
+    model = loaded.model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    done = finetune(model, AlefArgs(labels=3, pool=8, n=5, epochs=2))
+    assert len(done["chosen_entropy"]) == 3
+    assert done["chosen_entropy"] == sorted(done["chosen_entropy"], reverse=True)
+    after = model.state_dict()
+    decoder = {id(p) for p in model.decoder_parameters()}
+    names = {n for n, p in model.named_parameters() if id(p) in decoder}
+    for name, value in after.items():
+        if name.startswith(("encoder.", "ue_in.", "server_in.", "prompt_in.", "kind.")):
+            assert torch.equal(value, before[name]), name  # encoder frozen
+    assert any(not torch.equal(after[n], before[n]) for n in names)  # decoder moved
+
+
+def test_cli_solve_defaults_to_aed(tmp_path: Path) -> None:
+    inst = generate_instance(20, 4, 3, "lambo-50-tight", "min_energy")
+    path = tmp_path / "inst.json"
+    path.write_text(json.dumps(inst.to_dict()))
+    proc = subprocess.run(
+        [str(EDGEAI), "offload", "solve", str(path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    decision = json.loads(proc.stdout)
+    assert decision["solver"] == "aed" and decision["solve_seconds"] < 1.0
+    assert len(decision["assignments"]) == 20
+
+
+def test_cli_missing_checkpoint_is_one_line_error(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            str(EDGEAI),
+            "offload",
+            "finetune",
+            "--checkpoint",
+            str(tmp_path / "nope.pt"),
+            "--out",
+            str(tmp_path / "x.pt"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "nope.pt" in proc.stderr

@@ -1,0 +1,464 @@
+"""Training of the AED: supervised warm start, ACL pre-training (actor-critic), ALEF fine-tuning.
+
+1. Warm start (documented departure from the paper, which starts from scratch): teacher-forced
+   cross-entropy on exact optima of small instances (N <= 10, both prompts), and the share head
+   regressed on the exact KKT shares.
+2. ACL (paper Sec. IV-D): the actor is the AED's decoder policy; K rollouts per generated
+   instance are sampled, the reward is the objective of the prompt (normalised by all-local),
+   and the learned critic (same encoder, pooled tokens) is the baseline; actor loss
+   (cost - V) * log pi, critic loss (cost - V)^2, a small entropy bonus. The prompt is sampled
+   per instance, so one model serves both objectives.
+3. ALEF (Sec. IV-E): on a pool of instances from a new distribution, the greedy decode's mean
+   per-step entropy ranks them; the top-k are labelled by the expert (exact or MILP) and only
+   the decoder and heads are trained on them (encoder and input embedding frozen).
+
+Runs on CPU with one or two threads (small runs, minutes); every hyper-parameter is in one
+dataclass and written into the checkpoint's metadata with the command that made it.
+Training instances use seeds from `seed_base` upwards, far from the seeds benchmarks and tests use.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from edgeai.tools.offloading.aed import (
+    AED,
+    AEDConfig,
+    FastDecoder,
+    Features,
+    LoadedModel,
+    build_model,
+    dyn_features,
+    features,
+    policy_targets,
+    save_checkpoint,
+    step_mask,
+)
+from edgeai.tools.offloading.evaluate import Evaluator
+from edgeai.tools.offloading.exact import optimal_targets
+from edgeai.tools.offloading.problem import OBJECTIVES, Instance
+from edgeai.tools.offloading.registry import solve
+from edgeai.tools.offloading.scenario import generate_instance
+from edgeai.tools.offloading.shares import optimal_shares
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainArgs:
+    """Hyper-parameters of `edgeai offload train` (all recorded in the checkpoint)."""
+
+    seed: int = 0
+    """seeds torch, numpy and the instance seeds"""
+    seed_base: int = 10_000_000
+    """training instance seeds start here (benchmarks and tests use small seeds)"""
+    scenarios: tuple[str, ...] = ("lambo-50", "lambo-50-tight")
+    """pre-training distributions (the shifted one is kept for ALEF)"""
+    m: int = 4
+    """servers per instance"""
+    sup_instances: int = 2400
+    """instances labelled by the exact solver for the warm start (each under both prompts)"""
+    sup_sizes: tuple[int, ...] = (6, 8, 10)
+    """N of the warm-start instances"""
+    sup_epochs: int = 10
+    sup_batch: int = 64
+    acl_iters: int = 300
+    """actor-critic updates"""
+    acl_batch: int = 8
+    """instances per update (each decoded acl_rollouts times)"""
+    acl_rollouts: int = 4
+    acl_sizes: tuple[int, ...] = (8, 20, 50)
+    """N of the ACL instances (one size per update, cycled)"""
+    lr: float = 1e-3
+    acl_lr: float = 2e-4
+    entropy_coef: float = 0.01
+    threads: int = 1
+    config: AEDConfig = field(default_factory=AEDConfig)
+
+
+# ----------------------------------------------------------------------------- batched decoding
+
+
+@dataclass
+class Batch:
+    """Features of B instances with the same N and M, as tensors (model inputs) and arrays."""
+
+    feats: list[Features]
+    evaluators: list[Evaluator]
+    ue: torch.Tensor
+    server: torch.Tensor
+    pair: torch.Tensor
+    prompt: torch.Tensor
+    lb: np.ndarray  # (B, N, M)
+    pair_ok: np.ndarray
+    local_ok: np.ndarray  # (B, N)
+    sqrt_c: np.ndarray  # (B, N)
+    inv_fd: np.ndarray  # (B, N, M)
+
+
+def make_batch(evaluators: Sequence[Evaluator], feats: Sequence[Features] | None = None) -> Batch:
+    feats = list(feats) if feats is not None else [features(e) for e in evaluators]
+    return Batch(
+        feats=feats,
+        evaluators=list(evaluators),
+        ue=torch.from_numpy(np.stack([f.ue for f in feats])),
+        server=torch.from_numpy(np.stack([f.server for f in feats])),
+        pair=torch.from_numpy(np.stack([f.pair for f in feats])),
+        prompt=torch.tensor([f.prompt for f in feats]),
+        lb=np.stack([f.lb for f in feats]),
+        pair_ok=np.stack([f.pair_ok for f in feats]),
+        local_ok=np.stack([f.local_ok for f in feats]),
+        sqrt_c=np.stack([f.sqrt_c for f in feats]),
+        inv_fd=np.stack([f.inv_fd for f in feats]),
+    )
+
+
+@dataclass
+class Rollout:
+    choices: np.ndarray  # (B, N) in decoding order, 0 local, j + 1 server j
+    logp: torch.Tensor  # (B,) sum of log-probabilities
+    entropy: torch.Tensor  # (B,) mean per-step entropy
+    value: torch.Tensor  # (B,) critic
+    share: torch.Tensor  # (B, N) share head at the chosen server (0 where local)
+
+
+def rollout(
+    model: AED,
+    batch: Batch,
+    mode: str,
+    rng: np.random.Generator,
+    teacher: np.ndarray | None = None,
+) -> Rollout:
+    """Decode a batch in torch: mode "sample", "greedy" or "teacher" (choices given, (B, N))."""
+    b, n, m = batch.lb.shape
+    pre, local, value = model.encode(batch.ue, batch.server, batch.pair, batch.prompt)
+    used, load, count = np.zeros((b, m)), np.zeros((b, m)), np.zeros((b, m))
+    choices = np.zeros((b, n), dtype=int)
+    logp = torch.zeros(b)
+    entropy = torch.zeros(b)
+    shares = []
+    rows = np.arange(b)
+    for step in range(n):
+        dyn = dyn_features(
+            step,
+            n,
+            batch.lb[:, step],
+            batch.sqrt_c[:, step, None],
+            batch.inv_fd[:, step],
+            used,
+            load,
+            count,
+        )
+        logits, share = model.step_logits(pre[:, step], local[:, step], torch.from_numpy(dyn))
+        mask = step_mask(batch.lb[:, step], batch.pair_ok[:, step], batch.local_ok[:, step], used)
+        if teacher is not None:
+            mask = mask.copy()
+            mask[rows, teacher[:, step]] = True  # float ties in the cumulative shares
+        allowed = torch.from_numpy(mask)
+        logits = logits.masked_fill(~allowed, float("-inf"))
+        logprob = torch.log_softmax(logits, dim=-1)
+        prob = logprob.exp()
+        if mode == "teacher":
+            choice = teacher[:, step]
+        elif mode == "greedy":
+            choice = logits.argmax(dim=-1).numpy()
+        else:
+            choice = torch.multinomial(prob.detach(), 1, generator=None).squeeze(-1).numpy()
+        idx = torch.from_numpy(choice)
+        logp = logp + logprob[torch.arange(b), idx]
+        # masked entries: 0 * log 0 taken as 0, without the NaN gradient of 0 * -inf
+        entropy = entropy - (prob * logprob.masked_fill(~allowed, 0.0)).sum(-1)
+        on = choice > 0
+        j = np.maximum(choice - 1, 0)
+        shares.append(
+            torch.where(torch.from_numpy(on), share[torch.arange(b), torch.from_numpy(j)], 0.0)
+        )
+        used[rows[on], j[on]] += batch.lb[rows[on], step, j[on]]
+        load[rows[on], j[on]] += batch.sqrt_c[rows[on], step]
+        count[rows[on], j[on]] += 1.0
+        choices[:, step] = choice
+    del rng
+    return Rollout(choices, logp, entropy / n, value, torch.stack(shares, dim=1))
+
+
+def to_targets(feats: Features, choices: np.ndarray) -> np.ndarray:
+    """Decoding-order choices (N,) -> targets by UE index, -1 local."""
+    targets = np.empty(choices.shape[-1], dtype=int)
+    targets[feats.order] = choices - 1
+    return targets
+
+
+def to_choices(feats: Features, targets: np.ndarray) -> np.ndarray:
+    return np.asarray(targets)[feats.order] + 1
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def instance_seed(args: TrainArgs, k: int) -> int:
+    return args.seed_base + 100_000 * args.seed + k
+
+
+@dataclass
+class Labelled:
+    evaluator: Evaluator
+    feats: Features
+    choices: np.ndarray  # (N,) expert choices in decoding order
+    shares: np.ndarray  # (N,) expert shares in decoding order (0 local)
+
+
+def label(evaluator: Evaluator, targets: np.ndarray) -> Labelled:
+    feats = features(evaluator)
+    share, _ = optimal_shares(
+        evaluator.tables, evaluator.instance.arrays.c, targets, evaluator.objective
+    )
+    return Labelled(
+        evaluator,
+        feats,
+        to_choices(feats, targets),
+        np.nan_to_num(share[feats.order], nan=0.0).astype(np.float32),
+    )
+
+
+def expert_targets(evaluator: Evaluator, expert: str) -> np.ndarray:
+    """The expert's assignment (exact by dynamic programming, else any registered solver)."""
+    if expert == "exact":
+        return optimal_targets(evaluator)[0]
+    decision = solve(evaluator.instance, evaluator.objective, solver=expert)
+    index = evaluator.instance.server_index
+    return np.array([-1 if a.is_local else index[a.target] for a in decision.assignments])
+
+
+def supervised_data(args: TrainArgs) -> list[Labelled]:
+    data = []
+    for k in tqdm(range(args.sup_instances), desc="exact labels", leave=False):
+        n = args.sup_sizes[k % len(args.sup_sizes)]
+        scenario = args.scenarios[(k // len(args.sup_sizes)) % len(args.scenarios)]
+        inst = generate_instance(n, args.m, instance_seed(args, k), scenario)
+        for objective in OBJECTIVES:
+            ev = Evaluator(inst.with_objective(objective), objective)  # type: ignore[arg-type]
+            data.append(label(ev, optimal_targets(ev)[0]))
+    return data
+
+
+def supervised_loss(model: AED, items: Sequence[Labelled]) -> torch.Tensor:
+    batch = make_batch([x.evaluator for x in items], [x.feats for x in items])
+    teacher = np.stack([x.choices for x in items])
+    out = rollout(model, batch, "teacher", np.random.default_rng(0), teacher)
+    n = teacher.shape[1]
+    target_share = torch.from_numpy(np.stack([x.shares for x in items]))
+    on = torch.from_numpy(teacher > 0)
+    share_loss = ((out.share - target_share) ** 2 * on).sum() / on.sum().clamp(min=1)
+    return -out.logp.mean() / n + share_loss
+
+
+def fit_supervised(
+    model: AED,
+    data: Sequence[Labelled],
+    params: Sequence[torch.nn.Parameter],
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    rng: np.random.Generator,
+    desc: str = "warm start",
+) -> list[float]:
+    """Teacher-forced cross-entropy (+ share MSE) on labelled instances, batched by size."""
+    opt = torch.optim.Adam(params, lr=lr)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for idx, x in enumerate(data):
+        by_size.setdefault(x.feats.lb.shape, []).append(idx)
+    losses = []
+    model.train()
+    for _ in tqdm(range(epochs), desc=desc, leave=False):
+        batches = []
+        for idxs in by_size.values():
+            perm = rng.permutation(idxs)
+            batches += [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
+        total = 0.0
+        for bi in rng.permutation(len(batches)):
+            loss = supervised_loss(model, [data[i] for i in batches[bi]])
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            total += float(loss.detach())
+        losses.append(total / max(len(batches), 1))
+        log.info("%s epoch loss %.4f", desc, losses[-1])
+    model.eval()
+    return losses
+
+
+# ----------------------------------------------------------------------------- ACL
+
+
+def acl(model: AED, args: TrainArgs, rng: np.random.Generator, start_k: int) -> list[float]:
+    """Actor-critic pre-training on generated instances (both prompts, sampled)."""
+    opt = torch.optim.Adam(model.parameters(), lr=args.acl_lr)
+    history = []
+    k = start_k
+    model.train()
+    bar = tqdm(range(args.acl_iters), desc="ACL", leave=False)
+    for it in bar:
+        n = args.acl_sizes[it % len(args.acl_sizes)]
+        evaluators = []
+        for _ in range(args.acl_batch):
+            scenario = args.scenarios[k % len(args.scenarios)]
+            objective = OBJECTIVES[int(rng.integers(len(OBJECTIVES)))]
+            inst = generate_instance(n, args.m, instance_seed(args, k), scenario, objective)
+            k += 1
+            evaluators.append(Evaluator(inst, objective))
+        feats = [features(e) for e in evaluators]
+        reps = args.acl_rollouts
+        batch = make_batch(
+            [e for e in evaluators for _ in range(reps)], [f for f in feats for _ in range(reps)]
+        )
+        out = rollout(model, batch, "sample", rng)
+        cost = np.empty(len(batch.evaluators))
+        for b, (ev, f) in enumerate(zip(batch.evaluators, batch.feats, strict=True)):
+            targets = to_targets(f, out.choices[b])
+            cost[b] = float(ev.total(targets)[0] / ev.total(ev.local_targets())[0])
+        cost_t = torch.from_numpy(cost).float()
+        advantage = cost_t - out.value.detach()
+        advantage = advantage / (advantage.std() + 1e-6)
+        actor_loss = (advantage * out.logp).mean()
+        critic_loss = ((out.value - cost_t) ** 2).mean()
+        loss = actor_loss + critic_loss - args.entropy_coef * out.entropy.mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        history.append(float(cost.mean()))
+        bar.set_postfix(n=n, cost=f"{np.mean(history[-20:]):.4f}")
+    model.eval()
+    return history
+
+
+def train(args: TrainArgs, out: Path, command: str = "") -> dict[str, Any]:
+    """Warm start then ACL; writes the checkpoint to `out` and returns its metadata."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    model = build_model(args.config, args.seed)
+    start = time.perf_counter()
+    sup_losses: list[float] = []
+    if args.sup_instances > 0:
+        data = supervised_data(args)
+        sup_losses = fit_supervised(
+            model, data, list(model.parameters()), args.sup_epochs, args.sup_batch, args.lr, rng
+        )
+    acl_costs: list[float] = []
+    if args.acl_iters > 0:
+        acl_costs = acl(model, args, rng, start_k=args.sup_instances)
+    meta = {
+        "stage": "pretrained (warm start + ACL)",
+        "command": command,
+        "args": _jsonable(asdict(args)),
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "warm_start_loss": [round(x, 4) for x in sup_losses],
+        "acl_cost_first_last_50": [
+            round(float(np.mean(acl_costs[:50])), 4) if acl_costs else None,
+            round(float(np.mean(acl_costs[-50:])), 4) if acl_costs else None,
+        ],
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "torch": str(torch.__version__),
+    }
+    save_checkpoint(model, out, meta)
+    return meta
+
+
+# ----------------------------------------------------------------------------- ALEF
+
+
+@dataclass
+class AlefArgs:
+    """Hyper-parameters of `edgeai offload finetune` (ALEF)."""
+
+    labels: int = 20
+    """expert-labelled instances (the top-entropy ones of the pool)"""
+    pool: int = 200
+    """unlabelled instances of the new distribution to rank"""
+    scenario: str = "shifted"
+    n: int = 8
+    m: int = 4
+    expert: str = "exact"
+    epochs: int = 60
+    lr: float = 5e-4
+    seed: int = 0
+    seed_base: int = 20_000_000
+    threads: int = 1
+
+
+def loaded_from(model: AED) -> LoadedModel:
+    model.eval()
+    return LoadedModel(model, FastDecoder(model), {})
+
+
+def alef_pool(args: AlefArgs) -> list[Evaluator]:
+    """The unlabelled pool: instances of the new distribution, prompts alternating."""
+    out = []
+    for k in range(args.pool):
+        objective = OBJECTIVES[k % len(OBJECTIVES)]
+        seed = args.seed_base + 100_000 * args.seed + k // len(OBJECTIVES)
+        inst = generate_instance(args.n, args.m, seed, args.scenario, objective)
+        out.append(Evaluator(inst, objective))
+    return out
+
+
+def finetune(
+    model: AED,
+    args: AlefArgs,
+    pool: Sequence[Evaluator] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """ALEF in place on `model`: rank the pool by decoder entropy, label the top `labels`
+    with the expert, fine-tune the decoder only. Returns what was done (for the metadata)."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    pool = list(pool) if pool is not None else alef_pool(args)
+    loaded = loaded_from(model)
+    entropy = np.array([policy_targets(loaded, ev, 1)[1] for ev in pool])
+    chosen = np.argsort(-entropy, kind="stable")[: args.labels]
+    if progress:
+        progress(f"labelling {len(chosen)} instances with the {args.expert} expert")
+    data = [label(pool[i], expert_targets(pool[i], args.expert)) for i in chosen]
+    params = model.decoder_parameters()
+    frozen = [p for p in model.parameters() if all(p is not q for q in params)]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        losses = fit_supervised(
+            model, data, params, args.epochs, max(1, len(data)), args.lr, rng, desc="ALEF"
+        )
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    return {
+        "stage": f"ALEF fine-tuned on {args.scenario}",
+        "alef": _jsonable(asdict(args)),
+        "chosen_entropy": [round(float(entropy[i]), 4) for i in chosen],
+        "pool_entropy_mean": round(float(entropy.mean()), 4),
+        "loss_first_last": [round(losses[0], 4), round(losses[-1], 4)] if losses else [],
+    }
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def instances_of(evaluators: Sequence[Evaluator]) -> list[Instance]:
+    return [e.instance for e in evaluators]
