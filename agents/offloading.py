@@ -3,7 +3,8 @@
 Client-hosted sub-tasks are the UEs of a spec instance (../shared/specs/offloading.md): their
 data is on the device, which may run the model itself or offload it to an edge server. Edge and
 cloud servers of the store are the servers (capacity = their `compute_hz`). Models hosted only
-on an edge or cloud server run there. The instance is solved by `tools.offloading.solve`.
+on an edge or cloud server run there. The instance is solved through the `solve_offloading`
+LangChain tool (tools/offloading/tool.py).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 from edgeai.agents.model_selector import Selection
 from edgeai.knowledge.store import KnowledgeStore
-from edgeai.tools.offloading import LOCAL, instance_from_dict, score, solve
+from edgeai.tools.offloading import LOCAL, decision_from_dict, instance_from_dict, score
 from edgeai.tools.offloading.scenario import uplink_rate_bps
+from edgeai.tools.offloading.tool import solve_offloading
 from pydantic import BaseModel
 
 # Defaults for manual entries that omit offloading fields (spec's lambo-50 midpoints).
@@ -86,52 +88,40 @@ def place_work(
     record = None
     if instance is not None:
         name = solver or ("exact" if len(instance.ues) <= 10 else "greedy")
-        decision = solve(instance, objective=objective, solver=name)
+        # the agent decides through the LangChain tool, the same one an LLM agent would call
+        out = solve_offloading.invoke(
+            {"instance": instance.to_dict(), "objective": objective, "solver": name}
+        )
+        decision = decision_from_dict(out["decision"])
         result = score(instance, decision)
         record = {
             "instance": instance.to_dict(),
-            "decision": decision.to_dict(),
-            "score": {
-                "feasible": result.feasible,
-                "objective_value": result.objective_value,
-                "mean_latency_s": result.mean_latency_s,
-                "total_energy_j": result.total_energy_j,
-            },
+            "decision": out["decision"],
+            "score": out["score"],
         }
         for ue, a, cost in zip(instance.ues, decision.assignments, result.per_ue):
             sid = int(ue.id.removeprefix("subtask"))
             local_t = ue.cycles / ue.local_hz
-            if a.target == LOCAL:
-                why = (
-                    f"kept on the device by the {name} solver ({objective}): "
-                    f"{local_t:.2f} s locally beats offloading"
-                )
-                placements[sid] = Placement(
-                    subtask=sid,
-                    model=ue.model,
-                    runs_on=_device_of(selection, sid),
-                    mode="local",
-                    latency_s=cost.latency_s,
-                    local_latency_s=local_t,
-                    energy_j=cost.energy_j,
-                    reason=why,
-                )
+            local = a.target == LOCAL
+            if local:
+                why = f"{local_t:.2f} s locally beats offloading"
             else:
                 why = (
-                    f"offloaded to {a.target} by the {name} solver ({objective}): {cost.latency_s:.2f} s "
-                    f"(upload + {a.share:.0%} of its CPU) vs {local_t:.2f} s on the device"
+                    f"{cost.latency_s:.2f} s (upload + {a.share:.0%} of its CPU) "
+                    f"vs {local_t:.2f} s on the device"
                 )
-                placements[sid] = Placement(
-                    subtask=sid,
-                    model=ue.model,
-                    runs_on=a.target,
-                    mode="offloaded",
-                    share=a.share,
-                    latency_s=cost.latency_s,
-                    local_latency_s=local_t,
-                    energy_j=cost.energy_j,
-                    reason=why,
-                )
+            verb = "kept on the device" if local else f"offloaded to {a.target}"
+            placements[sid] = Placement(
+                subtask=sid,
+                model=ue.model,
+                runs_on=_device_of(selection, sid) if local else a.target,
+                mode="local" if local else "offloaded",
+                share=None if local else a.share,
+                latency_s=cost.latency_s,
+                local_latency_s=local_t,
+                energy_j=cost.energy_j,
+                reason=f"{verb} by the {name} solver ({objective}): {why}",
+            )
     out = []
     for s in selection:
         if s.subtask in placements:
