@@ -77,3 +77,65 @@ def test_unreachable_server_falls_back(healthcare_home: Path) -> None:
     )
     plan = planner.plan(REQUEST)
     assert "LLM server error" in plan.fallback_reason
+
+
+@pytest.mark.slow
+def test_plan_cli_against_the_llm_serve_command(healthcare_home: Path) -> None:
+    """Two real processes: `edgeai llm serve` on 127.0.0.1 and `edgeai plan --llm-backend openai`."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from edgeai.agents.llm_server import free_port
+
+    exe = str(Path(sys.executable).with_name("edgeai"))
+    port = free_port("127.0.0.1")
+    server = subprocess.Popen(
+        [exe, "llm", "serve", "--port", str(port), "--threads", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None, "llm serve exited"
+            assert time.monotonic() < deadline, "llm serve did not come up"
+            time.sleep(1)
+        argv = [
+            exe,
+            "plan",
+            REQUEST,
+            "--json",
+            "--home",
+            str(healthcare_home),
+            "--llm-backend",
+            "openai",
+            "--llm-base-url",
+            f"http://127.0.0.1:{port}/v1",
+        ]
+        for method, fallback in (("json_schema", None), ("text", True)):
+            proc = subprocess.run(
+                [*argv, "--structured-method", method],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert proc.returncode == 0, proc.stderr
+            plan = json.loads(proc.stdout)  # exactly one plan on stdout
+            owners = open_store(healthcare_home).owner_of()
+            assert all(owners[s["model"]] == s["device"] for s in plan["subtasks"])
+            if fallback:
+                assert (
+                    plan["planner"] == "embedded (fallback from openai)" and plan["fallback_reason"]
+                )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
