@@ -57,9 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     tra.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
     tra.add_argument("--seed", type=int, default=0)
-    tra.add_argument("--sup-instances", type=int, default=3000, help="exact-labelled instances")
-    tra.add_argument("--sup-epochs", type=int, default=15)
+    tra.add_argument("--sup-instances", type=int, default=4000, help="exact-labelled instances")
+    tra.add_argument("--sup-epochs", type=int, default=30)
     tra.add_argument("--acl-iters", type=int, default=400, help="actor-critic updates")
+    tra.add_argument("--acl-sizes", default="8,20,50", help="N of the ACL instances, cycled")
+    tra.add_argument("--acl-lr", type=float, default=2e-4)
+    tra.add_argument("--init", type=Path, help="start from this checkpoint (second ACL stage)")
     tra.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     add_common(tra)
     tra.set_defaults(func=train_command)
@@ -134,6 +137,9 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
         sup_instances=args.sup_instances,
         sup_epochs=args.sup_epochs,
         acl_iters=args.acl_iters,
+        acl_sizes=tuple(int(x) for x in args.acl_sizes.split(",")),
+        acl_lr=args.acl_lr,
+        init=str(args.init) if args.init else None,
         threads=args.threads,
     )
     meta = train(train_args, args.out, command=_command_line())

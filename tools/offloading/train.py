@@ -64,13 +64,13 @@ class TrainArgs:
     """pre-training distributions (the shifted one is kept for ALEF)"""
     m: int = 4
     """servers per instance"""
-    sup_instances: int = 2400
+    sup_instances: int = 4000
     """instances labelled by the exact solver for the warm start (each under both prompts)"""
     sup_sizes: tuple[int, ...] = (6, 8, 10)
     """N of the warm-start instances"""
-    sup_epochs: int = 10
+    sup_epochs: int = 30
     sup_batch: int = 64
-    acl_iters: int = 300
+    acl_iters: int = 400
     """actor-critic updates"""
     acl_batch: int = 8
     """instances per update (each decoded acl_rollouts times)"""
@@ -81,6 +81,8 @@ class TrainArgs:
     acl_lr: float = 2e-4
     entropy_coef: float = 0.01
     threads: int = 1
+    init: str | None = None
+    """start from this checkpoint's weights (a second ACL stage) instead of a fresh model"""
     config: AEDConfig = field(default_factory=AEDConfig)
 
 
@@ -347,6 +349,10 @@ def train(args: TrainArgs, out: Path, command: str = "") -> dict[str, Any]:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     model = build_model(args.config, args.seed)
+    if args.init is not None:
+        init = torch.load(args.init, map_location="cpu", weights_only=True)
+        model = build_model(AEDConfig(**init["config"]), args.seed)
+        model.load_state_dict(init["state_dict"])
     start = time.perf_counter()
     sup_losses: list[float] = []
     if args.sup_instances > 0:
@@ -359,6 +365,7 @@ def train(args: TrainArgs, out: Path, command: str = "") -> dict[str, Any]:
         acl_costs = acl(model, args, rng, start_k=args.sup_instances)
     meta = {
         "stage": "pretrained (warm start + ACL)",
+        "init": args.init,
         "command": command,
         "args": _jsonable(asdict(args)),
         "train_seconds": round(time.perf_counter() - start, 1),

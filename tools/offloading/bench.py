@@ -1,0 +1,320 @@
+"""`edgeai bench offload`: every solver side by side on fresh instances, both objectives.
+
+(a) N=8, M=4: gap to the exact optimum (mean, p95), feasibility, ms per decision;
+(b) N=50, M=4: objective relative to the best solver found per instance;
+(c) a 20-step mobility trajectory (N=50);
+(d) the shifted distribution before and after ALEF with 5, 10, 20 expert labels;
+(e) AED time per decision for N = 20 ... 500.
+"aed-policy" is the AED's learned policy alone (greedy decode, no sampling, no search).
+Bench seeds start at `seed` (small numbers); training uses seeds from 10 000 000 up.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from edgeai.tools.offloading.aed import load_model, policy_targets, save_checkpoint, solve_aed
+from edgeai.tools.offloading.cost import score
+from edgeai.tools.offloading.evaluate import Evaluator
+from edgeai.tools.offloading.problem import OBJECTIVES, Instance
+from edgeai.tools.offloading.registry import solve
+from edgeai.tools.offloading.scenario import generate_instance, generate_trajectory
+from edgeai.tools.offloading.train import AlefArgs, alef_pool, finetune, loaded_from
+from rich.console import Console
+from rich.table import Table
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+SCENARIOS_AB = ("lambo-50", "lambo-50-tight")
+
+
+@dataclass
+class BenchArgs:
+    instances: int = 30
+    seed: int = 0
+    quick: bool = False
+    parts: str = "abcde"
+
+
+SOLVER_OPTIONS: dict[str, dict[str, Any]] = {
+    "aed": {},
+    "aed-policy": {"samples": 1, "search": False},
+}
+
+
+def run_solver(inst: Instance, name: str, quick: bool) -> tuple[float, bool, float]:
+    """(objective value, feasible, seconds) of one solver on one instance."""
+    base = "aed" if name.startswith("aed") else name
+    options = dict(SOLVER_OPTIONS.get(name, {}))
+    if quick and base == "de":
+        options.update(maxiter=10, popsize=5)
+    if quick and base == "milp":
+        options.update(time_limit=2.0)
+    decision = solve(inst, solver=base, **options)
+    s = score(inst, decision)
+    value = s.objective_value if s.objective_value is not None else np.inf
+    return float(value), s.feasible, decision.solve_seconds
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _table(title: str, rows: Sequence[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for key in rows[0]:
+        table.add_column(key)
+    for row in rows:
+        table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in row.values()])
+    return table
+
+
+def _plot(path: Path, draw: Any) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    draw(ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def compare(
+    instances: Sequence[Instance],
+    solvers: Sequence[str],
+    reference: str | None,
+    quick: bool,
+    desc: str,
+) -> list[dict[str, Any]]:
+    """Per solver: gap to `reference` (or to the best solver per instance when None)."""
+    values = {s: [] for s in solvers}
+    feas = {s: [] for s in solvers}
+    secs = {s: [] for s in solvers}
+    for inst in tqdm(instances, desc=desc, leave=False):
+        for s in solvers:
+            v, f, t = run_solver(inst, s, quick)
+            values[s].append(v)
+            feas[s].append(f)
+            secs[s].append(t)
+    ref = (
+        np.array(values[reference])
+        if reference
+        else np.min(np.array([np.where(feas[s], values[s], np.inf) for s in solvers]), axis=0)
+    )
+    rows = []
+    for s in solvers:
+        gap = 100.0 * (np.array(values[s]) / ref - 1.0)
+        rows.append(
+            {
+                "solver": s,
+                "mean_gap_pct": float(np.mean(gap)),
+                "p95_gap_pct": float(np.percentile(gap, 95)),
+                "feasible_pct": 100.0 * float(np.mean(feas[s])),
+                "ms_per_decision": 1e3 * float(np.mean(secs[s])),
+            }
+        )
+    return rows
+
+
+def part_a(args: BenchArgs, out: Path, console: Console) -> list[dict[str, Any]]:
+    solvers = ["aed", "aed-policy", "exact", "milp", "de", "greedy", "random", "local"]
+    rows = []
+    for scenario in SCENARIOS_AB:
+        for objective in OBJECTIVES:
+            insts = [
+                generate_instance(8, 4, args.seed + k, scenario, objective)
+                for k in range(args.instances)
+            ]
+            for r in compare(insts, solvers, "exact", args.quick, f"(a) {scenario} {objective}"):
+                rows.append({"scenario": scenario, "objective": objective, **r})
+    _write_csv(out / "a_n8_gap_to_exact.csv", rows)
+    console.print(_table("(a) N=8, M=4: gap to the exact optimum", rows))
+    return rows
+
+
+def part_b(args: BenchArgs, out: Path, console: Console) -> list[dict[str, Any]]:
+    solvers = ["aed", "aed-policy", "milp", "de", "greedy", "random", "local"]
+    count = max(3, args.instances // 3)
+    rows = []
+    for scenario in SCENARIOS_AB:
+        for objective in OBJECTIVES:
+            insts = [
+                generate_instance(50, 4, args.seed + 1000 + k, scenario, objective)
+                for k in range(count)
+            ]
+            for r in compare(insts, solvers, None, args.quick, f"(b) {scenario} {objective}"):
+                rows.append({"scenario": scenario, "objective": objective, **r})
+    _write_csv(out / "b_n50_vs_best.csv", rows)
+    console.print(_table("(b) N=50, M=4: objective relative to the best solver found", rows))
+    return rows
+
+
+def part_c(args: BenchArgs, out: Path, console: Console) -> list[dict[str, Any]]:
+    solvers = ["aed", "aed-policy", "milp", "greedy", "local"]
+    rows = []
+    steps = 5 if args.quick else 20
+    for objective in OBJECTIVES:
+        traj = generate_trajectory(50, 4, steps, args.seed + 2000, "lambo-50", objective)
+        for r in compare(traj, solvers, None, args.quick, f"(c) trajectory {objective}"):
+            rows.append({"objective": objective, "steps": steps, **r})
+    _write_csv(out / "c_trajectory.csv", rows)
+    console.print(_table(f"(c) {steps}-step mobility trajectory, N=50: relative to best", rows))
+    return rows
+
+
+def _gaps(
+    loaded: Any, checkpoint: Path, evals: Sequence[Evaluator], optimum: np.ndarray
+) -> tuple[float, float]:
+    """Mean gap (%) to the optimum of the pure policy and of the AED solver (`solve_aed`)."""
+    policy, full = [], []
+    for ev, opt in zip(evals, optimum, strict=True):
+        targets, _ = policy_targets(loaded, ev, 1, want_entropy=False)
+        policy.append(float(ev.total(targets)[0]) / opt - 1.0)
+        decision = solve_aed(ev.instance, ev.objective, checkpoint=checkpoint)
+        value = score(ev.instance, decision).objective_value
+        full.append(value / ev.objective_of_total(opt) - 1.0)
+    return 100.0 * float(np.mean(policy)), 100.0 * float(np.mean(full))
+
+
+def part_d(args: BenchArgs, out: Path, console: Console) -> list[dict[str, Any]]:
+    from edgeai.tools.offloading.exact import optimal_targets
+
+    pretrained = load_model().model
+    count = max(10, args.instances)
+    evals = [
+        Evaluator(generate_instance(8, 4, args.seed + 3000 + k // 2, "shifted", o), o)
+        for k, o in ((k, OBJECTIVES[k % 2]) for k in range(2 * count))
+    ]
+    optimum = np.array([optimal_targets(ev)[1] for ev in evals])
+    pool = alef_pool(AlefArgs(pool=60 if args.quick else 200))
+    rows = []
+    for labels in (0, 5, 10, 20):
+        model = copy.deepcopy(pretrained)
+        if labels:
+            finetune(model, AlefArgs(labels=labels, epochs=20 if args.quick else 60), pool)
+        path = save_checkpoint(model, out / f"d_alef_{labels}.pt", {"alef_labels": labels})
+        policy_gap, full_gap = _gaps(loaded_from(model), path, evals, optimum)
+        rows.append(
+            {
+                "expert_labels": labels,
+                "policy_gap_pct": policy_gap,
+                "aed_gap_pct": full_gap,
+            }
+        )
+    base = rows[0]["policy_gap_pct"]
+    for r in rows:
+        r["policy_gap_recovered_pct"] = (
+            100.0 * (base - r["policy_gap_pct"]) / base if base > 0 else 0.0
+        )
+    _write_csv(out / "d_alef_shifted.csv", rows)
+    console.print(_table("(d) shifted distribution, N=8: gap to exact vs expert labels", rows))
+    _plot(
+        out / "d_alef_shifted.png",
+        lambda ax: (
+            ax.plot(
+                [r["expert_labels"] for r in rows],
+                [r["policy_gap_pct"] for r in rows],
+                "o-",
+                label="AED policy (greedy decode)",
+            ),
+            ax.plot(
+                [r["expert_labels"] for r in rows],
+                [r["aed_gap_pct"] for r in rows],
+                "s-",
+                label="AED (rollouts + search)",
+            ),
+            ax.set_xlabel("expert-labelled instances (ALEF)"),
+            ax.set_ylabel("mean gap to exact (%)"),
+            ax.legend(),
+        ),
+    )
+    return rows
+
+
+def part_e(args: BenchArgs, out: Path, console: Console) -> list[dict[str, Any]]:
+    sizes = (20, 50, 100, 200) if args.quick else (20, 50, 100, 200, 500)
+    rows = []
+    for n in sizes:
+        for objective in OBJECTIVES:
+            insts = [
+                generate_instance(n, 4, args.seed + 4000 + k, "lambo-50", objective)
+                for k in range(3 if args.quick else 5)
+            ]
+            for name in ("aed", "aed-policy"):
+                run_solver(insts[0], name, args.quick)  # warm caches
+                secs = [run_solver(i, name, args.quick)[2] for i in insts]
+                rows.append(
+                    {
+                        "n": n,
+                        "objective": objective,
+                        "solver": name,
+                        "ms_per_decision": 1e3 * float(np.mean(secs)),
+                    }
+                )
+    _write_csv(out / "e_time_vs_n.csv", rows)
+    console.print(_table("(e) AED time per decision (batch of 1, model loaded)", rows))
+
+    def draw(ax: Any) -> None:
+        for name in ("aed", "aed-policy"):
+            for objective in OBJECTIVES:
+                pts = [r for r in rows if r["solver"] == name and r["objective"] == objective]
+                ax.loglog(
+                    [r["n"] for r in pts],
+                    [r["ms_per_decision"] for r in pts],
+                    "o-",
+                    label=f"{name} {objective}",
+                )
+        ax.set_xlabel("UEs (N)")
+        ax.set_ylabel("ms per decision")
+        ax.legend()
+
+    _plot(out / "e_time_vs_n.png", draw)
+    return rows
+
+
+def run_bench(args: BenchArgs, out: Path) -> dict[str, list[dict[str, Any]]]:
+    """Run the chosen parts; tables to the terminal, CSV and PNG under `out`."""
+    torch.set_num_threads(1)
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    parts = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e}
+    results = {}
+    for key in args.parts:
+        if key in parts:
+            results[key] = parts[key](args, out, console)
+    if "a" in results:
+        rows = [r for r in results["a"] if r["solver"] not in ("local", "random")]
+        _plot(out / "a_n8_gap.png", lambda ax: _bars(ax, rows, "mean_gap_pct"))
+    console.print(f"CSV and PNG under {out}")
+    return results
+
+
+def _bars(ax: Any, rows: Sequence[dict[str, Any]], key: str) -> None:
+    solvers = list(dict.fromkeys(r["solver"] for r in rows))
+    groups = list(dict.fromkeys((r["scenario"], r["objective"]) for r in rows))
+    width = 0.8 / len(solvers)
+    for k, s in enumerate(solvers):
+        vals = [
+            next(r[key] for r in rows if r["solver"] == s and (r["scenario"], r["objective"]) == g)
+            for g in groups
+        ]
+        ax.bar(np.arange(len(groups)) + k * width, vals, width, label=s)
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2)
+    ax.set_xticklabels([f"{a}\n{b}" for a, b in groups], fontsize=7)
+    ax.set_ylabel("mean gap to exact (%)")
+    ax.legend(fontsize=7)
