@@ -10,6 +10,7 @@ from pathlib import Path
 
 from edgeai.cli import add_common
 from edgeai.config import Settings
+from edgeai.errors import UserInputError
 from edgeai.tools.offloading import (
     OBJECTIVES,
     SCENARIOS,
@@ -49,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sol.add_argument("--objective", choices=OBJECTIVES, help="override the instance's objective")
     sol.add_argument("--seed", type=int, default=0, help="seed of randomised solvers")
     sol.add_argument("--out", type=Path, help="decision file to write (default: print to stdout)")
+    sol.add_argument(
+        "--checkpoint", type=Path, help="AED checkpoint (aed only; default: the shipped one)"
+    )
     add_common(sol)
     sol.set_defaults(func=solve_command)
 
@@ -111,7 +115,12 @@ def generate_command(args: argparse.Namespace, settings: Settings) -> int:
 def solve_command(args: argparse.Namespace, settings: Settings) -> int:
     del settings
     instance = load_instance(args.instance, args.objective)
-    decision = solve(instance, solver=args.solver, seed=args.seed)
+    options = {}
+    if args.checkpoint is not None:
+        if args.solver != "aed":
+            raise UserInputError("--checkpoint applies to the aed solver only")
+        options["checkpoint"] = args.checkpoint
+    decision = solve(instance, solver=args.solver, seed=args.seed, **options)
     if args.out is not None:
         write_decision(decision, args.out)
     else:
