@@ -87,7 +87,7 @@ def place_work(
     placements: dict[int, Placement] = {}
     record = None
     if instance is not None:
-        name = solver or ("exact" if len(instance.ues) <= 10 else "greedy")
+        name = solver or ("exact" if len(instance.ues) <= 10 else "aed")
         # the agent decides through the LangChain tool, the same one an LLM agent would call
         out = solve_offloading.invoke(
             {"instance": instance.to_dict(), "objective": objective, "solver": name}

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--seed", type=int, default=0, help="which simulated household")
     ask.add_argument("--objective", choices=["min_latency", "min_energy"], default="min_latency")
     ask.add_argument(
-        "--solver", help="offloading solver (default: exact for <= 10 sub-tasks, else greedy)"
+        "--solver", help="offloading solver (default: exact for <= 10 offloadable sub-tasks, else aed)"
     )
     add_common(ask)
     ask.set_defaults(func=cmd_ask)
