@@ -59,21 +59,27 @@ class Hit:
     score: float
 
 
-def manual_sentences(body: str) -> list[str]:
-    """Bullets and sentences of a manual body (headings dropped), the finest retrieval units."""
-    out: list[str] = []
+def manual_paragraphs(body: str) -> list[tuple[str, list[str]]]:
+    """(paragraph text, its bullets or sentences) per block of a manual body, headings dropped."""
+    out: list[tuple[str, list[str]]] = []
     for block in re.split(r"\n\s*\n", body):
         lines = [ln.strip() for ln in block.strip().splitlines() if ln.strip()]
         lines = [ln for ln in lines if not ln.startswith("#")]
         if not lines:
             continue
+        text = " ".join(re.sub(r"^([-*+]|\d+[.)])\s+", "", ln) for ln in lines)
         if all(re.match(r"^([-*+]|\d+[.)])\s", ln) for ln in lines):
             items = [re.sub(r"^([-*+]|\d+[.)])\s+", "", ln) for ln in lines]
         else:
-            text = " ".join(re.sub(r"^([-*+]|\d+[.)])\s+", "", ln) for ln in lines)
             items = re.split(r"(?<=[.!?])\s+", text)
-        out.extend(re.sub(r"[*_`]+", "", item).strip() for item in items)
-    return [s for s in out if len(s.split()) >= 3]
+        items = [re.sub(r"[*_`]+", "", item).strip() for item in items]
+        out.append((re.sub(r"[*_`]+", "", text), [s for s in items if len(s.split()) >= 3]))
+    return out
+
+
+def manual_sentences(body: str) -> list[str]:
+    """Bullets and sentences of a manual body (headings dropped), the finest retrieval units."""
+    return [s for _, items in manual_paragraphs(body) for s in items]
 
 
 def _owners(text: str, models: list[ModelEntry]) -> list[str]:
@@ -88,6 +94,14 @@ def _owners(text: str, models: list[ModelEntry]) -> list[str]:
 # Request-like texts generated per declared output (doc2query without an LLM): users ask for a
 # model's result ("what is my heart rate?"), which manuals rarely phrase as a question.
 QUERY_TEMPLATES = ("what is my {out}?", "how is my {out}?", "tell me the {out}", "check my {out}")
+
+
+def _transforms(out: str, inputs: list[str]) -> bool:
+    """True when an output is a form of one of the model's inputs (image -> image, text ->
+    translated_text): questions about it ("what is my translated text?") would match every
+    request about the input ("read the text") rather than the transformation."""
+    words = set(humanize(out).lower().split())
+    return any(set(humanize(i).lower().split()) <= words for i in inputs)
 
 
 def limit_fragments(sentence: str) -> list[str]:
@@ -116,11 +130,13 @@ def limit_fragments(sentence: str) -> list[str]:
 def retrieval_units(manual: Manual) -> list[tuple[str, str, str]]:
     """(model or '', kind, text) units of one manual: model facets, passages, sentences, limits.
 
-    Per model: its task, name, description, outputs, and request-like questions about each output
-    it does not also consume (QUERY_TEMPLATES). A passage or sentence naming exactly one model
-    belongs to it; the others are left to the device ('') and attributed later by similarity
-    (see KnowledgeStore._attribute). Negated sentences become 'limit' units, whole and split
-    into their comma-separated capabilities.
+    Per model: its task, name, description, the outputs it does not also consume, and
+    request-like questions about each (QUERY_TEMPLATES; kind 'derived_query' when the output is a
+    form of an input, like translated_text from text). A passage or sentence naming exactly one
+    model belongs to it, and so does a sentence in a paragraph naming exactly one model; the
+    others are left to the device ('') and attributed later by similarity (see
+    KnowledgeStore._attribute). Negated sentences become 'limit' units, whole and split into
+    their comma-separated capabilities.
     """
     entry = manual.entry
     units: list[tuple[str, str, str]] = []
@@ -128,25 +144,34 @@ def retrieval_units(manual: Manual) -> list[tuple[str, str, str]]:
         units.append((m.name, "task", m.task))
         units.append((m.name, "name", humanize(m.name)))
         units.append((m.name, "description", m.description))
-        if m.outputs:
+        new_outputs = [o for o in m.outputs if o not in m.inputs]
+        if new_outputs:  # "estimates image" says nothing about an image -> image model
             units.append(
-                (m.name, "outputs", "estimates " + ", ".join(humanize(o) for o in m.outputs))
+                (m.name, "outputs", "estimates " + ", ".join(humanize(o) for o in new_outputs))
             )
         for out in m.outputs:
             if out in m.inputs:  # a transformer (image -> image): "what is my image?" asks nothing
                 continue
-            units.extend((m.name, "query", t.format(out=humanize(out))) for t in QUERY_TEMPLATES)
+            # a form of an input (text -> translated text): weaker evidence ('derived_query')
+            kind = "derived_query" if _transforms(out, m.inputs) else "query"
+            units.extend((m.name, kind, t.format(out=humanize(out))) for t in QUERY_TEMPLATES)
     for passage in split_passages(manual.body):
         owners = _owners(passage, entry.models)
         units.append((owners[0] if len(owners) == 1 else "", "passage", passage))
-    for sentence in manual_sentences(manual.body):
-        limits = limit_fragments(sentence) if len(sentence.split()) >= 4 else []
-        if limits:
-            # what the manual says the device or a model can NOT do: evidence against near misses
-            units.extend(("", "limit", frag) for frag in limits)
-            continue
-        owners = _owners(sentence, entry.models)
-        units.append((owners[0] if len(owners) == 1 else "", "sentence", sentence))
+    for paragraph, sentences in manual_paragraphs(manual.body):
+        # a paragraph that names exactly one model ("**ocr-text-reader** finds text ...") is
+        # about that model: its other sentences ("It handles street signs ...") are too
+        para_owners = _owners(paragraph, entry.models) if len(entry.models) > 1 else []
+        for sentence in sentences:
+            limits = limit_fragments(sentence) if len(sentence.split()) >= 4 else []
+            if limits:
+                # what the manual says the device or a model can NOT do: evidence against near
+                # misses, as the whole sentence and as each denied capability
+                units.append(("", "limit", sentence))
+                units.extend(("", "limit", frag) for frag in limits)
+                continue
+            owners = _owners(sentence, entry.models) or para_owners
+            units.append((owners[0] if len(owners) == 1 else "", "sentence", sentence))
     return list(dict.fromkeys(units))
 
 
@@ -347,7 +372,7 @@ class KnowledgeStore:
         }
 
     @staticmethod
-    def _attribute(units: dict, emb: np.ndarray, margin: float = 0.05) -> None:
+    def _attribute(units: dict, emb: np.ndarray, margin: float = 0.05, floor: float = 0.25) -> None:
         """Give a device-level sentence to the model of that device it is clearly about.
 
         "Asking how many guests appear in a party shot" names no model, but is nearest to the
@@ -373,7 +398,7 @@ class KnowledgeStore:
             order = np.argsort(sims)[::-1]
             best = sims[order[0]]
             second = sims[order[1]] if len(models) > 1 else -1.0
-            if best >= 0.25 and best - second >= margin:
+            if best >= floor and best - second >= margin:
                 meta["model"] = models[order[0]]
                 meta["attributed"] = True
 
