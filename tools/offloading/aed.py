@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 import torch
 from edgeai.errors import EdgeAIError
-from edgeai.tools.offloading.baselines import improve
 from edgeai.tools.offloading.evaluate import Evaluator, Stopwatch, finish
 from edgeai.tools.offloading.problem import OBJECTIVES, Decision, Instance, Objective
 from torch import nn
@@ -331,49 +330,65 @@ class FastDecoder:
         used, load, count = np.zeros((k, m)), np.zeros((k, m)), np.zeros((k, m))
         lb = np.minimum(feats.lb, 1e6)  # finite: lb / rem stays >= CLIP where lb was inf
         lb_ok = np.where(feats.pair_ok, lb, 0.0)
-        dyn = np.empty((k, m, DYN_FEATURES))
+        # Everything that does not depend on the decisions so far, for all steps at once.
+        sc = feats.sqrt_c[:, None]
+        lin = 2.0 * sc * feats.inv_fd  # (N, M): marginal = load * lin + sq
+        sq = sc * sc * feats.inv_fd
+        steps = np.arange(n, dtype=float)[:, None, None] / n
+        pre_all = pre + steps * self.w_dyn[5]  # (N, M, H): the progress feature folded in
+        w5 = self.w_dyn[:5]
+        local_b = local - self.b_out  # logits shifted by the server bias: same argmax/softmax
+        # Sampling by the Gumbel-max trick (argmax of logits + Gumbel noise); rollout 0 greedy.
+        noise = rng.gumbel(size=(n, k, m + 1)) if k > 1 else None
+        if noise is not None:
+            noise[:, 0, :] = 0.0
+        dyn = np.empty((k, m, 5))
         logits = np.empty((k, m + 1))
         mask = np.empty((k, m + 1), dtype=bool)
-        uniform = rng.random((n, k)) if k > 1 else None
         ks = np.arange(k)
         choice_all = np.zeros((k, n), dtype=int)
         entropy = 0.0
+        inv_n = 1.0 / n
         for step in range(n):
-            sc = feats.sqrt_c[step]
-            inv_fd = feats.inv_fd[step]
             rem = 1.0 - used
             dyn[..., 0] = rem
-            dyn[..., 1] = np.minimum(lb[step] / np.maximum(rem, 1e-3), CLIP)
-            dyn[..., 2] = np.minimum((2.0 * sc * load + sc * sc) * inv_fd, CLIP)
-            dyn[..., 3] = np.minimum(load * load * inv_fd, CLIP)
-            dyn[..., 4] = count / n
-            dyn[..., 5] = step / n
-            hidden = np.maximum(pre[step] + dyn @ self.w_dyn, 0.0)  # (K, M, H)
-            logits[:, 0] = local[step]
-            logits[:, 1:] = hidden @ self.w_out + self.b_out
-            mask[:, 1:] = feats.pair_ok[step] & (used + lb_ok[step] <= 1.0)
-            mask[:, 0] = feats.local_ok[step] | ~mask[:, 1:].any(axis=1)
+            np.divide(lb[step], np.maximum(rem, 1e-3), out=dyn[..., 1])
+            dyn[..., 2] = load * lin[step] + sq[step]
+            dyn[..., 3] = load * load * feats.inv_fd[step]
+            dyn[..., 4] = count
+            np.minimum(dyn, CLIP, out=dyn)  # rem and count are <= 1 < CLIP: unchanged
+            hidden = dyn @ w5
+            hidden += pre_all[step]
+            np.maximum(hidden, 0.0, out=hidden)  # (K, M, H)
+            logits[:, 0] = local_b[step]
+            logits[:, 1:] = hidden @ self.w_out
+            srv = mask[:, 1:]
+            np.less_equal(used + lb_ok[step], 1.0, out=srv)
+            srv &= feats.pair_ok[step]
+            mask[:, 0] = feats.local_ok[step] | ~srv.any(axis=1)
             z = np.where(mask, logits, -np.inf)
-            z -= z.max(axis=1, keepdims=True)
-            prob = np.exp(z)
-            prob /= prob.sum(axis=1, keepdims=True)
             if want_entropy:
-                p0 = prob[0][mask[0]]
+                z0 = z[0][mask[0]]
+                z0 = z0 - z0.max()
+                p0 = np.exp(z0)
+                p0 /= p0.sum()
                 entropy -= float(p0 @ np.log(np.maximum(p0, 1e-300)))
-            if uniform is None:
-                choice = np.array([int(np.argmax(prob[0]))])
-            else:
-                choice = np.minimum((prob.cumsum(axis=1) < uniform[step][:, None]).sum(axis=1), m)
-                choice[0] = int(np.argmax(prob[0]))
-                bad = ~mask[ks, choice]
-                if bad.any():
-                    choice[bad] = np.argmax(prob[bad], axis=1)
+            if noise is None:
+                c = int(np.argmax(z[0]))
+                if c:
+                    used[0, c - 1] += lb[step, c - 1]
+                    load[0, c - 1] += sc[step, 0]
+                    count[0, c - 1] += inv_n
+                choice_all[0, step] = c
+                continue
+            z += noise[step]
+            choice = np.argmax(z, axis=1)
             on = choice > 0
             if on.any():
                 rows, j = ks[on], choice[on] - 1
                 used[rows, j] += lb[step, j]
-                load[rows, j] += sc
-                count[rows, j] += 1.0
+                load[rows, j] += sc[step, 0]
+                count[rows, j] += inv_n
             choice_all[:, step] = choice
         targets = np.empty_like(choice_all)
         targets[:, feats.order] = choice_all - 1
@@ -439,9 +454,332 @@ def _warm_up(loaded: LoadedModel) -> None:
     from edgeai.tools.offloading.scenario import generate_instance
 
     for objective in OBJECTIVES:
-        evaluator = Evaluator(generate_instance(6, 2, 0, "lambo-50", objective), objective)  # type: ignore[arg-type]
+        instance = generate_instance(12, 3, 0, "lambo-50-tight", objective)
+        evaluator = Evaluator(instance, objective)  # type: ignore[arg-type]
         targets, _ = policy_targets(loaded, evaluator, 2)
-        improve(evaluator, evaluator.repair(targets)[0], max_moves=1)
+        MoveSearch(evaluator).run(evaluator.repair(targets)[0], time.perf_counter() + 1.0)
+
+
+# ----------------------------------------------------------------------------- the search
+
+
+class MoveSearch:
+    """Best-improvement local search over assignments with O(1)-per-move scoring.
+
+    Every move of one UE to another target (local or a server) is scored for all UEs and
+    targets in one vectorised step from per-server running sums, the chosen move is checked
+    with the exact per-server values (`Evaluator.server_value`'s numbers: KKT water-filling
+    for min_latency, summed costs under the deadline-share capacity for min_energy), and only
+    an exact improvement is applied; so the search never accepts a worse or infeasible state.
+
+    min_latency: with the server's current bound set (tasks held at their deadline share lb)
+    fixed, a server's value is B + S^2 / (1 - L) over F (B = sum c/lb of the bound tasks,
+    S = sum sqrt(c) and L = sum lb of the free ones; without binding deadlines, B = L = 0 and
+    this is the closed form (sum sqrt c)^2 / F), which gives every join/leave delta in O(1).
+    min_energy: the objective is separable, so a move's delta is exact; what binds is each
+    server's capacity of deadline shares, so when no single move improves, ejection chains are
+    tried (UE i takes server b, one UE i' on b moves to any other target c; c = i's old target
+    is a swap).
+    """
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.ev = evaluator
+        inst, t = evaluator.instance, evaluator.tables
+        a = inst.arrays
+        self.n, self.m = inst.n, inst.m
+        self.latency = evaluator.objective == "min_latency"
+        self.c = a.c
+        self.sq = np.sqrt(a.c)
+        self.F = a.F
+        self.lb = np.where(t.pair_ok, t.lb, np.inf)  # (N, M)
+        self.lb0 = np.where(t.pair_ok, t.lb, 0.0)
+        self.local_cost = evaluator.local_cost
+        self.pair_cost = evaluator.pair_cost  # (N, M), inf where unusable
+        # cost (N, 1 + M): local first, then the servers (the per-UE part of the objective)
+        self.cost = np.concatenate([self.local_cost[:, None], self.pair_cost], axis=1)
+        self.scale = 1.0
+        self._pending: dict[int, Any] = {}
+
+    # -- per-server exact state
+
+    def _server(
+        self, j: int, idx: np.ndarray
+    ) -> tuple[float, float, float, float, float, np.ndarray]:
+        """(value, B, S, L_bound, L_all, bound mask) of server j holding UEs `idx`: the exact
+        KKT water-filling of `shares.waterfill` for one server, in scalar-sized numpy steps."""
+        none = np.zeros(idx.size, dtype=bool)
+        if idx.size == 0:
+            return 0.0, 0.0, 0.0, 0.0, 0.0, none
+        lb = self.lb[idx, j]
+        l_all = float(lb.sum())
+        base = float(self.pair_cost[idx, j].sum())
+        if not l_all <= 1.0:
+            return np.inf, 0.0, 0.0, 0.0, l_all, none
+        if not self.latency:
+            return base, 0.0, 0.0, 0.0, l_all, none
+        sq = self.sq[idx]
+        ratio = lb / sq  # the water level at which a task stops being held at its lb
+        order = np.argsort(ratio)
+        free_sq = np.cumsum(sq[order])
+        held = l_all - np.cumsum(lb[order])
+        k = max(1, int(np.count_nonzero(ratio[order] * free_sq + held <= 1.0)))
+        tau = (1.0 - held[k - 1]) / free_sq[k - 1]
+        bound = np.ones(idx.size, dtype=bool)
+        bound[order[:k]] = False
+        s_free = float(free_sq[k - 1])
+        b = float((self.c[idx][bound] / lb[bound]).sum()) if k < idx.size else 0.0
+        l_bound = float(held[k - 1])
+        return base + (b + s_free / tau) / self.F[j], b, s_free, l_bound, l_all, bound
+
+    def _load(self, targets: np.ndarray) -> None:
+        m = self.m
+        self.t = np.array(targets, dtype=int)
+        self.value = np.zeros(m)
+        self.B, self.S, self.Lb, self.Lall = (np.zeros(m) for _ in range(4))
+        self.bound = np.zeros(self.n, dtype=bool)
+        for j in range(m):
+            self._refresh(j)
+
+    def _refresh(self, j: int) -> None:
+        idx = np.nonzero(self.t == j)[0]
+        v, b, s, lbound, lall, bound = self._server(j, idx)
+        self.value[j], self.B[j], self.S[j], self.Lb[j], self.Lall[j] = v, b, s, lbound, lall
+        self.bound[idx] = bound
+
+    def total(self) -> float:
+        return float(self.local_cost[self.t < 0].sum() + self.value.sum())
+
+    # -- single moves
+
+    def _deltas(self) -> np.ndarray:
+        """Estimated cost change (N, 1 + M) of moving UE i to target k (0 local, j + 1 server j);
+        exact for min_energy, a close estimate for min_latency (then verified)."""
+        n, m, t = self.n, self.m, self.t
+        on = t >= 0
+        ja = np.where(on, t, 0)
+        rows = np.arange(n)
+        if self.latency:
+            F, S, Lb = self.F, self.S, self.Lb
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                rem = 1.0 - Lb  # (M,) capacity left to the free tasks
+                now = np.where(S > 0, S**2 / np.maximum(rem, 1e-300), 0.0)  # (M,)
+                # leaving server a
+                sa, rema, nowa = S[ja], rem[ja], now[ja]
+                lba = self.lb0[rows, ja]
+                free_left = np.where(
+                    sa - self.sq > 1e-12 * sa, (sa - self.sq) ** 2 / np.maximum(rema, 1e-300), 0.0
+                )
+                bound_left = np.where(sa > 0, sa**2 / (rema + lba), 0.0) - self.c / np.where(
+                    lba > 0, lba, 1.0
+                )
+                leave_srv = (
+                    -self.pair_cost[rows, ja]
+                    + (np.where(self.bound, bound_left, free_left) - nowa) / F[ja]
+                )
+                leave = np.where(on, leave_srv, -self.local_cost)
+                # joining server b (others keep their bound set)
+                sq = self.sq[:, None]
+                s_star = sq * rem / (S + sq)  # (N, M)
+                join_free = ((S + sq) ** 2 / rem - now) / F
+                rb = rem - self.lb
+                join_bound = (
+                    self.c[:, None] / self.lb + np.where(rb > 0, S**2 / rb, np.inf) - now
+                ) / F
+                join_bound = np.where(
+                    (rb <= 0) & (S == 0), (self.c[:, None] / self.lb) / F, join_bound
+                )
+                join = self.pair_cost + np.where(s_star >= self.lb, join_free, join_bound)
+        else:
+            leave = -self.cost[rows, t + 1]
+            join = self.pair_cost.copy()
+        join = np.where(self.Lall[None, :] + self.lb <= 1.0, join, np.inf)
+        delta = np.empty((n, m + 1))
+        delta[:, 0] = self.local_cost
+        delta[:, 1:] = join
+        delta += leave[:, None]
+        delta[rows, t + 1] = np.inf  # staying put is not a move
+        delta[np.isnan(delta)] = np.inf
+        return delta
+
+    def _exact_delta(self, i: int, k: int) -> tuple[float, list[int]]:
+        """Exact cost change of moving UE i to target k - 1, and the servers it touches."""
+        old = int(self.t[i])
+        touched = [j for j in (old, k - 1) if j >= 0]
+        d = 0.0
+        if old < 0:
+            d -= self.local_cost[i]
+        if k == 0:
+            d += self.local_cost[i]
+        self.t[i] = k - 1
+        self._pending = {}
+        for j in touched:
+            idx = np.nonzero(self.t == j)[0]
+            state = self._server(j, idx)
+            self._pending[j] = (idx, state)
+            d += state[0] - self.value[j]
+        self.t[i] = old
+        return d, touched
+
+    def _apply(self, i: int, target: int, touched: list[int]) -> None:
+        """Move UE i; servers just evaluated by `_exact_delta` reuse that state."""
+        self.t[i] = target
+        pending, self._pending = self._pending, {}
+        for j in touched:
+            if j in pending:
+                idx, (v, b, sf, lbound, lall, bound) = pending[j]
+                self.value[j], self.B[j], self.S[j] = v, b, sf
+                self.Lb[j], self.Lall[j] = lbound, lall
+                self.bound[idx] = bound
+            else:
+                self._refresh(j)
+
+    def _single(self, verify: int = 4) -> bool:
+        delta = self._deltas()
+        flat = delta.ravel()
+        tol = -1e-12 * self.scale
+        cand = np.nonzero(flat < tol)[0]
+        if cand.size == 0:
+            return False
+        if cand.size > verify:
+            cand = cand[np.argpartition(flat[cand], verify - 1)[:verify]]
+        cand = cand[np.argsort(flat[cand], kind="stable")]
+        width = self.m + 1
+        if not self.latency:
+            i, k = divmod(int(cand[0]), width)
+            old = int(self.t[i])
+            self._apply(i, k - 1, [j for j in (old, k - 1) if j >= 0])
+            return True
+        for c in cand:
+            i, k = divmod(int(c), width)
+            d, touched = self._exact_delta(i, k)
+            if d < tol:
+                self._apply(i, k - 1, touched)
+                return True
+        return False
+
+    # -- ejection chains (min_energy)
+
+    def _eject(self) -> bool:
+        """Best move 'i to server b, one UE i2 on b to any other target c' (c may be i's old
+        target: a swap), with both capacities checked; exact for min_energy."""
+        n, m, t = self.n, self.m, self.t
+        rows = np.arange(n)
+        cur = self.cost[rows, t + 1]  # (N,)
+        lb_cur = np.where(t >= 0, self.lb0[rows, np.maximum(t, 0)], 0.0)  # (N,)
+        best, move = -1e-12 * self.scale, None
+        for b in range(m):
+            out = np.nonzero(t == b)[0]  # candidates i2
+            ins = np.nonzero((t != b) & np.isfinite(self.pair_cost[:, b]))[0]
+            if out.size == 0 or ins.size == 0:
+                continue
+            # i joins b, i2 leaves b: capacity of b
+            cap_b = self.Lall[b] + self.lb[ins, b][:, None] - self.lb[out, b][None, :] <= 1.0
+            gain_i = self.pair_cost[ins, b] - cur[ins]  # (I,)
+            # i2 to target c (0 local, j + 1 server j), c != b + 1
+            gain_2 = self.cost[out, :] - self.pair_cost[out, b][:, None]  # (O, 1 + M)
+            # capacity of c when c is a server: plus lb(i2, c), minus lb(i, c) if i leaves c
+            used = np.concatenate([[-np.inf], self.Lall])  # local: no capacity
+            lb2 = np.concatenate([np.zeros((out.size, 1)), self.lb[out]], axis=1)  # (O, 1 + M)
+            frees = (t[ins][:, None] + 1 == np.arange(m + 1)[None, :]) * lb_cur[ins][:, None]
+            cap_c = used[None, None, :] + lb2[None, :, :] - frees[:, None, :] <= 1.0  # (I, O, 1+M)
+            total = gain_i[:, None, None] + gain_2[None, :, :]
+            ok = cap_b[:, :, None] & cap_c
+            ok[:, :, b + 1] = False
+            total = np.where(ok, total, np.inf)
+            total[np.isnan(total)] = np.inf
+            flat = int(np.argmin(total))
+            if total.flat[flat] < best:
+                best = float(total.flat[flat])
+                ii, oo, cc = np.unravel_index(flat, total.shape)
+                move = (int(ins[ii]), b, int(out[oo]), int(cc) - 1)
+        if move is None:
+            return False
+        i, b, i2, c = move
+        old = int(t[i])
+        self.t[i2] = c
+        self.t[i] = b
+        for j in {x for x in (old, b, c) if x >= 0}:
+            self._refresh(j)
+        return True
+
+    def _knapsack(self, b: int, units: int = 1000, max_items: int = 24) -> bool:
+        """Re-fill server b optimally, the rest fixed (min_energy): a 0/1 knapsack over every
+        UE, profit = its current cost (its local cost for UEs now on b) minus its cost on b,
+        weight = its deadline share rounded up to 1/`units` (so the answer stays feasible),
+        solved by dynamic programming over the capacity grid. Applied only if it improves."""
+        t = self.t
+        on_b = t == b
+        alt = np.where(on_b, self.local_cost, self.cost[np.arange(self.n), t + 1])
+        profit = alt - self.pair_cost[:, b]
+        usable = np.isfinite(profit) & (profit > 0) & np.isfinite(self.lb[:, b])
+        if np.count_nonzero(usable) > max_items:  # best profit per share, and what b holds now
+            ratio = np.where(usable, profit / np.maximum(self.lb[:, b], 1e-12), -np.inf)
+            keep = on_b.copy()
+            keep[np.argpartition(-ratio, max_items)[:max_items]] = True
+            usable &= keep
+        items = np.nonzero(usable)[0]
+        if items.size == 0:
+            return False
+        weight = np.ceil(self.lb[items, b] * units - 1e-9).astype(int)
+        keep = weight <= units
+        items, weight = items[keep], weight[keep]
+        best = np.zeros(units + 1)  # best[w]: most profit within w capacity units
+        take = np.zeros((items.size, units + 1), dtype=bool)
+        for k, (i, w) in enumerate(zip(items, weight, strict=True)):
+            cand = best[: units + 1 - w] + profit[i]  # take item k: capacity w.. units
+            np.greater(cand, best[w:], out=take[k, w:])
+            np.maximum(best[w:], cand, out=best[w:])
+        chosen, w = [], units
+        for k in range(items.size - 1, -1, -1):
+            if take[k, w]:
+                chosen.append(int(items[k]))
+                w -= int(weight[k])
+        new = t.copy()
+        new[on_b] = -1
+        new[chosen] = b
+        now = self.total()
+        old_t = self.t
+        self.t = new
+        touched = sorted({int(x) for x in np.concatenate([old_t[old_t != new], [b]]) if x >= 0})
+        saved = {
+            j: (self.value[j], self.B[j], self.S[j], self.Lb[j], self.Lall[j]) for j in touched
+        }
+        for j in touched:
+            self._refresh(j)
+        if self.total() < now - 1e-12 * self.scale:
+            return True
+        self.t = old_t
+        for j in touched:
+            self.value[j], self.B[j], self.S[j], self.Lb[j], self.Lall[j] = saved[j]
+        return False
+
+    def _knapsacks(self) -> bool:
+        """Try `_knapsack` on each server whose neighbourhood changed since it last failed."""
+        key = self.t.tobytes()
+        for b in range(self.m):
+            if self._failed.get(b) == key:
+                continue
+            if self._knapsack(b):
+                return True
+            self._failed[b] = key
+        return False
+
+    def run(
+        self, targets: np.ndarray, stop: float, max_moves: int | None = None
+    ) -> tuple[np.ndarray, int]:
+        """Improve `targets` until no move improves, `max_moves` or `time.perf_counter() >= stop`."""
+        self._load(targets)
+        self._failed: dict[int, bytes] = {}
+        start_total = self.total()
+        self.scale = max(1.0, abs(start_total)) if np.isfinite(start_total) else 1.0
+        moves = 0
+        limit = max_moves if max_moves is not None else 40 * self.n + 10
+        while moves < limit and time.perf_counter() < stop:
+            if self._single() or (not self.latency and (self._knapsacks() or self._eject())):
+                moves += 1
+                continue
+            break
+        return self.t.copy(), moves
 
 
 # ----------------------------------------------------------------------------- the solver
@@ -494,16 +832,25 @@ def solve_aed(
     targets, _ = policy_targets(loaded, evaluator, samples, seed, want_entropy=False)
     targets = evaluator.repair(targets)  # a no-op by construction of the masks; kept as a guard
     totals = evaluator.total(targets)
-    best = targets[int(np.argmin(totals))]
-    moves = 0
-    if search:
+    order = np.argsort(totals, kind="stable")
+    best, best_total = targets[order[0]], float(totals[order[0]])
+    moves = starts = 0
+    if search and evaluator.m:
         budget = time_budget_s if time_budget_s is not None else 0.008 * max(1.0, instance.n / 50)
         stop = watch.start + budget
-        while time.perf_counter() < stop:
-            nxt = improve(evaluator, best, max_moves=1)
-            if np.array_equal(nxt, best):
+        searcher = MoveSearch(evaluator)
+        seen: list[np.ndarray] = []
+        for r in order:  # multi-start: the rollouts in order of cost, while time lasts
+            if time.perf_counter() >= stop:
                 break
-            best, moves = nxt, moves + 1
+            if any(np.array_equal(targets[r], s) for s in seen):
+                continue
+            seen.append(targets[r])
+            found, done = searcher.run(targets[r], stop)
+            value = float(evaluator.total(found)[0])
+            moves, starts = moves + done, starts + 1
+            if value < best_total:
+                best, best_total = found, value
     decision = finish(evaluator, "aed", best, watch)
-    log.debug("aed: %d search moves, %.2f ms", moves, 1e3 * watch.seconds())
+    log.debug("aed: %d starts, %d moves, %.2f ms", starts, moves, 1e3 * watch.seconds())
     return decision
