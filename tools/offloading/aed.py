@@ -14,11 +14,15 @@ deadline share still fits (and local only when it meets the deadline), a repair 
 per-server KKT shares (`optimal_shares`) for the decoded assignment; the share head is trained
 to predict them and is reported, not used.
 
-At inference (`solve_aed`) the decoder runs once greedily and `samples - 1` times sampled (all
-rollouts in one vectorised numpy loop), the best is kept, and a time-bounded local search
-(`baselines.improve`, one move at a time) polishes it. `search=False` and `samples=1` give the
-pure learned policy; the benchmark reports both, so what is learned and what is search stays
-visible.
+At inference (`solve_aed`) the decoder runs greedily (plus sampled rollouts, all in one
+vectorised numpy loop, while N <= 20 where they are cheap), and a local search (`MoveSearch`)
+polishes the decode while a time budget lasts: every single move is scored at once from
+per-server running sums (closed-form water-filling for min_latency, separable costs for
+min_energy), the best is verified with the exact per-server values, and when server capacity
+binds (min_energy) per-server knapsack re-fills and ejection chains are tried. The policy gives
+the start; the search does most of the final improvement at N = 50. `search=False` and
+`samples=1` give the pure learned policy; the benchmark reports both, so what is learned and
+what is search stays visible.
 """
 
 from __future__ import annotations
@@ -818,15 +822,15 @@ def solve_aed(
     time_budget_s: float | None = None,
 ) -> Decision:
     """LAMBO's AED: decode (greedy + `samples - 1` sampled rollouts; default 32 up to 20 UEs,
-    else 8), keep the best, polish with a
-    local search while the time budget lasts (default: 8 ms per 50 UEs for the whole solve,
-    decoding included; the search stops earlier when no move improves), exact shares.
+    else the greedy rollout alone), then `MoveSearch` from each distinct rollout in order of
+    cost while the time budget lasts (default: 8 ms per 50 UEs for the whole solve, decoding
+    included; the search stops earlier at a local optimum), the best kept, exact shares.
 
     `solve_seconds` excludes loading the checkpoint (cached after the first call).
     """
     loaded = load_model(checkpoint)
-    if samples is None:  # rollouts are vectorised: many are cheap while N is small
-        samples = 32 if instance.n <= 20 else 8
+    if samples is None:  # rollouts are vectorised: many are cheap while N is small; beyond,
+        samples = 32 if instance.n <= 20 else 1  # the budget is better spent on the search
     watch = Stopwatch()
     evaluator = Evaluator(instance, objective)
     targets, _ = policy_targets(loaded, evaluator, samples, seed, want_entropy=False)
