@@ -129,11 +129,22 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
         "hallucination_rate",
         "median_seconds",
     ]
-    for col in cols:
-        table.add_column(col)
+    headers = [
+        "pool",
+        "planner",
+        "n",
+        "exact acc",
+        "model F1",
+        "edge F1",
+        "unsup acc",
+        "halluc",
+        "median s",
+    ]
+    for header in headers:
+        table.add_column(header, no_wrap=True)
     for r in rows:
         table.add_row(*[_fmt(r[c]) for c in cols])
-    Console().print(table)
+    Console(width=max(100, Console().width)).print(table)
     csv_path = out_dir / "plan.csv"
     with csv_path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=cols)
