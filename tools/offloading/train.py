@@ -20,6 +20,7 @@ Training instances use seeds from `seed_base` upwards, far from the seeds benchm
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from edgeai.tools.offloading.aed import (
     AED,
     AEDConfig,
@@ -209,6 +211,41 @@ def instance_seed(args: TrainArgs, k: int) -> int:
     return args.seed_base + 100_000 * args.seed + k
 
 
+# ----------------------------------------------------------------------------- torchrun
+
+
+def rank_world() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless running under torchrun with an initialised group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed() -> tuple[int, int]:
+    """Join the process group torchrun describes (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPUs."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return rank_world()
+
+
+def sync_gradients(params: Sequence[torch.nn.Parameter]) -> None:
+    """Average gradients over ranks (data parallelism: each rank rolls out its own instances)."""
+    _, world = rank_world()
+    if world == 1:
+        return
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad)
+            p.grad /= world
+
+
+def broadcast_parameters(model: torch.nn.Module) -> None:
+    """Start every rank from rank 0's weights."""
+    if rank_world()[1] > 1:
+        for p in model.state_dict().values():
+            dist.broadcast(p, 0)
+
+
 @dataclass
 class Labelled:
     evaluator: Evaluator
@@ -240,14 +277,22 @@ def expert_targets(evaluator: Evaluator, expert: str) -> np.ndarray:
 
 
 def supervised_data(args: TrainArgs) -> list[Labelled]:
+    """Exact labels for the warm start; under torchrun each rank labels a shard, then all share."""
+    rank, world = rank_world()
     data = []
-    for k in tqdm(range(args.sup_instances), desc="exact labels", leave=False):
+    shard = range(rank, args.sup_instances, world)
+    for k in tqdm(shard, desc="exact labels", leave=False, disable=rank != 0):
         n = args.sup_sizes[k % len(args.sup_sizes)]
         scenario = args.scenarios[(k // len(args.sup_sizes)) % len(args.scenarios)]
         inst = generate_instance(n, args.m, instance_seed(args, k), scenario)
         for objective in OBJECTIVES:
             ev = Evaluator(inst.with_objective(objective), objective)  # type: ignore[arg-type]
             data.append(label(ev, optimal_targets(ev)[0]))
+    if world > 1:
+        shards: list[list[Labelled]] = [[] for _ in range(world)]
+        dist.all_gather_object(shards, data)
+        # the same order on every rank, so the replicated warm start stays identical
+        data = [x for i in range(len(shards[0])) for s in shards if i < len(s) for x in [s[i]]]
     return data
 
 
@@ -305,9 +350,10 @@ def acl(model: AED, args: TrainArgs, rng: np.random.Generator, start_k: int) -> 
     """Actor-critic pre-training on generated instances (both prompts, sampled)."""
     opt = torch.optim.Adam(model.parameters(), lr=args.acl_lr)
     history = []
-    k = start_k
+    rank = rank_world()[0]
+    k = start_k + rank * args.acl_iters * args.acl_batch  # every rank draws its own instances
     model.train()
-    bar = tqdm(range(args.acl_iters), desc="ACL", leave=False)
+    bar = tqdm(range(args.acl_iters), desc="ACL", leave=False, disable=rank != 0)
     for it in bar:
         n = args.acl_sizes[it % len(args.acl_sizes)]
         evaluators = []
@@ -335,6 +381,7 @@ def acl(model: AED, args: TrainArgs, rng: np.random.Generator, start_k: int) -> 
         loss = actor_loss + critic_loss - args.entropy_coef * out.entropy.mean()
         opt.zero_grad()
         loss.backward()
+        sync_gradients(list(model.parameters()))
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         history.append(float(cost.mean()))
@@ -346,6 +393,7 @@ def acl(model: AED, args: TrainArgs, rng: np.random.Generator, start_k: int) -> 
 def train(args: TrainArgs, out: Path, command: str = "") -> dict[str, Any]:
     """Warm start then ACL; writes the checkpoint to `out` and returns its metadata."""
     torch.set_num_threads(args.threads)
+    rank, world = init_distributed()
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     model = build_model(args.config, args.seed)
@@ -353,16 +401,21 @@ def train(args: TrainArgs, out: Path, command: str = "") -> dict[str, Any]:
         init = torch.load(args.init, map_location="cpu", weights_only=True)
         model = build_model(AEDConfig(**init["config"]), args.seed)
         model.load_state_dict(init["state_dict"])
+    broadcast_parameters(model)
     start = time.perf_counter()
     sup_losses: list[float] = []
     if args.sup_instances > 0:
         data = supervised_data(args)
+        # identical data and generator on every rank: the warm start stays replicated
         sup_losses = fit_supervised(
             model, data, list(model.parameters()), args.sup_epochs, args.sup_batch, args.lr, rng
         )
     acl_costs: list[float] = []
     if args.acl_iters > 0:
-        acl_costs = acl(model, args, rng, start_k=args.sup_instances)
+        # one process: the same generator as ever (reproduces the shipped checkpoint); under
+        # torchrun every rank samples its own objectives and rollouts
+        acl_rng = rng if world == 1 else np.random.default_rng([args.seed, rank])
+        acl_costs = acl(model, args, acl_rng, start_k=args.sup_instances)
     meta = {
         "stage": "pretrained (warm start + ACL)",
         "init": args.init,
@@ -376,8 +429,12 @@ def train(args: TrainArgs, out: Path, command: str = "") -> dict[str, Any]:
         ],
         "parameters": sum(p.numel() for p in model.parameters()),
         "torch": str(torch.__version__),
+        "world_size": world,
     }
-    save_checkpoint(model, out, meta)
+    if rank == 0:
+        save_checkpoint(model, out, meta)
+    if world > 1:
+        dist.barrier()
     return meta
 
 
