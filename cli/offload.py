@@ -51,7 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sol.add_argument("--seed", type=int, default=0, help="seed of randomised solvers")
     sol.add_argument("--out", type=Path, help="decision file to write (default: print to stdout)")
     sol.add_argument(
-        "--checkpoint", type=Path, help="AED checkpoint (aed only; default: the shipped one)"
+        "--checkpoint",
+        type=Path,
+        help="AED or DROO checkpoint (aed / droo only; default: the shipped one)",
     )
     add_common(sol)
     sol.set_defaults(func=solve_command)
@@ -70,6 +72,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     tra.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     add_common(tra)
     tra.set_defaults(func=train_command)
+
+    dro = offload_sub.add_parser(
+        "train-droo",
+        help="train the DROO baseline online (quantised candidates + replay memory) on CPU",
+    )
+    dro.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
+    dro.add_argument("--seed", type=int, default=0)
+    dro.add_argument("--steps", type=int, default=4000, help="generated instances (decisions)")
+    dro.add_argument("--n", type=int, default=50, help="UEs per training instance")
+    dro.add_argument("--train-interval", type=int, default=2, help="steps between updates")
+    dro.add_argument("--lr", type=float, default=1e-3)
+    dro.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    add_common(dro)
+    dro.set_defaults(func=train_droo_command)
 
     fin = offload_sub.add_parser(
         "finetune", help="ALEF: fine-tune the AED decoder on expert labels of a new distribution"
@@ -117,8 +133,8 @@ def solve_command(args: argparse.Namespace, settings: Settings) -> int:
     instance = load_instance(args.instance, args.objective)
     options = {}
     if args.checkpoint is not None:
-        if args.solver != "aed":
-            raise UserInputError("--checkpoint applies to the aed solver only")
+        if args.solver not in ("aed", "droo"):
+            raise UserInputError("--checkpoint applies to the aed and droo solvers only")
         options["checkpoint"] = args.checkpoint
     decision = solve(instance, solver=args.solver, seed=args.seed, **options)
     if args.out is not None:
@@ -152,6 +168,23 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
         threads=args.threads,
     )
     meta = train(train_args, args.out, command=_command_line())
+    print(f"wrote {args.out} ({meta['parameters']} parameters, {meta['train_seconds']} s)")
+    return 0
+
+
+def train_droo_command(args: argparse.Namespace, settings: Settings) -> int:
+    del settings
+    from edgeai.tools.offloading.droo import DROOArgs, train_droo
+
+    droo_args = DROOArgs(
+        seed=args.seed,
+        steps=args.steps,
+        n=args.n,
+        train_interval=args.train_interval,
+        lr=args.lr,
+        threads=args.threads,
+    )
+    _, meta = train_droo(droo_args, args.out, command=_command_line())
     print(f"wrote {args.out} ({meta['parameters']} parameters, {meta['train_seconds']} s)")
     return 0
 

@@ -5,7 +5,8 @@
 (c) a 20-step mobility trajectory (N=50);
 (d) the shifted distribution before and after ALEF with 5, 10, 20 expert labels;
 (e) AED time per decision for N = 20 ... 500.
-"aed-policy" is the AED's learned policy alone (greedy decode, no sampling, no search).
+"aed-policy" is the AED's learned policy alone (greedy decode, no sampling, no search);
+"droo" is the DROO learned baseline (DNN + order-preserving quantisation, no search).
 Bench seeds start at `seed` (small numbers); training uses seeds from 10 000 000 up.
 """
 
@@ -132,7 +133,7 @@ def compare(
 
 
 def part_a(args: BenchArgs, out: Path, console: Console) -> list[dict[str, Any]]:
-    solvers = ["aed", "aed-policy", "exact", "milp", "de", "greedy", "random", "local"]
+    solvers = ["aed", "aed-policy", "droo", "exact", "milp", "de", "greedy", "random", "local"]
     rows = []
     for scenario in SCENARIOS_AB:
         for objective in OBJECTIVES:
@@ -148,7 +149,7 @@ def part_a(args: BenchArgs, out: Path, console: Console) -> list[dict[str, Any]]
 
 
 def part_b(args: BenchArgs, out: Path, console: Console) -> list[dict[str, Any]]:
-    solvers = ["aed", "aed-policy", "milp", "de", "greedy", "random", "local"]
+    solvers = ["aed", "aed-policy", "droo", "milp", "de", "greedy", "random", "local"]
     count = max(3, args.instances // 3)
     rows = []
     for scenario in SCENARIOS_AB:

@@ -357,7 +357,7 @@ class DROOArgs:
 
     seed: int = 0
     """torch / numpy seed; instance seeds are TRAIN_SEED_BASE + 1e6 * seed + step"""
-    steps: int = 10000
+    steps: int = 4000
     """instances seen (one decision each, as in the paper's time frames)"""
     n: int = 50
     """UEs per training instance"""
@@ -448,7 +448,7 @@ def train_droo(
         "parameters": sum(p.numel() for p in model.parameters()),
         "final_loss": float(np.mean(losses)) if losses else None,
         "final_argmax_over_best": float(np.mean(gain)),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
     }
     if out is not None:
         save_droo(model, out, meta)

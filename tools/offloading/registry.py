@@ -119,6 +119,12 @@ register_solver(
 register_solver(
     "aed",
     f"{_BUILTIN}.aed:solve_aed",
-    "LAMBO's AED: learned transformer policy (shipped checkpoint), masks, best of greedy + "
-    "sampled rollouts, time-bounded local search, exact shares",
+    "learned policy decode + fast exact-verified move search (knapsack re-fills when capacity "
+    "binds)",
+)
+register_solver(
+    "droo",
+    f"{_BUILTIN}.droo:solve_droo",
+    "DROO (Huang et al. 2019): learned DNN relaxed action, order-preserving quantisation into "
+    "K candidates, each repaired and valued with exact shares, best kept",
 )
