@@ -288,8 +288,8 @@ class KnowledgeStore:
         try:
             self._delete_devices(devices)
             self._write(records)
-        except Exception:
-            log.error("write failed; restoring devices %s", devices)
+        except BaseException as exc:  # whatever broke the write (disk, chromadb, Ctrl-C): roll back
+            log.error("writing devices %s failed (%s); restoring what they had", devices, exc)
             self._delete_devices(devices)
             self._write(snapshot)
             raise
