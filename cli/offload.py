@@ -79,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     dro.add_argument("--out", type=Path, required=True, help="checkpoint file to write")
     dro.add_argument("--seed", type=int, default=0)
-    dro.add_argument("--steps", type=int, default=4000, help="generated instances (decisions)")
+    dro.add_argument("--steps", type=int, default=12000, help="generated instances (decisions)")
     dro.add_argument("--n", type=int, default=50, help="UEs per training instance")
     dro.add_argument("--train-interval", type=int, default=2, help="steps between updates")
     dro.add_argument("--lr", type=float, default=1e-3)

@@ -357,7 +357,7 @@ class DROOArgs:
 
     seed: int = 0
     """torch / numpy seed; instance seeds are TRAIN_SEED_BASE + 1e6 * seed + step"""
-    steps: int = 4000
+    steps: int = 12000
     """instances seen (one decision each, as in the paper's time frames)"""
     n: int = 50
     """UEs per training instance"""
