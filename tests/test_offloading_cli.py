@@ -193,3 +193,27 @@ def test_langchain_tool_solves_and_scores(tmp_path) -> None:
     del instance["ues"][0]["cycles"]
     with pytest.raises(InstanceError, match=r"field 'ues\[0\]\.cycles': missing required key"):
         solve_offloading.invoke({"instance": instance, "solver": "greedy"})
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d["ues"][0].pop("cycles"), "ues[0].cycles"),
+        (lambda d: d["rate_bps"][1].pop(), "rate_bps"),
+        (lambda d: d["servers"][0].__setitem__("capacity_hz", -1.0), "servers[0].capacity_hz"),
+        (lambda d: d["ues"][2].__setitem__("data_bits", float("nan")), "ues[2].data_bits"),
+        (lambda d: d.__setitem__("objective", "min_cost"), "objective"),
+    ],
+    ids=["missing-key", "matrix-shape", "negative-capacity", "nan", "unknown-objective"],
+)
+def test_each_malformation_is_one_line_naming_the_field(tmp_path, capsys, mutate, field) -> None:
+    main(["offload", "generate", "--n", "4", "--m", "2", "--out", str(tmp_path)])
+    data = json.loads((tmp_path / "instance_0000.json").read_text())
+    mutate(data)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))  # NaN is written as the bare token NaN, as many tools do
+    capsys.readouterr()
+    assert main(["offload", "solve", str(path), "--solver", "greedy"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"field '{field}'" in err, err
