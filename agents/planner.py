@@ -269,8 +269,8 @@ class PoolIndex:
         raw: dict[str, float] = {}
         against: dict[str, float] = {}
         for enc, w in weights.items():
-            cands = self.candidates(enc, ENCODERS[enc]([text])[0], k)
-            q = self.embed(enc, [text])
+            q = self.embed(enc, [text])  # encoded once per encoder, for retrieval and scoring
+            cands = self.candidates(enc, q[0], k)
             sims = self._model_sims(enc, q, only=cands)
             limits = self._limit_sims(enc, q[0])
             med, mad = self.null[(enc, english)]
