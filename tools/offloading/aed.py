@@ -413,8 +413,9 @@ def checkpoint_dir() -> Path:
     return Path(str(resources.files("edgeai.tools.offloading") / "checkpoints"))
 
 
-def save_checkpoint(model: AED, path: str | Path, meta: dict[str, Any]) -> Path:
-    """Weights (float32) + config + how they were made, in one torch file."""
+def save_checkpoint(model: nn.Module, path: str | Path, meta: dict[str, Any]) -> Path:
+    """Weights (float32) + config + how they were made, in one torch file (any model with a
+    dataclass `cfg`: the AED and the DROO network share this format)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}

@@ -29,13 +29,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from edgeai.errors import EdgeAIError
+from edgeai.tools.offloading.aed import checkpoint_dir, save_checkpoint
 from edgeai.tools.offloading.evaluate import Evaluator, Stopwatch, finish
 from edgeai.tools.offloading.problem import OBJECTIVES, Decision, Instance, Objective
 from torch import nn
@@ -267,17 +267,9 @@ class LoadedDROO:
     meta: dict[str, Any]
 
 
-def checkpoint_dir() -> Path:
-    return Path(str(resources.files("edgeai.tools.offloading") / "checkpoints"))
-
-
 def save_droo(model: DROONet, path: str | Path, meta: dict[str, Any]) -> Path:
-    """Weights (float32) + config + how they were made, in one torch file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
-    torch.save({"config": asdict(model.cfg), "state_dict": state, "meta": meta}, path)
-    return path
+    """Same file format as the AED's checkpoints."""
+    return save_checkpoint(model, path, meta)
 
 
 def load_droo(path: str | Path | None = None) -> LoadedDROO:
