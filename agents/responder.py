@@ -44,9 +44,7 @@ def fuse(results: list[dict]) -> list[str]:
     return lines
 
 
-def compose_answer(
-    request: str, day: str, plan: dict, placements: list[dict], results: list[dict]
-) -> str:
+def compose_answer(day: str, plan: dict, placements: list[dict], results: list[dict]) -> str:
     """The answer text: one line per model (output, where it ran, why), then the fused result."""
     if not plan.get("subtasks"):
         return "\n".join(plan.get("unsupported") or ["No registered model can serve this request."])

@@ -132,7 +132,6 @@ def run_models(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any
 def respond(state: EdgeState) -> dict[str, Any]:
     started = time.perf_counter()
     answer = compose_answer(
-        state["effective_request"],
         state["day"],
         state["plan"],
         state["placements"],
