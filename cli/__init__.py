@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "edgeai.cli.plan",
     "edgeai.cli.ask",
     "edgeai.cli.demo",
+    "edgeai.cli.split",
 ]
 
 # Offline by default: no hub look-ups, no telemetry, whatever the caller's shell says.
