@@ -10,9 +10,9 @@ import argparse
 import importlib
 
 SPLIT_MODULES: list[str] = [
-    # "edgeai.cli.split_train",    # train-model, train-codec (models + codecs)
-    # "edgeai.cli.split_runtime",  # serve-edge, infer
-    # "edgeai.cli.split_profile",  # profile, partition
+    "edgeai.cli.split_train",  # train-model (photo-pool models)
+    "edgeai.cli.split_runtime",  # serve-edge, infer, sample-image
+    "edgeai.cli.split_profile",  # profile, partition
 ]
 SPLIT_BENCH_MODULES: list[str] = [
     # "edgeai.cli.split_bench",    # edgeai bench split

@@ -1,0 +1,313 @@
+"""`edgeai split serve-edge | infer | sample-image`: the device/edge runtime over a real socket."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgeai.cli import add_common
+from edgeai.config import Settings
+from edgeai.errors import EdgeAIError, UserInputError
+from edgeai.tools.split_inference.base import TASKS
+from edgeai.tools.split_inference.link import format_rate, parse_rate
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EDGE_PORT = 7345
+DEFAULT_CLOUD_PORT = 7346
+SCHEME_CHOICES = ("coinfer", "split-raw", "edge-lossless", "edge-lossy", "client-only", "cloud")
+
+
+def register_split(split_sub: argparse._SubParsersAction) -> None:
+    srv = split_sub.add_parser(
+        "serve-edge",
+        help="run an edge (or cloud) server that finishes the photo models on what devices send",
+    )
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    srv.add_argument(
+        "--port",
+        type=int,
+        help=f"port (default {DEFAULT_EDGE_PORT} for edge, {DEFAULT_CLOUD_PORT} for cloud; 0 = any free)",
+    )
+    srv.add_argument("--role", choices=("edge", "cloud"), default="edge")
+    srv.add_argument(
+        "--checkpoints", type=Path, help="folder of model checkpoints <task>.pt (default: shipped)"
+    )
+    srv.add_argument(
+        "--codec",
+        type=Path,
+        action="append",
+        default=[],
+        help="feature codec file (repeatable; default: each task's shipped codec)",
+    )
+    srv.add_argument(
+        "--plan-ms", type=float, default=0.0, help="cloud role: emulated planning time (ms)"
+    )
+    add_common(srv)
+    srv.set_defaults(func=serve_edge_command)
+
+    inf = split_sub.add_parser(
+        "infer",
+        help="answer one photo request through the emulated link; prints answer, bytes, latency",
+    )
+    inf.add_argument("image", type=Path, help="PNG/JPEG/WebP photo")
+    inf.add_argument("--task", required=True, choices=TASKS)
+    inf.add_argument("--question", help="the question (task vqa)")
+    inf.add_argument("--scheme", choices=SCHEME_CHOICES, default="coinfer")
+    inf.add_argument(
+        "--rate", default="300KB/s", help="uplink rate, e.g. 300KB/s, 2.4Mbit/s, 50000"
+    )
+    inf.add_argument("--downlink-rate", help="downlink rate (default: twice the uplink)")
+    inf.add_argument("--rtt-ms", type=float, default=20.0, help="device-edge round trip (ms)")
+    inf.add_argument(
+        "--cloud-rtt-ms", type=float, default=300.0, help="device-cloud round trip (ms)"
+    )
+    inf.add_argument(
+        "--edge", default=f"127.0.0.1:{DEFAULT_EDGE_PORT}", help="edge server HOST:PORT"
+    )
+    inf.add_argument(
+        "--cloud", default=f"127.0.0.1:{DEFAULT_CLOUD_PORT}", help="cloud server HOST:PORT"
+    )
+    inf.add_argument("--split", type=int, help="split point k for split-raw")
+    inf.add_argument("--format", choices=("jpeg", "webp"), default="jpeg", help="edge-lossy codec")
+    inf.add_argument("--quality", type=int, help="edge-lossy quality 1..100 (default 75)")
+    inf.add_argument(
+        "--max-bytes", type=int, help="edge-lossy: best quality within this many bytes"
+    )
+    inf.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds")
+    inf.add_argument(
+        "--checkpoints", type=Path, help="folder of model checkpoints <task>.pt (default: shipped)"
+    )
+    inf.add_argument(
+        "--codec", type=Path, help="feature codec file (default: the task's shipped one)"
+    )
+    inf.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_common(inf)
+    inf.set_defaults(func=infer_command)
+
+    smp = split_sub.add_parser(
+        "sample-image", help="write a generated photo-world image; prints its question and targets"
+    )
+    smp.add_argument("--task", required=True, choices=TASKS)
+    smp.add_argument("--seed", type=int, default=0, help="image seed (held-out seeds: 0..99999)")
+    smp.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    smp.add_argument("--json", action="store_true", help="print question and targets as JSON")
+    add_common(smp)
+    smp.set_defaults(func=sample_image_command)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def parse_address(text: str, flag: str) -> tuple[str, int]:
+    """'HOST:PORT' -> (host, port) with a one-line error naming the flag."""
+    host, sep, port = str(text).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserInputError(f"{flag}: expected HOST:PORT with a port in 1..65535, got '{text}'")
+    return host.strip("[]"), int(port)
+
+
+def _load_models(checkpoints: Path | None, tasks: tuple[str, ...]) -> dict[str, Any]:
+    from edgeai.tools.split_inference.models import load_model
+
+    return {task: load_model(task, checkpoints) for task in tasks}
+
+
+def _load_codec_file(path: Path) -> Any:
+    from edgeai.tools.split_inference.codec import load_codec
+
+    if not path.is_file():
+        raise UserInputError(f"--codec: file '{path}' does not exist")
+    return load_codec(path)
+
+
+def _default_codec(task: str) -> Any | None:
+    """The task's shipped codec, or None (coinfer then refused with a clear message)."""
+    from edgeai.tools.split_inference.codec import default_codec_path, load_codec
+
+    try:
+        return load_codec(default_codec_path(task))
+    except EdgeAIError as exc:
+        log.warning("no feature codec for %s (%s): scheme coinfer unavailable for it", task, exc)
+        return None
+
+
+# -- handlers --------------------------------------------------------------------------------
+
+
+def serve_edge_command(args: argparse.Namespace, settings: Settings) -> int:
+    import torch
+    from edgeai.tools.split_inference.models import ModelCheckpointError, load_model
+    from edgeai.tools.split_inference.runtime import serve_edge
+
+    torch.set_num_threads(1)
+    port = args.port
+    if port is None:
+        port = DEFAULT_CLOUD_PORT if args.role == "cloud" else DEFAULT_EDGE_PORT
+    if not 0 <= port < 65536:
+        raise UserInputError(f"--port must be in 0..65535, got {port}")
+    if args.plan_ms < 0:
+        raise UserInputError(f"--plan-ms must be >= 0, got {args.plan_ms}")
+    models: dict[str, Any] = {}
+    for task in TASKS:
+        try:
+            models[task] = load_model(task, args.checkpoints)
+        except ModelCheckpointError as exc:
+            log.warning("serving without %s: %s", task, exc)
+    if not models:
+        raise UserInputError(
+            "no model checkpoints to serve (train them with `edgeai split train-model` or pass "
+            "--checkpoints DIR)"
+        )
+    codecs: dict[str, Any] = {}
+    for path in args.codec:
+        codec = _load_codec_file(path)
+        codecs[codec.meta.task] = codec
+    if args.role == "edge":
+        for task in models:
+            if task not in codecs and (codec := _default_codec(task)) is not None:
+                codecs[task] = codec
+
+    def ready(address: tuple[str, int]) -> None:
+        print(
+            f"{args.role} server listening on {address[0]}:{address[1]} "
+            f"(tasks: {', '.join(models)}; coinfer codecs: {', '.join(codecs) or 'none'}); "
+            "Ctrl-C stops it",
+            flush=True,
+        )
+
+    serve_edge(
+        args.host,
+        port,
+        models,
+        codecs,
+        role=args.role,
+        plan_seconds=args.plan_ms / 1000.0,
+        on_ready=ready,
+    )
+    print(f"{args.role} server stopped", flush=True)
+    return 0
+
+
+def infer_command(args: argparse.Namespace, settings: Settings) -> int:
+    import torch
+    from edgeai.tools.split_inference.imagecodecs import read_image
+    from edgeai.tools.split_inference.runtime import DeviceClient
+
+    torch.set_num_threads(1)
+    rate = parse_rate(args.rate, "--rate")
+    down = parse_rate(args.downlink_rate, "--downlink-rate") if args.downlink_rate else None
+    for value, flag in ((args.rtt_ms, "--rtt-ms"), (args.cloud_rtt_ms, "--cloud-rtt-ms")):
+        if not value >= 0 or value == float("inf"):
+            raise UserInputError(f"{flag} must be a finite number >= 0, got {value}")
+    if args.timeout <= 0:
+        raise UserInputError(f"--timeout must be > 0, got {args.timeout}")
+    if args.question is not None and args.task != "vqa":
+        raise UserInputError(f"--question is for task vqa, not {args.task}")
+    if args.task == "vqa" and not (args.question or "").strip():
+        raise UserInputError("task vqa needs --question")
+    edge = parse_address(args.edge, "--edge")
+    cloud = parse_address(args.cloud, "--cloud")
+    image = read_image(str(args.image))
+    codecs = {}
+    if args.codec is not None:
+        codec = _load_codec_file(args.codec)
+        codecs[codec.meta.task] = codec
+    client = DeviceClient(
+        models=_load_models(args.checkpoints, (args.task,)),
+        codecs=codecs,
+        timeout_s=args.timeout,
+    )
+    result = client.infer(
+        image,
+        args.task,
+        args.scheme,
+        rate,
+        args.question,
+        edge,
+        one_way_delay_s=args.rtt_ms / 2000.0,
+        downlink_rate_bps=down,
+        split=args.split,
+        lossy_format=args.format,
+        quality=args.quality,
+        max_bytes=args.max_bytes,
+        cloud=cloud,
+        cloud_one_way_s=args.cloud_rtt_ms / 2000.0,
+    )
+    if args.json:
+        record = result.to_dict()
+        record["rate_bps"] = rate
+        record["downlink_rate_bps"] = down if down is not None else 2 * rate
+        print(json.dumps(record, indent=2))
+        return 0
+    _print_result(result, rate, args)
+    return 0
+
+
+def _print_result(result: Any, rate: float, args: argparse.Namespace) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    b = result.breakdown
+    where = {"cloud": "cloud", "client-only": "device"}.get(result.scheme, "edge")
+    scheme = result.scheme
+    if result.scheme in ("coinfer", "split-raw"):
+        scheme += f" (split k={result.split})"
+    elif result.quality is not None:
+        scheme += f" ({args.format} q={result.quality})"
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("answer", result.answer)
+    table.add_row("task", result.task)
+    table.add_row("scheme", scheme)
+    table.add_row("uplink rate", format_rate(rate))
+    table.add_row("payload sent", f"{result.payload_bytes:,} B")
+    table.add_row("bytes up / down", f"{result.bytes_up:,} B / {result.bytes_down:,} B")
+    table.add_row("latency", f"{result.seconds * 1000:.1f} ms")
+    parts = [f"device {b.device_s * 1000:.1f}"]
+    if result.scheme != "client-only":
+        if b.plan_s:
+            parts.append(f"planning {b.plan_s * 1000:.1f}")
+        parts += [
+            f"uplink {b.uplink_s * 1000:.1f}",
+            f"{where} {b.server_s * 1000:.1f}",
+            f"downlink {b.downlink_s * 1000:.1f}",
+        ]
+    table.add_row("  of which (ms)", ", ".join(parts))
+    Console(file=sys.stdout, width=120).print(table)
+
+
+def sample_image_command(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeai.tools.split_inference import world
+    from edgeai.tools.split_inference.imagecodecs import encode_png
+
+    example = world.example(args.task, args.seed)
+    data = encode_png(example.image)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(data)
+    except OSError as exc:
+        raise UserInputError(f"--out: cannot write '{args.out}' ({exc.strerror})") from exc
+    if args.json:
+        record = {
+            "file": str(args.out),
+            "task": args.task,
+            "seed": args.seed,
+            "bytes": len(data),
+            "question": example.question,
+            "targets": example.targets,
+        }
+        print(json.dumps(record, indent=2))
+        return 0
+    print(
+        f"wrote {args.out} ({example.image.shape[1]}x{example.image.shape[0]} PNG, {len(data):,} B)"
+    )
+    if example.question is not None:
+        print(f"question: {example.question}")
+    print("targets: " + " | ".join(dict.fromkeys(example.targets)))
+    return 0

@@ -1,0 +1,147 @@
+"""Image codecs of the edge-only baselines: lossless PNG, lossy JPEG/WebP, and a byte-budget search.
+
+Edge-only inference sends the photo itself (paper Table II): losslessly (PNG) to keep the task
+quality, or lossily (JPEG/WebP) to save bytes at some cost in quality. `encode_to_budget` finds
+the highest quality whose file fits a byte budget, which is how the benchmark compares lossy
+edge-only against co-inference "at equal bytes".
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from edgeai.errors import UserInputError
+from PIL import Image, UnidentifiedImageError
+
+LossyFormat = Literal["jpeg", "webp"]
+LOSSY_FORMATS: tuple[LossyFormat, ...] = ("jpeg", "webp")
+_PIL_NAME = {"jpeg": "JPEG", "webp": "WEBP", "png": "PNG"}
+
+
+class ImageDecodeError(UserInputError):
+    """Bytes (or a file) that are not a PNG/JPEG/WebP image we can read."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """An encoded image: its bytes, the format, and the quality used (None for PNG)."""
+
+    data: bytes
+    fmt: str
+    quality: int | None
+
+    @property
+    def n_bytes(self) -> int:
+        return len(self.data)
+
+
+def _as_pil(image: np.ndarray) -> Image.Image:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        shape = getattr(image, "shape", type(image).__name__)
+        raise UserInputError(f"expected an H x W x 3 image array, got {shape}")
+    if image.dtype != np.uint8:
+        raise UserInputError(f"expected a uint8 image, got dtype {image.dtype}")
+    return Image.fromarray(np.ascontiguousarray(image), mode="RGB")
+
+
+def encode_png(image: np.ndarray, compress_level: int = 9) -> bytes:
+    """Lossless PNG (zlib level 9 by default: the smallest lossless file PIL makes)."""
+    buf = io.BytesIO()
+    _as_pil(image).save(buf, format="PNG", compress_level=compress_level, optimize=False)
+    return buf.getvalue()
+
+
+def _check_fmt(fmt: str) -> LossyFormat:
+    key = fmt.lower()
+    if key == "jpg":
+        key = "jpeg"
+    if key not in LOSSY_FORMATS:
+        raise UserInputError(
+            f"unknown lossy format '{fmt}' (choose from {', '.join(LOSSY_FORMATS)})"
+        )
+    return key  # type: ignore[return-value]
+
+
+def encode_lossy(image: np.ndarray, fmt: str, quality: int) -> bytes:
+    """JPEG or WebP at `quality` (1..100; 4:2:0 chroma for JPEG, as cameras do)."""
+    key = _check_fmt(fmt)
+    if not 1 <= int(quality) <= 100:
+        raise UserInputError(f"quality must be in 1..100, got {quality}")
+    buf = io.BytesIO()
+    options: dict[str, object] = {"quality": int(quality)}
+    if key == "jpeg":
+        options["subsampling"] = 2  # 4:2:0
+    else:
+        options["method"] = 4
+    _as_pil(image).save(buf, format=_PIL_NAME[key], **options)
+    return buf.getvalue()
+
+
+def encode_to_budget(image: np.ndarray, max_bytes: int, fmt: str = "jpeg") -> Encoded:
+    """The highest-quality JPEG/WebP whose size is <= max_bytes (bisection on quality 1..100).
+
+    File size grows with quality almost monotonically; bisection keeps the best quality seen
+    that fits. When even quality 1 is too big, that smallest file is returned (the caller sees
+    n_bytes > max_bytes) rather than failing: a budget is a target, not a guarantee.
+    """
+    key = _check_fmt(fmt)
+    if max_bytes <= 0:
+        raise UserInputError(f"byte budget must be > 0, got {max_bytes}")
+    lo, hi = 1, 100
+    best: Encoded | None = None
+    smallest: Encoded | None = None
+    while lo <= hi:
+        q = (lo + hi) // 2
+        data = encode_lossy(image, key, q)
+        enc = Encoded(data, key, q)
+        if smallest is None or len(data) < smallest.n_bytes:
+            smallest = enc
+        if len(data) <= max_bytes:
+            if best is None or q > (best.quality or 0):
+                best = enc
+            lo = q + 1
+        else:
+            hi = q - 1
+    result = best or smallest
+    assert result is not None  # the loop ran at least once
+    return result
+
+
+def decode_image(data: bytes, source: str = "image") -> np.ndarray:
+    """PNG/JPEG/WebP bytes -> H x W x 3 uint8 RGB; a clear ImageDecodeError for anything else."""
+    if not data:
+        raise ImageDecodeError(f"{source}: empty, not an image")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            rgb = img.convert("RGB")
+    except (
+        UnidentifiedImageError,
+        Image.DecompressionBombError,
+        OSError,
+        ValueError,
+        SyntaxError,
+    ) as exc:
+        detail = "" if isinstance(exc, UnidentifiedImageError) else f" ({exc})"
+        raise ImageDecodeError(f"{source}: not a readable PNG/JPEG/WebP image{detail}") from exc
+    array = np.array(rgb, dtype=np.uint8)  # a writable copy (torch.from_numpy wants one)
+    if array.shape[0] < 1 or array.shape[1] < 1:
+        raise ImageDecodeError(f"{source}: image has no pixels")
+    return array
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read an image file (PNG/JPEG/WebP) into H x W x 3 uint8; clear errors for missing/non-images."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError as exc:
+        raise UserInputError(f"image file '{path}' does not exist") from exc
+    except IsADirectoryError as exc:
+        raise UserInputError(f"'{path}' is a directory, not an image file") from exc
+    except PermissionError as exc:
+        raise UserInputError(f"cannot read image file '{path}' (permission denied)") from exc
+    return decode_image(data, source=str(path))

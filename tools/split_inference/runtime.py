@@ -1,0 +1,792 @@
+"""Device / edge / cloud runtime: real bytes over TCP on 127.0.0.1 through an emulated link.
+
+The device (`DeviceClient.infer`, or the function `infer`) and the server (`EdgeServer` in a
+thread, `serve_edge` blocking) run their parts of a task's SplitModel for real and exchange real
+frames (`protocol`) over a socket whose every byte is paced by the emulated link (`link`).
+Schemes (paper Table II and Fig. 3):
+
+- "coinfer": the device runs stages [0, k) and compresses the activation with the learned feature
+  codec (`codec.FeatureCodec`, k is the codec's split point); the edge decompresses and finishes.
+- "split-raw": the same split with the activation sent as raw float16 (no codec).
+- "edge-lossless": the device sends a PNG of the photo; the edge runs the whole model.
+- "edge-lossy": the device sends a JPEG/WebP (a fixed quality, or the best one within a byte budget).
+- "client-only": the whole model on the device; nothing is sent.
+- "cloud": a server started with role "cloud", far away (one-way delay 150 ms by default): the
+  device first sends the request text for the cloud to plan (one extra round trip, as in the
+  paper's cloud-only baseline where the cloud does the task planning too), then the PNG photo.
+
+Compute pacing: each side runs its part for real, then waits until the wall time of that part is
+max(real, emulated), where emulated = compute_seconds(model_id, start, stop, head, role) is any
+callable (e.g. partition.py's cost model from per-stage profiles and the manuals' compute_hz);
+without one, real time is used. Every socket operation has a timeout; an edge that is not there
+fails in under connect_timeout_s (3 s by default) with EdgeUnreachableError.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Self
+
+import numpy as np
+import torch
+from edgeai.errors import EdgeAIError, UserInputError
+from edgeai.tools.split_inference.base import TASKS, SplitModel
+from edgeai.tools.split_inference.imagecodecs import (
+    decode_image,
+    encode_lossy,
+    encode_png,
+    encode_to_budget,
+)
+from edgeai.tools.split_inference.link import LinkSpec, ShapedLink
+from edgeai.tools.split_inference.protocol import (
+    DEFAULT_TIMEOUT_S,
+    MAX_PAYLOAD_BYTES,
+    ConnectionClosedError,
+    EdgeUnreachableError,
+    ProtocolError,
+    RemoteError,
+    SplitRuntimeError,
+    raise_if_error,
+    recv_frame,
+    send_frame,
+)
+
+log = logging.getLogger(__name__)
+
+Scheme = Literal["coinfer", "split-raw", "edge-lossless", "edge-lossy", "client-only", "cloud"]
+SCHEMES: tuple[Scheme, ...] = (
+    "coinfer",
+    "split-raw",
+    "edge-lossless",
+    "edge-lossy",
+    "client-only",
+    "cloud",
+)
+EDGE_SCHEMES: tuple[Scheme, ...] = ("coinfer", "split-raw", "edge-lossless", "edge-lossy")
+Role = Literal["device", "edge", "cloud"]
+ComputeSeconds = Callable[[str, int, int, bool, str], float]
+"""compute_seconds(model_id, start, stop, head, role) -> emulated seconds of stages [start, stop)
+(+ the head when `head`) on `role`'s hardware."""
+
+DEFAULT_CLOUD_ONE_WAY_S = 0.150
+DEFAULT_CONNECT_TIMEOUT_S = 3.0
+DEFAULT_IDLE_TIMEOUT_S = 60.0
+DEFAULT_LOSSY_QUALITY = 75
+PROTOCOL_VERSION = 1
+
+
+class UnknownSchemeError(UserInputError):
+    """A scheme name that the runtime does not know."""
+
+
+# -- results ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Breakdown:
+    """Where the end-to-end seconds went (measured on the device with time.perf_counter).
+
+    plan_s is the cloud scheme's extra planning round trip; downlink_s is the wait for the reply
+    minus the server's reported compute time (so it holds the downlink delay and pacing).
+    """
+
+    device_s: float = 0.0
+    uplink_s: float = 0.0
+    server_s: float = 0.0
+    downlink_s: float = 0.0
+    plan_s: float = 0.0
+
+
+@dataclass
+class InferenceResult:
+    """One answered request: the answer, the bytes that crossed the link, the measured time."""
+
+    answer: str
+    task: str
+    scheme: str
+    bytes_up: int  # every byte the device wrote to the socket (frame lengths, headers, payloads)
+    bytes_down: int  # every byte the device read from it
+    payload_bytes: int  # the image / activation payload alone (paper Table II's cost)
+    seconds: float  # end to end, from the image array in hand to the answer in hand
+    breakdown: Breakdown = field(default_factory=Breakdown)
+    split: int = 0  # k: device ran stages [0, k)
+    quality: int | None = None  # JPEG/WebP quality for edge-lossy
+    server_role: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- helpers shared by both sides ------------------------------------------------------------
+
+
+def check_task(task: str) -> None:
+    if task not in TASKS:
+        raise UserInputError(f"unknown task '{task}' (choose from {', '.join(TASKS)})")
+
+
+def check_scheme(scheme: str) -> None:
+    if scheme not in SCHEMES:
+        raise UnknownSchemeError(f"unknown scheme '{scheme}' (choose from {', '.join(SCHEMES)})")
+
+
+def _check_positive(value: float, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise UserInputError(f"{name} must be a number, got {value!r}") from exc
+    if not math.isfinite(number) or number <= 0:
+        raise UserInputError(f"{name} must be a finite number > 0, got {value!r}")
+    return number
+
+
+def _check_non_negative(value: float, name: str) -> float:
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise UserInputError(f"{name} must be a finite number >= 0, got {value!r}")
+    return number
+
+
+def _pace(started: float, emulated: float) -> float:
+    """Sleep until `emulated` seconds after `started` (if not already past); returns the wall time."""
+    remaining = started + emulated - time.perf_counter()
+    if remaining > 0:
+        time.sleep(remaining)
+    return time.perf_counter() - started
+
+
+def _emulated(
+    compute: ComputeSeconds | None, model_id: str, start: int, stop: int, head: bool, role: str
+) -> float:
+    if compute is None:
+        return 0.0
+    seconds = float(compute(model_id, start, stop, head, role))
+    if not math.isfinite(seconds) or seconds < 0:
+        raise EdgeAIError(
+            f"compute_seconds({model_id!r}, {start}, {stop}, {head}, {role!r}) gave {seconds}"
+        )
+    return seconds
+
+
+def raw_activation_bytes(h: torch.Tensor) -> bytes:
+    """An activation as little-endian float16 (split-raw's payload)."""
+    return h.detach().to(torch.float16).cpu().numpy().astype("<f2").tobytes()
+
+
+def raw_activation_from_bytes(data: bytes, shape: list[int]) -> torch.Tensor:
+    """Inverse of raw_activation_bytes given the shape from the frame header."""
+    if not isinstance(shape, list) or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ProtocolError(f"raw activation needs a positive integer shape, got {shape!r}")
+    expected = 2 * math.prod(shape)
+    if len(data) != expected:
+        raise ProtocolError(
+            f"raw activation of shape {shape} needs {expected} bytes, got {len(data)}"
+        )
+    array = np.frombuffer(data, dtype="<f2").reshape(shape)
+    return torch.from_numpy(array.astype(np.float32))
+
+
+def _model_for(models: Mapping[str, SplitModel], task: str, where: str) -> SplitModel:
+    check_task(task)
+    model = models.get(task)
+    if model is None:
+        raise UserInputError(
+            f"the {where} hosts no model for task '{task}' (has: {sorted(models)})"
+        )
+    return model
+
+
+def _codec_for(codecs: Mapping[str, Any], task: str, where: str) -> Any:
+    codec = codecs.get(task)
+    if codec is None:
+        raise UserInputError(
+            f"the {where} has no feature codec for task '{task}' (scheme coinfer needs one; "
+            "split-raw sends the activation uncompressed)"
+        )
+    return codec
+
+
+# -- the server ------------------------------------------------------------------------------
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    server: _TCPServer
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        owner = self.server.owner
+        owner._track(sock, add=True)
+        try:
+            while not owner.stopping:
+                try:
+                    header, payload, _ = recv_frame(
+                        sock, timeout_s=owner.idle_timeout_s, max_payload=owner.max_payload
+                    )
+                except ConnectionClosedError:
+                    return
+                except EdgeUnreachableError as exc:
+                    log.debug("connection from %s ended: %s", self.client_address, exc)
+                    return
+                except ProtocolError as exc:
+                    log.warning("bad frame from %s: %s", self.client_address, exc)
+                    self._reply_error(sock, "ProtocolError", str(exc), None)
+                    return
+                received = time.perf_counter()
+                down = _downlink_of(header)
+                try:
+                    reply = owner.handle_request(header, payload, received)
+                except (EdgeAIError, ValueError) as exc:
+                    log.info("refused a request from %s: %s", self.client_address, exc)
+                    self._reply_error(sock, type(exc).__name__, str(exc), down)
+                    continue
+                send_frame(sock, reply, b"", ShapedLink(down), timeout_s=owner.idle_timeout_s)
+        except (EdgeUnreachableError, OSError) as exc:
+            log.debug("connection from %s dropped: %s", self.client_address, exc)
+        finally:
+            owner._track(sock, add=False)
+
+    def _reply_error(
+        self, sock: socket.socket, kind: str, message: str, down: LinkSpec | None
+    ) -> None:
+        header = {"type": "error", "kind": kind, "message": message.splitlines()[0][:500]}
+        try:
+            send_frame(sock, header, b"", ShapedLink(down), timeout_s=5.0)
+        except (SplitRuntimeError, OSError) as exc:
+            log.debug("could not send the error reply: %s", exc)
+
+
+def _downlink_of(header: dict[str, Any]) -> LinkSpec | None:
+    """The downlink the device asked for (rate, one-way delay); None = unshaped."""
+    rate = header.get("downlink_rate_bps")
+    if rate is None:
+        return None
+    try:
+        return LinkSpec(float(rate), float(header.get("one_way_delay_s", 0.0)))
+    except (TypeError, ValueError, EdgeAIError):
+        return None
+
+
+class _TCPServer(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], owner: EdgeServer) -> None:
+        self.owner = owner
+        super().__init__(address, _Handler)
+
+
+class EdgeServer:
+    """An edge (or cloud) server: finishes the task's model on what the device sends.
+
+    models: task -> SplitModel (the same networks the device holds), codecs: task -> FeatureCodec
+    (needed for "coinfer" only), compute: emulated compute time (see module docstring), role:
+    "edge" serves the edge schemes, "cloud" serves the cloud scheme (planning + whole model).
+    Port 0 picks a free port (see `address`). Use as a context manager or start()/stop().
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        models: Mapping[str, SplitModel] | None = None,
+        codecs: Mapping[str, Any] | None = None,
+        compute: ComputeSeconds | None = None,
+        role: Literal["edge", "cloud"] = "edge",
+        plan_seconds: float = 0.0,
+        idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+        max_payload: int | None = None,
+    ) -> None:
+        if role not in ("edge", "cloud"):
+            raise UserInputError(f"unknown server role '{role}' (choose from edge, cloud)")
+        if not models:
+            raise UserInputError("an edge server needs at least one model")
+        for task in models:
+            check_task(task)
+        self.models = dict(models)
+        self.codecs = dict(codecs or {})
+        self.compute = compute
+        self.role = role
+        self.plan_seconds = _check_non_negative(plan_seconds, "plan_seconds")
+        self.idle_timeout_s = idle_timeout_s
+        self.max_payload = max_payload or MAX_PAYLOAD_BYTES
+        self.stopping = False
+        self._lock = threading.Lock()  # one request computes at a time (one accelerator)
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        try:
+            self._tcp = _TCPServer((host, port), self)
+        except OSError as exc:
+            raise UserInputError(f"cannot listen on {host}:{port} ({exc.strerror})") from exc
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._tcp.server_address[:2]
+        return str(host), int(port)
+
+    def _track(self, sock: socket.socket, add: bool) -> None:
+        with self._conns_lock:
+            (self._conns.add if add else self._conns.discard)(sock)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> Self:
+        """Serve in a daemon thread (tests, benchmarks)."""
+        self._thread = threading.Thread(
+            target=self._tcp.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
+        self._thread.start()
+        log.info("%s server listening on %s:%d", self.role, *self.address)
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until stop() (from another thread) or KeyboardInterrupt."""
+        self._tcp.serve_forever(poll_interval=0.1)
+
+    def stop(self) -> None:
+        """Stop accepting, close open connections, release the port."""
+        self.stopping = True
+        if self._thread is not None:
+            self._tcp.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        with self._conns_lock:
+            conns = list(self._conns)
+        for sock in conns:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by the peer
+        self._tcp.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- requests ----------------------------------------------------------------------------
+    def handle_request(
+        self, header: dict[str, Any], payload: bytes, received: float
+    ) -> dict[str, Any]:
+        """One request frame -> the reply header (raises EdgeAIError for requests it refuses)."""
+        kind = header.get("type")
+        if header.get("version") != PROTOCOL_VERSION:
+            raise ProtocolError(
+                f"protocol version {header.get('version')!r}, this server speaks {PROTOCOL_VERSION}"
+            )
+        if kind == "plan":
+            return self._plan(header, received)
+        if kind == "infer":
+            return self._infer(header, payload, received)
+        raise ProtocolError(f"unknown request type {kind!r} (expected 'plan' or 'infer')")
+
+    def _plan(self, header: dict[str, Any], received: float) -> dict[str, Any]:
+        """The cloud's planning step: read the request text, name the task's model."""
+        if self.role != "cloud":
+            raise UserInputError(
+                "this is an edge server: planning (scheme 'cloud') needs a server started "
+                "with role 'cloud'"
+            )
+        text = header.get("request")
+        if not isinstance(text, str) or not text.strip():
+            raise UserInputError("a plan request needs the request text")
+        task = header.get("task")
+        model = _model_for(self.models, str(task), "cloud")
+        wall = _pace(received, self.plan_seconds)
+        return {"type": "plan", "task": task, "model_id": model.model_id, "server_s": wall}
+
+    def _infer(self, header: dict[str, Any], payload: bytes, received: float) -> dict[str, Any]:
+        scheme = str(header.get("scheme"))
+        check_scheme(scheme)
+        if scheme == "client-only":
+            raise UserInputError("scheme 'client-only' runs on the device, not on a server")
+        if self.role == "cloud" and scheme != "cloud":
+            raise UserInputError(
+                f"this is a cloud server: scheme '{scheme}' needs an edge server (role 'edge')"
+            )
+        if self.role == "edge" and scheme == "cloud":
+            raise UserInputError(
+                "this is an edge server: scheme 'cloud' needs a server started with role 'cloud'"
+            )
+        task = str(header.get("task"))
+        model = _model_for(self.models, task, self.role)
+        if header.get("model_id") not in (None, model.model_id):
+            raise UserInputError(
+                f"device runs model '{header.get('model_id')}' but the {self.role} serves "
+                f"'{model.model_id}' for task '{task}'"
+            )
+        question = header.get("question")
+        if task == "vqa" and (not isinstance(question, str) or not question.strip()):
+            raise UserInputError("task vqa needs a question")
+        questions = [question if task == "vqa" else None]
+        k = int(header.get("split", 0))
+        if not 0 <= k <= model.n_stages:
+            raise UserInputError(
+                f"split point {k} outside 0..{model.n_stages} for {model.model_id}"
+            )
+        codec = _codec_for(self.codecs, task, self.role) if scheme == "coinfer" else None
+        with self._lock:
+            started = time.perf_counter()
+            with torch.no_grad():
+                if scheme in ("edge-lossless", "edge-lossy", "cloud"):
+                    image = decode_image(payload, source="received image")
+                    h = model.preprocess(image[None])
+                    k = 0
+                elif scheme == "split-raw":
+                    h = raw_activation_from_bytes(payload, header.get("shape"))
+                else:  # coinfer
+                    if int(codec.meta.split) != k:
+                        raise UserInputError(
+                            f"device split at k={k} but the codec here sits at k={codec.meta.split}"
+                        )
+                    h = codec.decompress(payload)
+                try:
+                    answer = model.predict_from(h, k, questions)[0]
+                except RuntimeError as exc:
+                    raise ProtocolError(
+                        f"the activation does not fit {model.model_id} at split {k}: "
+                        f"{str(exc).splitlines()[0]}"
+                    ) from exc
+            real = time.perf_counter() - started
+        emulated = _emulated(self.compute, model.model_id, k, model.n_stages, True, self.role)
+        wall = _pace(started, emulated)
+        return {
+            "type": "answer",
+            "answer": answer,
+            "server_s": time.perf_counter() - received,
+            "compute_real_s": real,
+            "compute_s": wall,
+            "role": self.role,
+            "model_id": model.model_id,
+        }
+
+
+def serve_edge(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    models: Mapping[str, SplitModel] | None = None,
+    codecs: Mapping[str, Any] | None = None,
+    compute: ComputeSeconds | None = None,
+    role: Literal["edge", "cloud"] = "edge",
+    plan_seconds: float = 0.0,
+    on_ready: Callable[[tuple[str, int]], None] | None = None,
+) -> None:
+    """Serve until Ctrl-C (blocking; the CLI's serve-edge). on_ready gets the bound address."""
+    server = EdgeServer(host, port, models, codecs, compute, role, plan_seconds)
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C and SIGTERM stop the server even when started from a shell that ignores SIGINT.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, _interrupt)
+    log.info("%s server listening on %s:%d", role, *server.address)
+    try:
+        if on_ready is not None:
+            on_ready(server.address)
+        server.serve_forever()
+    except KeyboardInterrupt:
+        log.info("%s server on %s:%d stopped", role, *server.address)
+    finally:
+        server.stopping = True
+        server._tcp.server_close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+# -- the device ------------------------------------------------------------------------------
+
+
+def _default_request_text(task: str, question: str | None) -> str:
+    if task == "vqa":
+        return f"Look at my photo and answer: {question}"
+    if task == "caption":
+        return "Describe this photo in a sentence."
+    return "What is the main object in this photo?"
+
+
+class DeviceClient:
+    """The device: holds its copies of the models (and codecs), talks to one edge and one cloud.
+
+    models/codecs: task -> SplitModel / FeatureCodec; tasks missing from them are loaded on first
+    use from the shipped checkpoints (models.load_model, codec.load_codec of the default codec).
+    """
+
+    def __init__(
+        self,
+        models: Mapping[str, SplitModel] | None = None,
+        codecs: Mapping[str, Any] | None = None,
+        compute: ComputeSeconds | None = None,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.models: dict[str, SplitModel] = dict(models or {})
+        self.codecs: dict[str, Any] = dict(codecs or {})
+        self.compute = compute
+        self.connect_timeout_s = _check_positive(connect_timeout_s, "connect_timeout_s")
+        self.timeout_s = _check_positive(timeout_s, "timeout_s")
+
+    def model(self, task: str) -> SplitModel:
+        check_task(task)
+        if task not in self.models:
+            from edgeai.tools.split_inference.models import load_model
+
+            self.models[task] = load_model(task)
+        return self.models[task]
+
+    def codec(self, task: str) -> Any:
+        check_task(task)
+        if task not in self.codecs:
+            from edgeai.tools.split_inference.codec import default_codec_path, load_codec
+
+            self.codecs[task] = load_codec(default_codec_path(task))
+        return self.codecs[task]
+
+    def infer(
+        self,
+        image: np.ndarray | bytes,
+        task: str,
+        scheme: str,
+        rate_bps: float,
+        question: str | None = None,
+        server: tuple[str, int] | None = None,
+        *,
+        one_way_delay_s: float = 0.010,
+        downlink_rate_bps: float | None = None,
+        split: int | None = None,
+        lossy_format: str = "jpeg",
+        quality: int | None = None,
+        max_bytes: int | None = None,
+        cloud: tuple[str, int] | None = None,
+        cloud_one_way_s: float = DEFAULT_CLOUD_ONE_WAY_S,
+        request_text: str | None = None,
+    ) -> InferenceResult:
+        """Answer one request with `scheme` (see module docstring); measures it end to end.
+
+        image: H x W x 3 uint8 array, or encoded PNG/JPEG/WebP bytes. rate_bps: uplink bytes/s;
+        the downlink defaults to twice that. one_way_delay_s: device <-> edge propagation (half
+        the RTT); the cloud scheme uses cloud_one_way_s instead, and `cloud` (else `server`) as
+        the cloud's address. split: k for split-raw (default: the codec's split point, else 1).
+        edge-lossy: `max_bytes` picks the best quality within that budget, else `quality` (75).
+        """
+        check_task(task)
+        check_scheme(scheme)
+        rate = _check_positive(rate_bps, "rate")
+        down_rate = _check_positive(
+            downlink_rate_bps if downlink_rate_bps is not None else 2 * rate, "downlink rate"
+        )
+        delay = _check_non_negative(one_way_delay_s, "one-way delay")
+        cloud_delay = _check_non_negative(cloud_one_way_s, "cloud one-way delay")
+        if task == "vqa" and (question is None or not str(question).strip()):
+            raise UserInputError("task vqa needs a question (--question)")
+        if task != "vqa":
+            question = None
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            image = decode_image(bytes(image))
+        if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+            raise UserInputError(
+                f"expected an H x W x 3 image, got {getattr(image, 'shape', type(image).__name__)}"
+            )
+        if image.dtype != np.uint8:
+            raise UserInputError(f"expected a uint8 image, got dtype {image.dtype}")
+        model = self.model(task)
+        codec = self.codec(task) if scheme == "coinfer" else None
+
+        started = time.perf_counter()
+        if scheme == "client-only":
+            return self._client_only(model, image, task, question, started)
+        header: dict[str, Any] = {
+            "version": PROTOCOL_VERSION,
+            "type": "infer",
+            "scheme": scheme,
+            "task": task,
+            "model_id": model.model_id,
+            "question": question,
+        }
+        used_quality: int | None = None
+        k = 0
+        with torch.no_grad():
+            if scheme in ("coinfer", "split-raw"):
+                if scheme == "coinfer":
+                    k = int(codec.meta.split)
+                    if split is not None and split != k:
+                        raise UserInputError(
+                            f"the feature codec for {task} sits at split {k}, not {split}"
+                        )
+                else:
+                    k = split if split is not None else self._default_split(task, model)
+                if not 1 <= k <= model.n_stages:
+                    raise UserInputError(
+                        f"split point {k} outside 1..{model.n_stages} for {model.model_id}"
+                    )
+                h = model.features(image[None], k)
+                if scheme == "coinfer":
+                    payload = codec.compress(h)
+                else:
+                    payload = raw_activation_bytes(h)
+                    header["shape"] = list(h.shape)
+                device_real = time.perf_counter() - started
+                emulated = _emulated(self.compute, model.model_id, 0, k, False, "device")
+                device_s = _pace(started, emulated)
+            elif scheme == "edge-lossy":
+                if max_bytes is not None:
+                    enc = encode_to_budget(image, int(max_bytes), lossy_format)
+                    payload, used_quality = enc.data, enc.quality
+                else:
+                    used_quality = DEFAULT_LOSSY_QUALITY if quality is None else int(quality)
+                    payload = encode_lossy(image, lossy_format, used_quality)
+                device_s = device_real = time.perf_counter() - started
+            else:  # edge-lossless, cloud
+                payload = encode_png(image)
+                device_s = device_real = time.perf_counter() - started
+        log.debug("device part of %s/%s: %.3f s (real %.3f s)", task, scheme, device_s, device_real)
+        header["split"] = k
+
+        is_cloud = scheme == "cloud"
+        address = (cloud or server) if is_cloud else server
+        if address is None:
+            raise UserInputError(f"scheme '{scheme}' needs a server address (host, port)")
+        hop_delay = cloud_delay if is_cloud else delay
+        header["downlink_rate_bps"] = down_rate
+        header["one_way_delay_s"] = hop_delay
+        up = LinkSpec(rate, hop_delay)
+        deadline = started + self.timeout_s
+        breakdown = Breakdown(device_s=device_s)
+        bytes_up = bytes_down = 0
+        reply_role: str | None = None
+        with self._connect(address) as sock:
+            uplink = ShapedLink(up)
+            if is_cloud:
+                t0 = time.perf_counter()
+                plan = {
+                    "version": PROTOCOL_VERSION,
+                    "type": "plan",
+                    "task": task,
+                    "request": request_text or _default_request_text(task, question),
+                    "downlink_rate_bps": down_rate,
+                    "one_way_delay_s": hop_delay,
+                }
+                n, _ = send_frame(sock, plan, b"", uplink, timeout_s=_left(deadline, address))
+                bytes_up += n
+                reply, _, n = recv_frame(sock, timeout_s=_left(deadline, address))
+                bytes_down += n
+                raise_if_error(reply)
+                if reply.get("type") != "plan":
+                    raise ProtocolError(f"expected a plan reply, got {reply.get('type')!r}")
+                breakdown.plan_s = time.perf_counter() - t0
+            n, breakdown.uplink_s = send_frame(
+                sock, header, payload, uplink, timeout_s=_left(deadline, address)
+            )
+            bytes_up += n
+            sent = time.perf_counter()
+            reply, _, n = recv_frame(sock, timeout_s=_left(deadline, address))
+            done = time.perf_counter()
+            bytes_down += n
+        raise_if_error(reply)
+        if reply.get("type") != "answer" or not isinstance(reply.get("answer"), str):
+            raise ProtocolError(f"expected an answer frame, got {reply.get('type')!r}")
+        server_s = float(reply.get("server_s", 0.0))
+        breakdown.server_s = server_s
+        breakdown.downlink_s = max(0.0, done - sent - server_s)
+        reply_role = reply.get("role")
+        return InferenceResult(
+            answer=reply["answer"],
+            task=task,
+            scheme=scheme,
+            bytes_up=bytes_up,
+            bytes_down=bytes_down,
+            payload_bytes=len(payload),
+            seconds=done - started,
+            breakdown=breakdown,
+            split=k,
+            quality=used_quality,
+            server_role=reply_role,
+        )
+
+    def _default_split(self, task: str, model: SplitModel) -> int:
+        codec = self.codecs.get(task)
+        if codec is not None:
+            return int(codec.meta.split)
+        return 1
+
+    def _client_only(
+        self, model: SplitModel, image: np.ndarray, task: str, question: str | None, started: float
+    ) -> InferenceResult:
+        with torch.no_grad():
+            answer = model.predict(image[None], [question])[0]
+        emulated = _emulated(self.compute, model.model_id, 0, model.n_stages, True, "device")
+        wall = _pace(started, emulated)
+        return InferenceResult(
+            answer=answer,
+            task=task,
+            scheme="client-only",
+            bytes_up=0,
+            bytes_down=0,
+            payload_bytes=0,
+            seconds=time.perf_counter() - started,
+            breakdown=Breakdown(device_s=wall),
+            split=model.n_stages,
+        )
+
+    def _connect(self, address: tuple[str, int]) -> socket.socket:
+        host, port = address
+        try:
+            sock = socket.create_connection((host, int(port)), timeout=self.connect_timeout_s)
+        except (TimeoutError, ConnectionRefusedError, OSError) as exc:
+            reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+            raise EdgeUnreachableError(f"server {host}:{port} unreachable ({reason})") from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+
+def _left(deadline: float, address: tuple[str, int]) -> float:
+    left = deadline - time.perf_counter()
+    if left <= 0:
+        raise EdgeUnreachableError(f"server {address[0]}:{address[1]} did not answer in time")
+    return left
+
+
+def infer(
+    image: np.ndarray | bytes,
+    task: str,
+    scheme: str,
+    rate_bps: float,
+    question: str | None = None,
+    server: tuple[str, int] | None = None,
+    *,
+    models: Mapping[str, SplitModel] | None = None,
+    codecs: Mapping[str, Any] | None = None,
+    compute: ComputeSeconds | None = None,
+    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    **options: Any,
+) -> InferenceResult:
+    """One request from a fresh device (see DeviceClient.infer for `options`)."""
+    client = DeviceClient(models, codecs, compute, connect_timeout_s, timeout_s)
+    return client.infer(image, task, scheme, rate_bps, question, server, **options)
+
+
+__all__ = [
+    "SCHEMES",
+    "Breakdown",
+    "DeviceClient",
+    "EdgeServer",
+    "EdgeUnreachableError",
+    "InferenceResult",
+    "ProtocolError",
+    "RemoteError",
+    "infer",
+    "serve_edge",
+]
