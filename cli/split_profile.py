@@ -13,10 +13,18 @@ from edgeai.cli import add_common
 from edgeai.config import Settings
 from edgeai.errors import UserInputError
 from edgeai.tools.split_inference.base import TASKS, SplitModel
+from edgeai.tools.split_inference.partition import PHOTO_MANUALS
 
 log = logging.getLogger(__name__)
 
-PHOTO_MANUALS = Path(__file__).resolve().parents[1] / "knowledge" / "samples" / "photo" / "manuals"
+
+def _default_codec(task: str) -> Path | None:
+    """The task's shipped feature codec (codec.DEFAULT_CODECS), when there is one."""
+    from edgeai.tools.split_inference.codec import CHECKPOINT_DIR, DEFAULT_CODECS
+
+    name = DEFAULT_CODECS.get(task)
+    path = CHECKPOINT_DIR / name if name else None
+    return path if path is not None and path.is_file() else None
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
@@ -62,8 +70,15 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
         default="manual",
         help="host times from the manual's cycles x measured shares (default) or measured x clocks",
     )
-    part.add_argument(
-        "--codec", type=Path, help="feature codec file: its measured bytes at its split point"
+    codec = part.add_mutually_exclusive_group()
+    codec.add_argument(
+        "--codec",
+        type=Path,
+        help="feature codec file: its measured bytes at its split point "
+        "(default for our models: the task's shipped codec)",
+    )
+    codec.add_argument(
+        "--no-codec", action="store_true", help="raw float16 activations at every split point"
     )
     part.add_argument("--tx-power-w", type=float, default=1.0, help="device radio power (W)")
     part.add_argument("--device-power-w", type=float, default=1.0, help="device compute power (W)")
@@ -74,7 +89,9 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
 def _load(args: argparse.Namespace) -> SplitModel:
     if args.hf is not None:
         from edgeai.tools.split_inference.hf import load_hf_model
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar in a table's output
         return load_hf_model(args.hf, args.task)
     from edgeai.tools.split_inference.models import load_model
 
@@ -105,12 +122,14 @@ def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table()
     for i, col in enumerate(columns):
         table.add_column(col, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*row)
-    Console(width=max(100, sum(len(c) for c in columns) + 40)).print(table)
+    console = Console(width=max(120, len(title)))
+    console.print(title, highlight=False)
+    console.print(table)
 
 
 def profile_command(args: argparse.Namespace, settings: Settings) -> int:
@@ -177,10 +196,14 @@ def partition_command(args: argparse.Namespace, settings: Settings) -> int:
             raise UserInputError("--codec needs the model: leave out --profile")
     else:
         profile, model, images = _measure(args)
-        if args.codec is not None:
+        codec_file = args.codec
+        if codec_file is None and args.hf is None and not args.no_codec:
+            codec_file = _default_codec(args.task)
+        if codec_file is not None:
             from edgeai.tools.split_inference.codec import load_codec
 
-            payload = codec_payload_bytes(model, load_codec(args.codec), images)
+            payload = codec_payload_bytes(model, load_codec(codec_file), images)
+            log.info("payload at k=%s measured with codec %s", *payload, codec_file)
     decision = choose_split(
         profile,
         hosts.cost_model(profile, scaling=args.scaling),

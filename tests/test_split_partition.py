@@ -60,7 +60,7 @@ def hand_profile(stage_s: list[float], head_s: float, acts: list[int], png: int)
         for i, (s, a) in enumerate(zip(stage_s, acts, strict=True))
     ]
     return ModelProfile(
-        model_id="m", task="classify", n_stages=len(stages), batch=1, repeats=1, threads=1,
+        model_id="m", task="classify", n_stages=len(stages), images=1, repeats=1, threads=1,
         here_hz=1e9, input_png_bytes=png, input_shape=[3, 8, 8], preprocess_seconds=0.0,
         stages=stages, head=HeadProfile(seconds=head_s, params=1), total_params=len(stages) + 1,
     )  # fmt: skip
@@ -252,3 +252,24 @@ def test_cli_profile_and_partition(
     with pytest.raises(SystemExit) as exc:  # argparse: unknown task
         main(["split", "profile", "--task", "segment"])
     assert exc.value.code == 2
+
+
+def test_codec_payload_bytes_are_the_compressed_sizes(tiny_vit: Path) -> None:
+    from edgeai.tools.split_inference.codec import CodecMeta, FeatureCodec
+    from edgeai.tools.split_inference.hf import load_hf_model
+    from edgeai.tools.split_inference.partition import codec_payload_bytes
+
+    model = load_hf_model(tiny_vit, "classify")
+    torch.manual_seed(0)
+    meta = CodecMeta(
+        model_id=model.model_id, task="classify", split=2, lam=0.01, channels=4, d_model=32,
+        hidden=32,
+    )  # fmt: skip
+    codec = FeatureCodec(meta).eval()
+    codec.update()
+    images = _photos(2)
+    sizes = [len(codec.compress(model.features(images[i : i + 1], 2))) for i in range(2)]
+    assert codec_payload_bytes(model, codec, images) == {2: round(sum(sizes) / 2)}
+    codec.meta.task = "vqa"
+    with pytest.raises(UserInputError, match="codec is for"):
+        codec_payload_bytes(model, codec, images)

@@ -28,7 +28,13 @@ import torch
 from edgeai.errors import ManualError, UserInputError
 from edgeai.knowledge.manuals import Manual, collect_manual_files, parse_manual
 from edgeai.tools.split_inference.base import SplitModel
-from edgeai.tools.split_inference.profile import CostModel, ModelProfile, Scaling
+from edgeai.tools.split_inference.profile import (
+    ComputeSeconds,
+    CostModel,
+    ModelProfile,
+    Scaling,
+    make_compute_seconds,
+)
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
@@ -37,6 +43,7 @@ if TYPE_CHECKING:
 Objective = Literal["latency", "device_energy"]
 OBJECTIVES: tuple[str, ...] = ("latency", "device_energy")
 CLIENT_ONLY = "client-only"
+PHOTO_MANUALS = Path(__file__).resolve().parents[2] / "knowledge" / "samples" / "photo" / "manuals"
 DEFAULT_ANSWER_BYTES = 64  # a label, a caption or a short answer, with framing
 
 
@@ -308,6 +315,18 @@ def photo_hosts_from_manuals(manual_dir: str | Path, device: str | None = None) 
     )
 
 
+def compute_seconds_from_manuals(
+    profiles: list[ModelProfile],
+    manual_dir: str | Path = PHOTO_MANUALS,
+    scaling: Scaling = "manual",
+    device: str | None = None,
+) -> ComputeSeconds:
+    """The runtime's `compute_seconds(model_id, start, stop, head, role)` for these profiled models
+    on the hosts of a pool's manuals (roles "device", "edge", "cloud")."""
+    hosts = photo_hosts_from_manuals(manual_dir, device=device)
+    return make_compute_seconds({p.model_id: hosts.cost_model(p, scaling) for p in profiles})
+
+
 # ----------------------------------------------------------------------------- codec payloads
 
 
@@ -318,8 +337,11 @@ def codec_payload_bytes(
     k = int(codec.meta.split)
     if not 1 <= k <= model.n_stages:
         raise UserInputError(f"codec split point {k} out of range 1..{model.n_stages}")
-    if codec.meta.task != model.task:
-        raise UserInputError(f"codec is for task '{codec.meta.task}', model for '{model.task}'")
+    if codec.meta.task != model.task or codec.meta.model_id != model.model_id:
+        raise UserInputError(
+            f"codec is for {codec.meta.model_id} ({codec.meta.task}), "
+            f"the model is {model.model_id} ({model.task})"
+        )
     images = np.asarray(images)
     sizes = []
     with torch.no_grad():

@@ -69,7 +69,7 @@ class ModelProfile(BaseModel):
     model_id: str
     task: str
     n_stages: int
-    batch: int = Field(description="images per measured call; seconds are per image")
+    images: int = Field(description="photos measured, one per call (seconds are per photo)")
     repeats: int
     threads: int
     here_hz: float | None = Field(None, description="clock of the CPU that measured (Hz)")
@@ -175,10 +175,11 @@ def profile_model(
     questions: list[str | None] | None = None,
     here_hz: float | None = None,
 ) -> ModelProfile:
-    """Measure `model` stage by stage on one thread; seconds are medians over `repeats`, per image.
+    """Measure `model` stage by stage on one thread, one photo per call (as a request runs).
 
-    images: [B, H, W, 3] uint8 (B images per call). questions: VQA questions (default: a generic
-    one per image). here_hz: this CPU's clock for the "measured" scaling (default: /proc/cpuinfo).
+    images: [B, H, W, 3] uint8, each timed alone; seconds are medians over images x `repeats`
+    (after `warmup` untimed passes). questions: VQA questions, one per image (default: a generic
+    one). here_hz: this CPU's clock for the "measured" scaling (default: /proc/cpuinfo).
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
@@ -187,9 +188,11 @@ def profile_model(
         )
     if repeats < 1 or warmup < 0:
         raise UserInputError(f"repeats must be >= 1 and warmup >= 0 (got {repeats}, {warmup})")
-    batch = len(images)
+    count = len(images)
     if model.task == "vqa" and questions is None:
-        questions = [DEFAULT_QUESTION] * batch
+        questions = [DEFAULT_QUESTION] * count
+    if questions is not None and len(questions) != count:
+        raise UserInputError(f"{len(questions)} questions for {count} images")
     n = model.n_stages
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -202,25 +205,27 @@ def profile_model(
     try:
         with torch.no_grad():
             for r in range(warmup + repeats):
-                t0 = time.perf_counter()
-                h = model.preprocess(images)
-                t1 = time.perf_counter()
-                x0, outs = h, []
-                for i in range(n):
-                    s = time.perf_counter()
-                    h = model.run_stages(h, i, i + 1)
-                    stage_times[i].append(time.perf_counter() - s)
-                    outs.append(h)
-                s = time.perf_counter()
-                model.predict_from(h, n, questions)
-                head_times.append(time.perf_counter() - s)
-                pre_times.append(t1 - t0)
-                outputs = outs
-                if r < warmup:  # drop warm-up timings
-                    pre_times.pop()
-                    head_times.pop()
-                    for times in stage_times:
-                        times.pop()
+                for j in range(count):
+                    one = images[j : j + 1]
+                    question = None if questions is None else questions[j : j + 1]
+                    t0 = time.perf_counter()
+                    h = model.preprocess(one)
+                    pre = time.perf_counter() - t0
+                    x0, outs, times = h, [], []
+                    for i in range(n):
+                        t0 = time.perf_counter()
+                        h = model.run_stages(h, i, i + 1)
+                        times.append(time.perf_counter() - t0)
+                        outs.append(h)
+                    t0 = time.perf_counter()
+                    model.predict_from(h, n, question)
+                    head = time.perf_counter() - t0
+                    outputs = outs
+                    if r >= warmup:
+                        pre_times.append(pre)
+                        head_times.append(head)
+                        for i, t in enumerate(times):
+                            stage_times[i].append(t)
         params = _stage_params(model, x0)
     finally:
         torch.set_num_threads(threads)
@@ -231,7 +236,7 @@ def profile_model(
         stages.append(
             StageProfile(
                 index=i,
-                seconds=statistics.median(stage_times[i]) / batch,
+                seconds=statistics.median(stage_times[i]),
                 output_shape=list(out.shape[1:]),
                 bytes_fp32=per_item * 4,
                 bytes_fp16=per_item * 2,
@@ -244,16 +249,16 @@ def profile_model(
         model_id=model.model_id,
         task=model.task,
         n_stages=n,
-        batch=batch,
+        images=count,
         repeats=repeats,
         threads=1,
         here_hz=here_hz if here_hz is not None else cpu_hz(),
-        input_png_bytes=round(sum(png) / batch),
+        input_png_bytes=round(sum(png) / count),
         input_shape=list(x0.shape[1:]),
-        preprocess_seconds=statistics.median(pre_times) / batch,
+        preprocess_seconds=statistics.median(pre_times),
         stages=stages,
         head=HeadProfile(
-            seconds=statistics.median(head_times) / batch,
+            seconds=statistics.median(head_times),
             params=max(0, total_params - sum(params)),
         ),
         total_params=total_params,
