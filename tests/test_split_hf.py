@@ -153,6 +153,8 @@ def test_blip_vqa_every_split_matches_hf_generate(folders: dict[str, Path]) -> N
                 h = model.run_stages(pixels[i : i + 1], 0, k)
                 assert model.predict_from(h, k, [question]) == [expected]
         batch = model.predict(images, QUESTIONS)
+        # questions of different lengths, padded together, answer as each would alone
+        assert batch == [model.predict(images[i : i + 1], [q])[0] for i, q in enumerate(QUESTIONS)]
         for k in range(model.n_stages + 1):
             assert model.predict_from(model.features(images, k), k, QUESTIONS) == batch
     with pytest.raises(UserInputError):

@@ -273,3 +273,22 @@ def test_codec_payload_bytes_are_the_compressed_sizes(tiny_vit: Path) -> None:
     codec.meta.task = "vqa"
     with pytest.raises(UserInputError, match="codec is for"):
         codec_payload_bytes(model, codec, images)
+
+
+def test_cli_partition_of_our_model_from_a_checkpoint_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edgeai.tools.split_inference.models import build_model, save_model
+
+    torch.manual_seed(0)
+    model = build_model("classify")
+    save_model(model, tmp_path / "classify.pt")
+    args = ["split", "partition", "--task", "classify", "--checkpoints", str(tmp_path)]
+    flags = ["--images", "1", "--repeats", "1", "--no-codec", "--json"]
+    assert main([*args, *flags, "--rate", "50KB/s", "--rtt-ms", "0"]) == 0
+    decision = json.loads(capsys.readouterr().out)
+    assert decision["model_id"] == "vit-image-classifier"
+    assert [r["split"] for r in decision["rows"]] == [*range(model.n_stages + 1), CLIENT_ONLY]
+    k1 = decision["rows"][1]
+    assert k1["payload_bytes"] == model.features(_photos(1), 1)[0].numel() * 2  # float16
+    assert math.isclose(k1["uplink_s"], 8 * k1["payload_bytes"] / 4e5)

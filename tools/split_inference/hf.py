@@ -11,6 +11,10 @@ and the head is what follows the tower in the original model: the final layernor
 on the [CLS] token (ViT); the post-layernorm and greedy text-decoder generation (BLIP captioning); the
 post-layernorm, the question encoder cross-attending to the image and the answer decoder (BLIP VQA).
 Running stages [0, k) then `predict_from(h, k)` computes exactly what the unsplit model computes.
+Decoding is greedy (as BLIP's `generate` with default settings). For VQA the answer decoder attends
+to the question tokens under the question's padding mask (as BLIP's training forward does; its
+`generate` attends to padding too), so a batch of questions of different lengths answers each
+question as it would alone.
 """
 
 from __future__ import annotations
@@ -47,8 +51,6 @@ _ARCHITECTURES: dict[str, tuple[str, str]] = {
 # BLIP's preprocessing when a folder has no preprocessor_config.json (OpenAI CLIP statistics).
 _BLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _BLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-# Generic names of the default answer of a question-less VQA request in profiling/benchmarks.
-DEFAULT_QUESTION = "what is in the picture?"
 
 
 class HFModelError(EdgeAIError):
