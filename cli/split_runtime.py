@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EDGE_PORT = 7345
 DEFAULT_CLOUD_PORT = 7346
+PROFILE_SEED = 2_900_000  # photos that only time the stages (codec-training range, not test seeds)
 SCHEME_CHOICES = ("coinfer", "split-raw", "edge-lossless", "edge-lossy", "client-only", "cloud")
 
 
@@ -46,6 +48,12 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
     )
     srv.add_argument(
         "--plan-ms", type=float, default=0.0, help="cloud role: emulated planning time (ms)"
+    )
+    srv.add_argument(
+        "--manuals",
+        type=Path,
+        help="pace compute to these hosts' manuals (compute_hz, cycles), e.g. "
+        "knowledge/samples/photo/manuals (default: real time)",
     )
     add_common(srv)
     srv.set_defaults(func=serve_edge_command)
@@ -85,6 +93,12 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
     inf.add_argument(
         "--codec", type=Path, help="feature codec file (default: the task's shipped one)"
     )
+    inf.add_argument(
+        "--manuals",
+        type=Path,
+        help="pace the device's compute to these manuals (start the server with the same flag)",
+    )
+    inf.add_argument("--device", help="the client device's name in the manuals (default: auto)")
     inf.add_argument("--json", action="store_true", help="print the result as JSON")
     add_common(inf)
     inf.set_defaults(func=infer_command)
@@ -136,6 +150,33 @@ def _default_codec(task: str) -> Any | None:
         return None
 
 
+def _compute_from_manuals(
+    models: dict[str, Any], manuals: Path, device: str | None = None
+) -> Callable[[str, int, int, bool, str], float]:
+    """compute_seconds from the manuals' compute_hz and cycles, split by a stage profile measured here.
+
+    Each model is profiled on two generated photos (seeds from the codec-training range, never
+    test images); the profile says how the work divides over stages, the manual how much there is.
+    """
+    import numpy as np
+    from edgeai.tools.split_inference import world
+    from edgeai.tools.split_inference.partition import photo_hosts_from_manuals
+    from edgeai.tools.split_inference.profile import make_compute_seconds, profile_model
+
+    if not manuals.exists():
+        raise UserInputError(f"--manuals: '{manuals}' does not exist")
+    hosts = photo_hosts_from_manuals(manuals, device=device)
+    costs = {}
+    for task, model in models.items():
+        examples = world.make_examples(task, 2, seed=PROFILE_SEED)
+        images = np.stack([ex.image for ex in examples])
+        questions = [ex.question for ex in examples] if task == "vqa" else None
+        profile = profile_model(model, images, repeats=2, questions=questions)
+        costs[model.model_id] = hosts.cost_model(profile)
+    log.info("pacing compute to the manuals in %s (device %s)", manuals, hosts.device.device)
+    return make_compute_seconds(costs)
+
+
 # -- handlers --------------------------------------------------------------------------------
 
 
@@ -152,6 +193,8 @@ def serve_edge_command(args: argparse.Namespace, settings: Settings) -> int:
         raise UserInputError(f"--port must be in 0..65535, got {port}")
     if args.plan_ms < 0:
         raise UserInputError(f"--plan-ms must be >= 0, got {args.plan_ms}")
+    if args.manuals is not None and not args.manuals.exists():
+        raise UserInputError(f"--manuals: '{args.manuals}' does not exist")
     models: dict[str, Any] = {}
     for task in TASKS:
         try:
@@ -180,11 +223,13 @@ def serve_edge_command(args: argparse.Namespace, settings: Settings) -> int:
             flush=True,
         )
 
+    compute = _compute_from_manuals(models, args.manuals) if args.manuals else None
     serve_edge(
         args.host,
         port,
         models,
         codecs,
+        compute,
         role=args.role,
         plan_seconds=args.plan_ms / 1000.0,
         on_ready=ready,
@@ -210,6 +255,8 @@ def infer_command(args: argparse.Namespace, settings: Settings) -> int:
         raise UserInputError(f"--question is for task vqa, not {args.task}")
     if args.task == "vqa" and not (args.question or "").strip():
         raise UserInputError("task vqa needs --question")
+    if args.manuals is not None and not args.manuals.exists():
+        raise UserInputError(f"--manuals: '{args.manuals}' does not exist")
     edge = parse_address(args.edge, "--edge")
     cloud = parse_address(args.cloud, "--cloud")
     image = read_image(str(args.image))
@@ -217,11 +264,9 @@ def infer_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.codec is not None:
         codec = _load_codec_file(args.codec)
         codecs[codec.meta.task] = codec
-    client = DeviceClient(
-        models=_load_models(args.checkpoints, (args.task,)),
-        codecs=codecs,
-        timeout_s=args.timeout,
-    )
+    models = _load_models(args.checkpoints, (args.task,))
+    compute = _compute_from_manuals(models, args.manuals, args.device) if args.manuals else None
+    client = DeviceClient(models=models, codecs=codecs, compute=compute, timeout_s=args.timeout)
     result = client.infer(
         image,
         args.task,

@@ -156,3 +156,24 @@ def test_sample_image_prints_question_and_targets(tmp_path: Path, capsys) -> Non
     assert (
         main(["split", "sample-image", "--task", "caption", "--seed", "-1", "--out", str(out)]) == 2
     )
+
+
+def test_manual_pacing_uses_the_photo_pool_hosts(capsys, tmp_path: Path) -> None:
+    from edgeai.cli.split_runtime import _compute_from_manuals
+
+    manuals = Path(__file__).resolve().parents[1] / "knowledge" / "samples" / "photo" / "manuals"
+    torch.manual_seed(0)
+    model = build_model("classify", dim=16, depth=2, heads=2)
+    compute = _compute_from_manuals({"classify": model}, manuals)
+    n = model.n_stages
+    device = compute(model.model_id, 0, n, True, "device")
+    edge = compute(model.model_id, 0, n, True, "edge")
+    part = compute(model.model_id, 0, 1, False, "device")
+    assert 0 < edge < device and 0 < part < device
+    # The manuals' ViT-B cycles on the Jetson's effective rate: ~0.18 s for the whole model.
+    assert 0.1 < device < 0.4
+    photo = tmp_path / "p.png"
+    assert main(["split", "sample-image", "--task", "classify", "--out", str(photo)]) == 0
+    argv = ["split", "infer", str(photo), "--task", "classify", "--manuals", str(tmp_path / "no")]
+    assert main(argv) == 2
+    assert "--manuals" in capsys.readouterr().err
