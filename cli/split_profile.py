@@ -54,7 +54,9 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
         help="choose the split point (or client-only) for a link rate, from a profile and the manuals",
     )
     _model_flags(part)
-    part.add_argument("--rate", required=True, help="uplink rate, e.g. 300KB/s, 2.4Mbit/s")
+    part.add_argument(
+        "--rate", help="uplink rate, e.g. 300KB/s, 2.4Mbit/s (default: the device manual's uplink)"
+    )
     part.add_argument("--rtt-ms", type=float, default=20.0, help="round-trip time (default 20)")
     part.add_argument("--objective", choices=("latency", "device_energy"), default="latency")
     part.add_argument(
@@ -181,10 +183,11 @@ def partition_command(args: argparse.Namespace, settings: Settings) -> int:
     )
     from edgeai.tools.split_inference.profile import ModelProfile
 
-    rate = parse_rate(args.rate)  # bytes/s
     if not (args.rtt_ms >= 0):
         raise UserInputError(f"--rtt-ms must be >= 0, got {args.rtt_ms}")
     hosts = photo_hosts_from_manuals(args.manuals, device=args.device)
+    # bytes/s; the manual's uplink_bps is in bits/s
+    rate = parse_rate(args.rate) if args.rate is not None else float(hosts.device.uplink_bps) / 8
     payload = None
     if args.profile is not None:
         profile = ModelProfile.load(args.profile)

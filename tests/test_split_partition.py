@@ -240,6 +240,9 @@ def test_cli_profile_and_partition(
     decision = json.loads(capsys.readouterr().out)
     assert decision["link_bps"] == 2.4e6 and decision["rtt_s"] == 0.02
     assert len(decision["rows"]) == 5  # k = 0..3 and client-only
+    assert main(args) == 0  # no --rate: the camera manual's uplink
+    uplink = parse_manual(MANUALS / "jetson-nano-camera.md").entry.uplink_bps
+    assert json.loads(capsys.readouterr().out)["link_bps"] == uplink
     assert main([*args, "--rate", "0KB/s"]) == 2
     assert "--rate" in capsys.readouterr().err
     assert main([*args, "--rate", "fast"]) == 2
