@@ -213,6 +213,9 @@ def test_clear_errors(folders: dict[str, Path], tmp_path: Path) -> None:
     shutil.copy(folders["classify"] / "config.json", no_weights / "config.json")
     with pytest.raises(HFModelError, match="cannot load"):
         load_hf_model(no_weights, "classify")
+    (no_weights / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(HFModelError, match="cannot load"):
+        load_hf_model(no_weights, "classify")
     model = load_hf_model(folders["classify"], "classify")
     with pytest.raises(UserInputError):
         model.run_stages(model.preprocess(_images(1)), 2, 5)

@@ -96,11 +96,20 @@ def _check_folder(path: Path, task: str) -> dict[str, Any]:
 
 
 def _from_pretrained(cls: Any, path: Path) -> nn.Module:
+    from safetensors import SafetensorError
+
     try:
         model, info = cls.from_pretrained(path, local_files_only=True, output_loading_info=True)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise HFModelError(f"{path}: cannot load {cls.__name__}: {first}") from None
+    mismatched = sorted(
+        str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or []
+    )
+    if mismatched:
+        raise HFModelError(
+            f"{path}: weights of the wrong shape for {cls.__name__} ({', '.join(mismatched[:3])})"
+        )
     missing = sorted(info.get("missing_keys") or [])
     if missing:
         shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
