@@ -15,6 +15,7 @@ from edgeai.config import Settings
 from edgeai.errors import EdgeAIError, UserInputError
 from edgeai.tools.split_inference.base import TASKS
 from edgeai.tools.split_inference.link import format_rate, parse_rate
+from edgeai.tools.split_inference.protocol import parse_address
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +116,6 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def parse_address(text: str, flag: str) -> tuple[str, int]:
-    """'HOST:PORT' -> (host, port) with a one-line error naming the flag."""
-    host, sep, port = str(text).rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UserInputError(f"{flag}: expected HOST:PORT with a port in 1..65535, got '{text}'")
-    return host.strip("[]"), int(port)
 
 
 def _load_models(checkpoints: Path | None, tasks: tuple[str, ...]) -> dict[str, Any]:

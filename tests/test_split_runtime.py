@@ -513,3 +513,23 @@ def test_image_codec_errors(tmp_path) -> None:
 
     Image.fromarray(np.full((10, 12), 7, np.uint8), mode="L").save(gray)
     assert read_image(str(gray)).shape == (10, 12, 3)
+
+
+def test_addresses_codec_mismatch_and_timeout_budget(
+    models: dict, codecs: dict, edge: EdgeServer, device, examples
+) -> None:
+    ex = examples["classify"]
+    host, port = edge.address
+    by_text = device.infer(ex.image, "classify", "split-raw", FAST, None, f"{host}:{port}", split=1)
+    assert by_text.answer
+    for bad in ("nowhere", "host:0", "host:99999", ":80"):
+        with pytest.raises(UserInputError, match="expected HOST:PORT"):
+            device.infer(ex.image, "classify", "edge-lossless", FAST, None, bad)
+    wrong = DeviceClient(models, {"classify": codecs["caption"]})
+    with pytest.raises(UserInputError, match="trained for blip-image-captioner/caption"):
+        wrong.infer(ex.image, "classify", "coinfer", FAST, None, edge.address)
+    hurried = DeviceClient(models, timeout_s=1.0)
+    start = time.perf_counter()
+    with pytest.raises(UserInputError, match="over the 1 s timeout"):
+        hurried.infer(ex.image, "classify", "edge-lossless", 50_000.0, None, edge.address)
+    assert time.perf_counter() - start < 1.0

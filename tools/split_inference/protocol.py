@@ -14,7 +14,7 @@ import struct
 import time
 from typing import Any
 
-from edgeai.errors import EdgeAIError
+from edgeai.errors import EdgeAIError, UserInputError
 from edgeai.tools.split_inference.link import ShapedLink
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -74,7 +74,7 @@ def send_frame(
         seconds = (link or ShapedLink(None)).send(sock, data, deadline)
     except TimeoutError as exc:
         raise EdgeUnreachableError(
-            f"peer stopped reading: send timed out after {timeout_s:g} s"
+            f"sending {len(data):,} bytes did not finish within {timeout_s:g} s"
         ) from exc
     except (BrokenPipeError, ConnectionResetError) as exc:
         raise EdgeUnreachableError(
@@ -142,3 +142,17 @@ def raise_if_error(header: dict[str, Any]) -> None:
         raise RemoteError(
             str(header.get("kind", "error")), str(header.get("message", "server error"))
         )
+
+
+def parse_address(address: str | tuple[str, int], flag: str = "server") -> tuple[str, int]:
+    """'HOST:PORT' or (host, port) -> (host, port), with a one-line error naming `flag`."""
+    if isinstance(address, tuple) and len(address) == 2:
+        host, port = address
+        text = f"{host}:{port}"
+    else:
+        text = str(address)
+        host, _, port = text.rpartition(":")
+    port_text = str(port)
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise UserInputError(f"{flag}: expected HOST:PORT with a port in 1..65535, got '{text}'")
+    return str(host).strip("[]"), int(port_text)

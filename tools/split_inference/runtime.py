@@ -45,7 +45,7 @@ from edgeai.tools.split_inference.imagecodecs import (
     encode_png,
     encode_to_budget,
 )
-from edgeai.tools.split_inference.link import LinkSpec, ShapedLink
+from edgeai.tools.split_inference.link import LinkSpec, ShapedLink, format_rate
 from edgeai.tools.split_inference.protocol import (
     DEFAULT_TIMEOUT_S,
     MAX_PAYLOAD_BYTES,
@@ -54,6 +54,7 @@ from edgeai.tools.split_inference.protocol import (
     ProtocolError,
     RemoteError,
     SplitRuntimeError,
+    parse_address,
     raise_if_error,
     recv_frame,
     send_frame,
@@ -212,6 +213,20 @@ def _codec_for(codecs: Mapping[str, Any], task: str, where: str) -> Any:
             "split-raw sends the activation uncompressed)"
         )
     return codec
+
+
+def _check_codec(codec: Any, model: SplitModel, task: str, where: str) -> None:
+    """A codec trained for another model or task would decode into nonsense: refuse it."""
+    meta = codec.meta
+    if meta.model_id != model.model_id or meta.task != task:
+        raise UserInputError(
+            f"the {where}'s feature codec for '{task}' was trained for {meta.model_id}/{meta.task}, "
+            f"not {model.model_id}/{task}"
+        )
+    if not 1 <= int(meta.split) <= model.n_stages:
+        raise UserInputError(
+            f"the {where}'s feature codec sits at split {meta.split}, outside 1..{model.n_stages}"
+        )
 
 
 # -- the server ------------------------------------------------------------------------------
@@ -434,7 +449,10 @@ class EdgeServer:
             raise UserInputError(
                 f"split point {k} outside 0..{model.n_stages} for {model.model_id}"
             )
-        codec = _codec_for(self.codecs, task, self.role) if scheme == "coinfer" else None
+        codec = None
+        if scheme == "coinfer":
+            codec = _codec_for(self.codecs, task, self.role)
+            _check_codec(codec, model, task, self.role)
         with self._lock:
             started = time.perf_counter()
             with torch.no_grad():
@@ -561,7 +579,7 @@ class DeviceClient:
         scheme: str,
         rate_bps: float,
         question: str | None = None,
-        server: tuple[str, int] | None = None,
+        server: tuple[str, int] | str | None = None,
         *,
         one_way_delay_s: float = 0.010,
         downlink_rate_bps: float | None = None,
@@ -569,7 +587,7 @@ class DeviceClient:
         lossy_format: str = "jpeg",
         quality: int | None = None,
         max_bytes: int | None = None,
-        cloud: tuple[str, int] | None = None,
+        cloud: tuple[str, int] | str | None = None,
         cloud_one_way_s: float = DEFAULT_CLOUD_ONE_WAY_S,
         request_text: str | None = None,
     ) -> InferenceResult:
@@ -602,7 +620,17 @@ class DeviceClient:
         if image.dtype != np.uint8:
             raise UserInputError(f"expected a uint8 image, got dtype {image.dtype}")
         model = self.model(task)
-        codec = self.codec(task) if scheme == "coinfer" else None
+        codec = None
+        if scheme == "coinfer":
+            codec = self.codec(task)
+            _check_codec(codec, model, task, "device")
+        is_cloud = scheme == "cloud"
+        address: tuple[str, int] | None = None
+        if scheme != "client-only":
+            target = (cloud or server) if is_cloud else server
+            if target is None:
+                raise UserInputError(f"scheme '{scheme}' needs a server address (host, port)")
+            address = parse_address(target, "cloud" if is_cloud else "edge")
 
         started = time.perf_counter()
         if scheme == "client-only":
@@ -653,15 +681,17 @@ class DeviceClient:
                 device_s = device_real = time.perf_counter() - started
         log.debug("device part of %s/%s: %.3f s (real %.3f s)", task, scheme, device_s, device_real)
         header["split"] = k
-
-        is_cloud = scheme == "cloud"
-        address = (cloud or server) if is_cloud else server
-        if address is None:
-            raise UserInputError(f"scheme '{scheme}' needs a server address (host, port)")
+        assert address is not None
         hop_delay = cloud_delay if is_cloud else delay
         header["downlink_rate_bps"] = down_rate
         header["one_way_delay_s"] = hop_delay
         up = LinkSpec(rate, hop_delay)
+        needed = device_s + up.ideal_seconds(len(payload)) + (2 * hop_delay if is_cloud else 0)
+        if needed > self.timeout_s:
+            raise UserInputError(
+                f"sending {len(payload):,} bytes at {format_rate(rate)} takes ~{needed:.1f} s, "
+                f"over the {self.timeout_s:g} s timeout (raise the timeout or the rate)"
+            )
         deadline = started + self.timeout_s
         breakdown = Breakdown(device_s=device_s)
         bytes_up = bytes_down = 0
@@ -764,7 +794,7 @@ def infer(
     scheme: str,
     rate_bps: float,
     question: str | None = None,
-    server: tuple[str, int] | None = None,
+    server: tuple[str, int] | str | None = None,
     *,
     models: Mapping[str, SplitModel] | None = None,
     codecs: Mapping[str, Any] | None = None,
