@@ -533,3 +533,21 @@ def test_addresses_codec_mismatch_and_timeout_budget(
     with pytest.raises(UserInputError, match="over the 1 s timeout"):
         hurried.infer(ex.image, "classify", "edge-lossless", 50_000.0, None, edge.address)
     assert time.perf_counter() - start < 1.0
+
+
+def test_server_answers_malformed_fields_with_an_error_frame(edge: EdgeServer) -> None:
+    base = {"version": 1, "type": "infer", "task": "classify"}
+    cases = [
+        ({**base, "scheme": "split-raw", "split": [1], "shape": [1, 64, 16]}, "TypeError"),
+        ({**base, "scheme": "split-raw", "split": "one"}, "ValueError"),
+        ({**base, "scheme": "coinfer", "split": 2}, "CodecError"),
+        ({**base, "scheme": "nope"}, "UnknownSchemeError"),
+        ({**base, "version": 7, "scheme": "coinfer"}, "ProtocolError"),
+        ({**base, "type": "dance", "scheme": "coinfer"}, "ProtocolError"),
+    ]
+    with socket.create_connection(edge.address, timeout=5) as s:
+        for header, kind in cases:
+            s.sendall(encode_frame(header, b"\x00" * 2048))
+            reply, _, _ = recv_frame(s, timeout_s=5)
+            assert reply["type"] == "error" and reply["kind"] == kind, reply
+            assert reply["message"] and "\n" not in reply["message"]

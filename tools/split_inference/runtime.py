@@ -259,9 +259,14 @@ class _Handler(socketserver.BaseRequestHandler):
                 down = _downlink_of(header)
                 try:
                     reply = owner.handle_request(header, payload, received)
-                except (EdgeAIError, ValueError) as exc:
+                except (EdgeAIError, ValueError, TypeError) as exc:
                     log.info("refused a request from %s: %s", self.client_address, exc)
                     self._reply_error(sock, type(exc).__name__, str(exc), down)
+                    continue
+                except Exception as exc:  # the API edge: log the traceback, tell the device
+                    log.exception("request from %s failed", self.client_address)
+                    message = f"internal error on the {owner.role}: {type(exc).__name__}: {exc}"
+                    self._reply_error(sock, "InternalError", message, down)
                     continue
                 send_frame(sock, reply, b"", ShapedLink(down), timeout_s=owner.idle_timeout_s)
         except (EdgeUnreachableError, OSError) as exc:
