@@ -9,13 +9,18 @@ LangChain tool (tools/offloading/tool.py).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from edgeai.agents.model_selector import Selection
+from edgeai.errors import EdgeAIError
 from edgeai.knowledge.store import KnowledgeStore
 from edgeai.tools.offloading import LOCAL, decision_from_dict, instance_from_dict, score
 from edgeai.tools.offloading.scenario import uplink_rate_bps
 from edgeai.tools.offloading.tool import solve_offloading
 from pydantic import BaseModel
+
+log = logging.getLogger(__name__)
 
 # Defaults for manual entries that omit offloading fields (spec's lambo-50 midpoints).
 DEFAULT_INPUT_BITS = 2.0e6
@@ -36,6 +41,7 @@ class Placement(BaseModel):
     local_latency_s: float | None = None
     energy_j: float | None = None
     reason: str
+    split: int | None = None  # split inference: the device runs stages [0, split)
 
 
 def build_instance(
@@ -122,6 +128,7 @@ def place_work(
                 energy_j=cost.energy_j,
                 reason=f"{verb} by the {name} solver ({objective}): {why}",
             )
+    refine_with_splits(placements, selection, store, objective)
     out = []
     for s in selection:
         if s.subtask in placements:
@@ -143,3 +150,67 @@ def place_work(
 
 def _device_of(selection: list[Selection], sid: int) -> str:
     return next(s.device for s in selection if s.subtask == sid)
+
+
+def refine_with_splits(
+    placements: dict[int, Placement],
+    selection: list[Selection],
+    store: KnowledgeStore,
+    objective: str,
+) -> None:
+    """Image models that split-inference can cut: choose the partition point (paper III-A2).
+
+    The solver decides device vs edge for whole models; for a model the split runtime serves,
+    the partition function also weighs running its first stages on the photo's device and
+    sending the learned codec's bits. The placement becomes "split" (k), "offloaded" (k = 0:
+    the image is sent) or "local" (client-only), with the predicted costs as the reason.
+    """
+    from edgeai.tools.split_inference import service
+
+    splittable = [s for s in selection if s.model in service.MODEL_TASKS]
+    if not splittable:
+        return
+    try:
+        hosts = service.hosts_from_manuals(store.manuals())
+    except EdgeAIError as exc:  # no client/edge pair with rates in this pool: keep the solver's
+        log.info("no split inference here: %s", exc)
+        return
+    goal = "device_energy" if objective == "min_energy" else "latency"
+    for s in splittable:
+        if s.model not in hosts.models:
+            continue
+        try:
+            decision = service.split_decision(s.model, hosts, goal)
+        except EdgeAIError as exc:  # weights or codec missing: the solver's placement stands
+            log.warning("no split decision for %s: %s", s.model, exc)
+            continue
+        rows = {r.split: r for r in decision.rows}
+        edge_only, local = rows[0], rows["client-only"]
+        k = decision.split
+        if k is None:
+            mode, runs_on = "local", hosts.device.device
+            what = f"whole model on {hosts.device.device}"
+        elif k == 0:
+            mode, runs_on = "offloaded", hosts.edge.device
+            what = f"photo sent to {hosts.edge.device}"
+        else:
+            mode, runs_on = "split", f"{hosts.device.device}+{hosts.edge.device}"
+            what = (
+                f"stages [0, {k}) on {hosts.device.device}, {rows[k].payload_bytes} B of "
+                f"coded features to {hosts.edge.device}"
+            )
+        placements[s.subtask] = Placement(
+            subtask=s.subtask,
+            model=s.model,
+            runs_on=runs_on,
+            mode=mode,
+            split=k,
+            latency_s=decision.latency_s,
+            local_latency_s=local.latency_s,
+            energy_j=decision.device_energy_j,
+            reason=(
+                f"partition ({goal}): {what}: {decision.latency_s:.3f} s predicted vs "
+                f"{edge_only.latency_s:.3f} s sending the {edge_only.payload_bytes:,} B PNG and "
+                f"{local.latency_s:.3f} s on the device"
+            ),
+        )

@@ -16,7 +16,7 @@ from edgeai.agents.conversation import day_of, looks_like_followup
 from edgeai.agents.model_selector import select_models
 from edgeai.agents.offloading import place_work
 from edgeai.agents.responder import compose_answer, missing_model_answer, result_record
-from edgeai.errors import UserInputError
+from edgeai.errors import EdgeAIError
 from edgeai.graphs.state import EdgeContext, EdgeState
 from edgeai.schemas import Plan
 from edgeai.tools.runtimes import ModelNotInstalledError, run_installed
@@ -110,18 +110,26 @@ def run_models(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any
     day = dt.date.fromisoformat(state["day"])
     outputs: dict[int, dict[str, Any]] = {}
     results = []
+    placements = {p["subtask"]: p for p in state.get("placements", [])}
     for s in state["selection"]:
         upstream: dict[str, Any] = {}
         for d in s["deps"]:
             upstream.update(outputs.get(d, {}))
         try:
-            outcome = run_installed(s["model"], upstream, day, ctx.seed)
+            outcome = run_installed(
+                s["model"],
+                upstream,
+                day,
+                ctx.seed,
+                placement=placements.get(s["subtask"]),
+                request=state.get("effective_request", state["request"]),
+            )
         except ModelNotInstalledError as exc:
             results.append(
                 result_record(s["subtask"], s["model"], error=f"not installed yet: {exc}")
             )
             continue
-        except UserInputError as exc:  # an upstream model did not run, so an input is missing
+        except EdgeAIError as exc:  # a missing input (upstream did not run), an unreachable edge
             results.append(result_record(s["subtask"], s["model"], error=str(exc)))
             continue
         outputs[s["subtask"]] = outcome.outputs

@@ -278,6 +278,14 @@ def photo_hosts_from_manuals(manual_dir: str | Path, device: str | None = None) 
     uplink). The edge is the edge-tier host, the cloud the cloud-tier host (optional).
     """
     manuals = [parse_manual(p) for p in collect_manual_files([Path(manual_dir)])]
+    return photo_hosts(manuals, device, str(manual_dir))
+
+
+def photo_hosts(
+    manuals: list[Manual], device: str | None = None, where: str = "manuals"
+) -> PhotoHosts:
+    """`photo_hosts_from_manuals` for manuals already parsed (e.g. from the knowledge store)."""
+    manual_dir = where
     clients = [m for m in manuals if m.entry.tier == "client"]
     if device is not None:
         chosen = [m for m in manuals if m.entry.device == device]

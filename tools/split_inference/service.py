@@ -1,0 +1,257 @@
+"""The photo pool's models as a runtime of tools/runtimes.py: run through the socket runtime.
+
+`run_model(model_id, upstream, day, seed, placement=..., request=...)` answers one sub-task:
+the photo is the household camera's photo of the day (a seeded photo-world image, like the
+healthcare home's simulated sensors) unless `upstream["image"]` gives one (an array or a file
+path); the VQA question is `upstream["question"]`, else the person's request. Where it runs
+follows the placement: "local" -> client-only on the device; "split" / "offloaded" / "hosted"
+-> over TCP to an edge server of this process (started once, on a free port of 127.0.0.1), with
+the link of the device's manual emulated, the feature codec at split k ("split"), or the PNG
+image (k = 0). The result reports the bytes that crossed the link and the measured latency.
+
+`split_decision(model_id, hosts, objective)` is the partition choice the offloading agent calls:
+the per-stage profile measured here (once per process), the manuals' cycles and compute_hz, the
+shipped codec's real bytes at its split point.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from edgeai.errors import UserInputError
+from edgeai.knowledge.manuals import DeviceManual, Manual
+from edgeai.tools.healthcare.runtime import ModelResult
+from edgeai.tools.split_inference.base import TASKS, SplitModel, Task
+from edgeai.tools.split_inference.codec import FeatureCodec, default_codec_path, load_codec
+from edgeai.tools.split_inference.imagecodecs import read_image
+from edgeai.tools.split_inference.models import load_model
+from edgeai.tools.split_inference.partition import (
+    PHOTO_MANUALS,
+    PhotoHosts,
+    SplitDecision,
+    choose_split,
+    codec_payload_bytes,
+    photo_hosts,
+    photo_hosts_from_manuals,
+)
+from edgeai.tools.split_inference.profile import (
+    CostModel,
+    ModelProfile,
+    make_compute_seconds,
+    profile_model,
+)
+from edgeai.tools.split_inference.runtime import DeviceClient, EdgeServer, InferenceResult
+from edgeai.tools.split_inference.world import example
+
+log = logging.getLogger(__name__)
+
+MODEL_TASKS: dict[str, Task] = {
+    "vit-image-classifier": "classify",
+    "blip-image-captioner": "caption",
+    "blip-vqa": "vqa",
+}
+OUTPUT_NAME = {"classify": "class_label", "caption": "text", "vqa": "text"}
+DEFAULT_ONE_WAY_S = 0.010
+
+
+def known_model_ids() -> list[str]:
+    return sorted(MODEL_TASKS)
+
+
+@lru_cache(maxsize=1)
+def _models() -> dict[Task, SplitModel]:
+    return {task: load_model(task) for task in TASKS}
+
+
+@lru_cache(maxsize=1)
+def _codecs() -> dict[Task, FeatureCodec]:
+    return {task: load_codec(default_codec_path(task)) for task in TASKS}
+
+
+def _task(model_id: str) -> Task:
+    if model_id not in MODEL_TASKS:
+        raise UserInputError(
+            f"'{model_id}' is not a split-inference model (known: {', '.join(known_model_ids())})"
+        )
+    return MODEL_TASKS[model_id]
+
+
+@lru_cache(maxsize=8)
+def profile_of(model_id: str) -> ModelProfile:
+    """Per-stage profile of one model, measured here once per process on 2 sample photos."""
+    task = _task(model_id)
+    samples = [example(task, seed) for seed in (0, 1)]
+    qs = [ex.question for ex in samples] if task == "vqa" else None
+    return profile_model(
+        _models()[task], np.stack([ex.image for ex in samples]), repeats=2, questions=qs
+    )
+
+
+@lru_cache(maxsize=8)
+def _codec_bytes(model_id: str) -> dict[int, int]:
+    task = _task(model_id)
+    images = np.stack([example(task, seed).image for seed in range(4)])
+    return codec_payload_bytes(_models()[task], _codecs()[task], images)
+
+
+def hosts_for(manual_dir: Path | None = None) -> PhotoHosts:
+    return photo_hosts_from_manuals(manual_dir or PHOTO_MANUALS)
+
+
+def _cost_models(hosts: PhotoHosts) -> dict[str, CostModel]:
+    return {mid: hosts.cost_model(profile_of(mid)) for mid in MODEL_TASKS if mid in hosts.models}
+
+
+def split_decision(
+    model_id: str,
+    hosts: PhotoHosts | None = None,
+    objective: str = "latency",
+    link_bps: float | None = None,
+    rtt_s: float = 2 * DEFAULT_ONE_WAY_S,
+) -> SplitDecision:
+    """Where to cut `model_id` between the photo's device and the edge (k, or client-only)."""
+    hosts = hosts or hosts_for()
+    profile = profile_of(model_id)
+    return choose_split(
+        profile,
+        hosts.cost_model(profile),
+        link_bps=link_bps or float(hosts.device.uplink_bps or 0.0),
+        rtt_s=rtt_s,
+        payload_bytes=_codec_bytes(model_id),
+        objective=objective,  # type: ignore[arg-type]
+    )
+
+
+class _Runtime:
+    """One edge server thread and one device client per process, paced to the manuals."""
+
+    def __init__(self, hosts: PhotoHosts) -> None:
+        compute = make_compute_seconds(_cost_models(hosts))
+        models, codecs = _models(), _codecs()
+        self.hosts = hosts
+        self.edge = EdgeServer(models=models, codecs=codecs, compute=compute).start()
+        self.client = DeviceClient(models, codecs, compute)
+
+
+_RUNTIME: _Runtime | None = None
+_LOCK = threading.Lock()
+
+
+def _runtime() -> _Runtime:
+    global _RUNTIME
+    with _LOCK:
+        if _RUNTIME is None:
+            _RUNTIME = _Runtime(hosts_for())
+        return _RUNTIME
+
+
+def camera_seed(day: dt.date, seed: int) -> int:
+    """The photo-world seed of the household camera's photo on `day` (held-out range 0..99,999)."""
+    return zlib.crc32(f"{day.isoformat()}:{seed}".encode()) % 100_000
+
+
+def _image(upstream: Mapping[str, Any], task: Task, day: dt.date, seed: int):
+    given = upstream.get("image")
+    if given is None:
+        ex = example(task, camera_seed(day, seed))
+        return ex.image, ex, "the camera's photo of the day"
+    if isinstance(given, (str, Path)):
+        return read_image(str(given)), None, str(given)
+    return np.asarray(given, dtype=np.uint8), None, "the given image"
+
+
+def run_model(
+    model_id: str,
+    upstream: Mapping[str, Any],
+    day: dt.date,
+    seed: int,
+    placement: Mapping[str, Any] | None = None,
+    request: str | None = None,
+) -> ModelResult:
+    """Run one photo model where the placement says, through the socket runtime."""
+    task = _task(model_id)
+    image, ex, source = _image(upstream, task, day, seed)
+    question = None
+    if task == "vqa":
+        question = upstream.get("question") or request
+        if not question:
+            raise UserInputError("blip-vqa needs a question about the photo")
+    mode = (placement or {}).get("mode", "split")
+    k = (placement or {}).get("split")
+    rt = _runtime()
+    rate = float(rt.hosts.device.uplink_bps or 2.4e6) / 8.0  # bytes/s
+    started = time.perf_counter()
+    if mode == "local":
+        scheme = "client-only"
+    elif k is None or k == 0:
+        scheme = "edge-lossless"
+    elif k == int(_codecs()[task].meta.split):
+        scheme = "coinfer"
+    else:
+        scheme = "split-raw"
+    res: InferenceResult = rt.client.infer(
+        image,
+        task,
+        scheme,
+        rate,
+        question,
+        rt.edge.address,
+        one_way_delay_s=DEFAULT_ONE_WAY_S,
+        split=None if scheme in ("coinfer", "client-only", "edge-lossless") else int(k),
+    )
+    where = {
+        "client-only": f"entirely on {rt.hosts.device.device}",
+        "edge-lossless": f"on {rt.hosts.edge.device} (PNG photo sent)",
+        "coinfer": f"split at stage {res.split} between {rt.hosts.device.device} and "
+        f"{rt.hosts.edge.device} (learned feature codec)",
+        "split-raw": f"split at stage {res.split} (raw float16 activation)",
+    }[scheme]
+    sent = f"{res.bytes_up:,} bytes sent" if res.bytes_up else "nothing sent"
+    summary = (
+        f"{_says(task, res.answer, question)} — ran {where}; {sent}, {res.seconds:.3f} s measured"
+    )
+    details: dict[str, Any] = {
+        "scheme": scheme,
+        "split": res.split,
+        "bytes_up": res.bytes_up,
+        "bytes_down": res.bytes_down,
+        "payload_bytes": res.payload_bytes,
+        "latency_s": round(res.seconds, 4),
+        "breakdown": {k: round(v, 4) for k, v in vars(res.breakdown).items()},
+        "link_bytes_per_s": rate,
+        "image": source,
+    }
+    if question:
+        details["question"] = question
+    if ex is not None:
+        details["ground_truth"] = ex.targets[:3]
+    return ModelResult(
+        model=model_id,
+        device=rt.hosts.device.device if scheme == "client-only" else rt.hosts.edge.device,
+        outputs={OUTPUT_NAME[task]: res.answer},
+        summary=summary,
+        details=details,
+        seconds=round(time.perf_counter() - started, 4),
+    )
+
+
+def _says(task: Task, answer: str, question: str | None) -> str:
+    if task == "classify":
+        return f"the photo shows a {answer}"
+    if task == "caption":
+        return f'caption: "{answer}"'
+    return f'"{question}" -> {answer}'
+
+
+def hosts_from_manuals(manuals: list[DeviceManual]) -> PhotoHosts:
+    """The photo scenario's hosts from device manuals held in the knowledge store."""
+    return photo_hosts([Manual(entry=m, body="", source=f"store:{m.device}") for m in manuals])
