@@ -68,12 +68,19 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
     inf.add_argument("--question", help="the question (task vqa)")
     inf.add_argument("--scheme", choices=SCHEME_CHOICES, default="coinfer")
     inf.add_argument(
-        "--rate", default="300KB/s", help="uplink rate, e.g. 300KB/s, 2.4Mbit/s, 50000"
+        "--rate",
+        default="300KB/s",
+        help="uplink rate (default 300KB/s; KB = 1000 B), e.g. 1MB/s, 2.4Mbit/s, 50000",
     )
     inf.add_argument("--downlink-rate", help="downlink rate (default: twice the uplink)")
-    inf.add_argument("--rtt-ms", type=float, default=20.0, help="device-edge round trip (ms)")
     inf.add_argument(
-        "--cloud-rtt-ms", type=float, default=300.0, help="device-cloud round trip (ms)"
+        "--rtt-ms", type=float, default=20.0, help="device-edge round trip in ms (default 20)"
+    )
+    inf.add_argument(
+        "--cloud-rtt-ms",
+        type=float,
+        default=300.0,
+        help="device-cloud round trip in ms (default 300)",
     )
     inf.add_argument(
         "--edge", default=f"127.0.0.1:{DEFAULT_EDGE_PORT}", help="edge server HOST:PORT"
