@@ -20,6 +20,10 @@ max(real, emulated), where emulated = compute_seconds(model_id, start, stop, hea
 callable (e.g. partition.py's cost model from per-stage profiles and the manuals' compute_hz);
 without one, real time is used. Every socket operation has a timeout; an edge that is not there
 fails in under connect_timeout_s (3 s by default) with EdgeUnreachableError.
+
+Each request opens its own TCP connection; its set-up on 127.0.0.1 is not charged any emulated
+delay (a device keeps its link to the edge up), so a request's latency is device compute +
+uplink (delay + bytes / rate) + server compute + downlink (delay + bytes / downlink rate).
 """
 
 from __future__ import annotations
