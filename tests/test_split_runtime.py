@@ -551,3 +551,16 @@ def test_server_answers_malformed_fields_with_an_error_frame(edge: EdgeServer) -
             reply, _, _ = recv_frame(s, timeout_s=5)
             assert reply["type"] == "error" and reply["kind"] == kind, reply
             assert reply["message"] and "\n" not in reply["message"]
+
+
+def test_server_refuses_a_bad_downlink_request(edge: EdgeServer) -> None:
+    base = {"version": 1, "type": "infer", "task": "classify", "scheme": "edge-lossless"}
+    with socket.create_connection(edge.address, timeout=5) as s:
+        for extra, kind in (
+            ({"downlink_rate_bps": "fast"}, "ProtocolError"),
+            ({"downlink_rate_bps": -5.0}, "UserInputError"),
+            ({"downlink_rate_bps": 1e6, "one_way_delay_s": -1}, "UserInputError"),
+        ):
+            s.sendall(encode_frame({**base, **extra}, encode_png(np.zeros((8, 8, 3), np.uint8))))
+            reply, _, _ = recv_frame(s, timeout_s=5)
+            assert reply["type"] == "error" and reply["kind"] == kind, reply

@@ -260,8 +260,9 @@ class _Handler(socketserver.BaseRequestHandler):
                     self._reply_error(sock, "ProtocolError", str(exc), None)
                     return
                 received = time.perf_counter()
-                down = _downlink_of(header)
+                down: LinkSpec | None = None
                 try:
+                    down = _downlink_of(header)
                     reply = owner.handle_request(header, payload, received)
                 except (EdgeAIError, ValueError, TypeError) as exc:
                     log.info("refused a request from %s: %s", self.client_address, exc)
@@ -281,7 +282,8 @@ class _Handler(socketserver.BaseRequestHandler):
     def _reply_error(
         self, sock: socket.socket, kind: str, message: str, down: LinkSpec | None
     ) -> None:
-        header = {"type": "error", "kind": kind, "message": message.splitlines()[0][:500]}
+        first = (message.splitlines() or [""])[0][:500] or f"{kind} on the server"
+        header = {"type": "error", "kind": kind, "message": first}
         try:
             send_frame(sock, header, b"", ShapedLink(down), timeout_s=5.0)
         except (SplitRuntimeError, OSError) as exc:
@@ -293,10 +295,10 @@ def _downlink_of(header: dict[str, Any]) -> LinkSpec | None:
     rate = header.get("downlink_rate_bps")
     if rate is None:
         return None
-    try:
-        return LinkSpec(float(rate), float(header.get("one_way_delay_s", 0.0)))
-    except (TypeError, ValueError, EdgeAIError):
-        return None
+    delay = header.get("one_way_delay_s", 0.0)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (rate, delay)):
+        raise ProtocolError(f"downlink rate {rate!r} and one-way delay {delay!r} must be numbers")
+    return LinkSpec(float(rate), float(delay))
 
 
 class _TCPServer(socketserver.ThreadingTCPServer):
