@@ -11,11 +11,12 @@ import importlib
 
 SPLIT_MODULES: list[str] = [
     "edgeai.cli.split_train",  # train-model (photo-pool models)
+    "edgeai.cli.split_codec",  # train-codec, eval-codec (feature codec at the split point)
     "edgeai.cli.split_runtime",  # serve-edge, infer, sample-image
     "edgeai.cli.split_profile",  # profile, partition
 ]
 SPLIT_BENCH_MODULES: list[str] = [
-    # "edgeai.cli.split_bench",    # edgeai bench split
+    "edgeai.cli.split_bench",  # edgeai bench split
 ]
 
 

@@ -11,6 +11,7 @@ Forward cost is ~15-25 M multiply-accumulates; checkpoints are fp16 state dicts 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -121,12 +122,34 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+class ConvStem(nn.Module):
+    """Patch embedding as a few stride-2 3x3 convolutions instead of one 8x8 patchify: the same
+    (B, N, dim) tokens, but a ViT trained from scratch on little compute learns far faster
+    (Xiao et al., "Early convolutions help transformers see better", 2021)."""
+
+    def __init__(self, dim: int, patch: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        ch, width = 3, max(8, dim // 4)
+        for _ in range(int(math.log2(patch))):
+            layers += [nn.Conv2d(ch, width, 3, stride=2, padding=1), nn.BatchNorm2d(width),
+                       nn.GELU()]
+            ch, width = width, width * 2
+        layers.append(nn.Conv2d(ch, dim, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)  # (B, 3, S, S) -> (B, dim, S/patch, S/patch)
+
+
 class ImageEncoder(nn.Module):
-    """Stage 0: patch embedding + position embedding; stages 1..depth: transformer blocks."""
+    """Stage 0: patch embedding (conv stem) + position embedding; stages 1..depth: blocks."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.patch_embed = nn.Conv2d(3, cfg.dim, cfg.patch, stride=cfg.patch)
+        if cfg.patch & (cfg.patch - 1) or cfg.patch < 2:
+            raise UserInputError(f"patch must be a power of two >= 2, got {cfg.patch}")
+        self.patch_embed = ConvStem(cfg.dim, cfg.patch)
         self.pos = nn.Parameter(torch.randn(1, cfg.n_tokens, cfg.dim) * 0.02)
         self.blocks = nn.ModuleList(Block(cfg.dim, cfg.heads, cfg.mlp_ratio)
                                     for _ in range(cfg.depth))

@@ -246,15 +246,11 @@ def questions(scene: Scene, rng: np.random.Generator) -> list[tuple[str, list[st
 
 
 @lru_cache(maxsize=64)
-def _lerp_weights(n: int, size: int = IMAGE_SIZE) -> np.ndarray:
-    """(size, n) bilinear interpolation matrix from n grid points to size pixels."""
+def _lerp(n: int, size: int = IMAGE_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Left grid index and (size, 1) weight of each of `size` pixels between n grid points."""
     pos = np.linspace(0, n - 1, size)
     lo = np.clip(np.floor(pos).astype(int), 0, n - 2)
-    frac = (pos - lo).astype(np.float32)
-    w = np.zeros((size, n), np.float32)
-    w[np.arange(size), lo] = 1 - frac
-    w[np.arange(size), lo + 1] += frac
-    return w
+    return lo, (pos - lo).astype(np.float32)
 
 
 @lru_cache(maxsize=64)
@@ -263,13 +259,17 @@ def _nearest_index(n: int, size: int = IMAGE_SIZE) -> np.ndarray:
 
 
 def _upsample(grid: np.ndarray) -> np.ndarray:
-    """Upsample a small (gh, gw) grid to (224, 224): bilinear for coarse grids (two small matrix
-    products), nearest for fine ones (where blockiness is below the sensor noise anyway)."""
+    """Upsample a small (gh, gw) grid to (224, 224): bilinear for coarse grids, nearest for fine
+    ones (where blockiness is below the sensor noise anyway). Element-wise on purpose: BLAS
+    matrix products this small spend more time waking threads than multiplying."""
     gh, gw = grid.shape
     grid = grid.astype(np.float32)
     if max(gh, gw) > 24:
         return grid[_nearest_index(gh)][:, _nearest_index(gw)]
-    return (_lerp_weights(gh) @ grid) @ _lerp_weights(gw).T
+    lo, f = _lerp(gh)
+    rows = grid[lo] * (1 - f)[:, None] + grid[lo + 1] * f[:, None]  # (224, gw)
+    lo, f = _lerp(gw)
+    return rows[:, lo] * (1 - f) + rows[:, lo + 1] * f  # (224, 224)
 
 
 def _fbm(rng: np.random.Generator, octaves: tuple[int, ...], aspect: float = 1.0) -> np.ndarray:
