@@ -59,8 +59,8 @@ class TrainArgs:
 
 DEFAULTS: dict[str, dict[str, Any]] = {
     "classify": {"steps": 1500},
-    "caption": {"steps": 1000},
-    "vqa": {"steps": 1200},
+    "caption": {"steps": 1500},
+    "vqa": {"steps": 1500},
 }
 
 
