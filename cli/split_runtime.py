@@ -126,25 +126,25 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
 
 
 def _load_models(checkpoints: Path | None, tasks: tuple[str, ...]) -> dict[str, Any]:
-    from edgeai.tools.split_inference.models import load_model
+    from edgeai.tools.split_inference.runtime import load_task_model
 
-    return {task: load_model(task, checkpoints) for task in tasks}
+    return {task: load_task_model(task, checkpoints) for task in tasks}
 
 
 def _load_codec_file(path: Path) -> Any:
-    from edgeai.tools.split_inference.codec import load_codec
+    from edgeai.tools.split_inference.runtime import load_task_codec
 
     if not path.is_file():
         raise UserInputError(f"--codec: file '{path}' does not exist")
-    return load_codec(path)
+    return load_task_codec(path=path)
 
 
 def _default_codec(task: str) -> Any | None:
     """The task's shipped codec, or None (coinfer then refused with a clear message)."""
-    from edgeai.tools.split_inference.codec import default_codec_path, load_codec
+    from edgeai.tools.split_inference.runtime import load_task_codec
 
     try:
-        return load_codec(default_codec_path(task))
+        return load_task_codec(task)
     except EdgeAIError as exc:
         log.warning("no feature codec for %s (%s): scheme coinfer unavailable for it", task, exc)
         return None
@@ -182,8 +182,7 @@ def _compute_from_manuals(
 
 def serve_edge_command(args: argparse.Namespace, settings: Settings) -> int:
     import torch
-    from edgeai.tools.split_inference.models import ModelCheckpointError, load_model
-    from edgeai.tools.split_inference.runtime import serve_edge
+    from edgeai.tools.split_inference.runtime import WeightsError, load_task_model, serve_edge
 
     torch.set_num_threads(1)
     port = args.port
@@ -198,8 +197,8 @@ def serve_edge_command(args: argparse.Namespace, settings: Settings) -> int:
     models: dict[str, Any] = {}
     for task in TASKS:
         try:
-            models[task] = load_model(task, args.checkpoints)
-        except ModelCheckpointError as exc:
+            models[task] = load_task_model(task, args.checkpoints)
+        except WeightsError as exc:
             log.warning("serving without %s: %s", task, exc)
     if not models:
         raise UserInputError(

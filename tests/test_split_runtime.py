@@ -564,3 +564,28 @@ def test_server_refuses_a_bad_downlink_request(edge: EdgeServer) -> None:
             s.sendall(encode_frame({**base, **extra}, encode_png(np.zeros((8, 8, 3), np.uint8))))
             reply, _, _ = recv_frame(s, timeout_s=5)
             assert reply["type"] == "error" and reply["kind"] == kind, reply
+
+
+def test_broken_weights_are_one_line_errors(tmp_path) -> None:
+    from edgeai.tools.split_inference.codec import save_codec
+    from edgeai.tools.split_inference.runtime import WeightsError, load_task_codec, load_task_model
+
+    (tmp_path / "classify.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsError) as info:
+        load_task_model("classify", tmp_path)
+    assert "\n" not in str(info.value)
+    with pytest.raises(WeightsError, match="no caption checkpoint"):
+        load_task_model("caption", tmp_path)
+    with pytest.raises(WeightsError) as info:
+        load_task_codec(path=tmp_path / "classify.pt")
+    assert "\n" not in str(info.value)
+    # A codec whose weights do not fit its own metadata: torch's multi-line message, one line here.
+    codec = FeatureCodec(CodecMeta("vit-image-classifier", "classify", 1, 0.01, 4, 16, 16))
+    codec.update()
+    save_codec(codec, tmp_path / "codec.pt")
+    blob = torch.load(tmp_path / "codec.pt", weights_only=True)
+    blob["meta"]["channels"] = 6
+    torch.save(blob, tmp_path / "codec.pt")
+    with pytest.raises(WeightsError) as info:
+        load_task_codec(path=tmp_path / "codec.pt")
+    assert "\n" not in str(info.value)

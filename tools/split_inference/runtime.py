@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pickle
 import signal
 import socket
 import socketserver
@@ -37,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Self
 
 import numpy as np
@@ -90,6 +92,55 @@ PROTOCOL_VERSION = 1
 
 class UnknownSchemeError(UserInputError):
     """A scheme name that the runtime does not know."""
+
+
+class WeightsError(SplitRuntimeError):
+    """A model or feature-codec checkpoint that could not be loaded (one-line reason)."""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# What torch.load / load_state_dict raise on a corrupt, truncated or mismatched checkpoint.
+_WEIGHT_ERRORS = (
+    EdgeAIError,
+    RuntimeError,
+    KeyError,
+    ValueError,
+    TypeError,
+    EOFError,
+    OSError,
+    pickle.UnpicklingError,
+)
+
+
+def load_task_model(task: str, checkpoint_dir: str | Path | None = None) -> SplitModel:
+    """The task's photo model (shipped weights, or <checkpoint_dir>/<task>.pt), eval mode."""
+    check_task(task)
+    from edgeai.tools.split_inference.models import load_model
+
+    try:
+        return load_model(task, checkpoint_dir)  # type: ignore[arg-type]
+    except _WEIGHT_ERRORS as exc:
+        raise WeightsError(_one_line(str(exc))) from exc
+
+
+def load_task_codec(task: str | None = None, path: str | Path | None = None) -> Any:
+    """A feature codec from `path`, else the task's shipped default codec."""
+    from edgeai.tools.split_inference.codec import default_codec_path, load_codec
+
+    try:
+        if path is None:
+            if task is None:
+                raise UserInputError("load_task_codec needs a task or a path")
+            check_task(task)
+            path = default_codec_path(task)
+        return load_codec(path)
+    except UserInputError:
+        raise
+    except _WEIGHT_ERRORS as exc:
+        raise WeightsError(_one_line(str(exc))) from exc
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -570,17 +621,13 @@ class DeviceClient:
     def model(self, task: str) -> SplitModel:
         check_task(task)
         if task not in self.models:
-            from edgeai.tools.split_inference.models import load_model
-
-            self.models[task] = load_model(task)
+            self.models[task] = load_task_model(task)
         return self.models[task]
 
     def codec(self, task: str) -> Any:
         check_task(task)
         if task not in self.codecs:
-            from edgeai.tools.split_inference.codec import default_codec_path, load_codec
-
-            self.codecs[task] = load_codec(default_codec_path(task))
+            self.codecs[task] = load_task_codec(task)
         return self.codecs[task]
 
     def infer(
