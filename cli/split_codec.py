@@ -29,6 +29,7 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--beta", type=float, default=1.0, help="distillation weight toward the uncompressed model"
     )
+    p.add_argument("--gain", type=float, default=1.0, help="initial latent gain (1)")
     p.add_argument("--pool", type=int, default=4096, help="distinct training images (4096)")
     p.add_argument("--eval-n", type=int, default=500, help="held-out images scored (seeds 0..n-1)")
     p.add_argument(
@@ -69,7 +70,7 @@ def _command(args: argparse.Namespace, out: Path) -> str:
         "edgeai split train-codec",
         f"--task {args.task} --split {args.split} --lam {args.lam:g}",
         f"--channels {args.channels} --seed {args.seed} --steps {args.steps}",
-        f"--hidden {args.hidden} --beta {args.beta:g} --pool {args.pool} --eval-n {args.eval_n}",
+        f"--hidden {args.hidden} --beta {args.beta:g} --gain {args.gain:g} --pool {args.pool} --eval-n {args.eval_n}",
     ]
     if args.model_dir is not None:
         parts.append(f"--model-dir {args.model_dir}")
@@ -107,6 +108,8 @@ def cmd_train_codec(args: argparse.Namespace, settings: Settings) -> int:
     for flag in ("channels", "steps", "hidden", "pool", "eval_n"):
         if getattr(args, flag) < 1:
             raise UserInputError(f"--{flag.replace('_', '-')} must be >= 1")
+    if args.gain <= 0:
+        raise UserInputError(f"--gain must be > 0, got {args.gain:g}")
     if args.lam < 0 or args.beta < 0:
         raise UserInputError(f"--lam and --beta must be >= 0, got {args.lam:g}, {args.beta:g}")
     name = codec_name(args.task, args.split, args.lam)
@@ -123,6 +126,7 @@ def cmd_train_codec(args: argparse.Namespace, settings: Settings) -> int:
         args.seed,
         hidden=args.hidden,
         beta=args.beta,
+        gain=args.gain,
         pool=args.pool,
         progress=not args.no_progress,
     )

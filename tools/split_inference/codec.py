@@ -15,6 +15,7 @@ CRC with a `CodecError` instead of decoding into a plausible but wrong tensor.
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import struct
 import zlib
@@ -35,7 +36,9 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 
 # The shipped codec each task uses by default (file names under CHECKPOINT_DIR); chosen in
 # checkpoints/manifest.json by held-out quality within 0.5 points of the uncompressed model.
-DEFAULT_CODECS: dict[str, str] = {}
+DEFAULT_CODECS: dict[str, str] = {
+    "classify": "codec-classify-k1-lam1e-6.pt",
+}
 
 
 @dataclass
@@ -49,6 +52,7 @@ class CodecMeta:
     channels: int  # latent channels C per token
     d_model: int  # activation width D at the split point
     hidden: int  # width of the analysis / synthesis MLPs
+    init_gain: float = 1.0  # initial latent gain: quantisation step 1/gain in analysis units
 
 
 class FeatureCodec(nn.Module):
@@ -63,7 +67,16 @@ class FeatureCodec(nn.Module):
         )
         self.synthesis = nn.Sequential(nn.Linear(c, hdim), nn.GELU(), nn.Linear(hdim, d))
         self.entropy = EntropyBottleneck(c)
+        # Per-channel gain before rounding (and its inverse after): a large gain starts the codec
+        # at fine quantisation; the rate term then lowers it where the task does not need detail.
+        self.log_gain = nn.Parameter(torch.full((c,), math.log(meta.init_gain)))
         self._tag: bytes | None = None
+
+    def _analyse(self, h: torch.Tensor) -> torch.Tensor:
+        return self.analysis(h) * self.log_gain.exp()  # (B, T, C)
+
+    def _synthesise(self, y_hat: torch.Tensor) -> torch.Tensor:
+        return self.synthesis(y_hat * torch.exp(-self.log_gain))  # (B, T, D)
 
     # -- training / rounding path -----------------------------------------------------------
     def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,21 +86,21 @@ class FeatureCodec(nn.Module):
         so the edge trains on exactly what it will receive. Eval: both see the rounded y.
         """
         self._check(h)
-        y = self.analysis(h)  # (B, T, C)
+        y = self._analyse(h)  # (B, T, C)
         if self.training:
             y_hat = self.entropy.quantize(y)  # (B, T, C), rounded around the medians
             y_rate = self.entropy.noisy(y)
         else:  # bit-identical to what decompress() rebuilds
             y_hat = y_rate = self.entropy.dequantize(self.entropy.symbols(y))
         bits = self.entropy.bits(y_rate).sum(dim=(1, 2))  # (B,)
-        return self.synthesis(y_hat), bits
+        return self._synthesise(y_hat), bits
 
     @torch.no_grad()
     def reconstruct(self, h: torch.Tensor) -> torch.Tensor:
         """The rounded-path reconstruction: what decompress(compress(h)) returns."""
         self._check(h)
-        s = self.entropy.symbols(self.analysis(h))
-        return self.synthesis(self.entropy.dequantize(s))
+        s = self.entropy.symbols(self._analyse(h))
+        return self._synthesise(self.entropy.dequantize(s))
 
     def aux_loss(self) -> torch.Tensor:
         """Entropy-model median fit (add to the training loss; touches only the medians)."""
@@ -108,7 +121,7 @@ class FeatureCodec(nn.Module):
         tokens = h.shape[1]
         if tokens > 0xFFFF:
             raise EdgeAIError(f"too many tokens to code: {tokens} > 65535")
-        s = self.entropy.symbols(self.analysis(h))[0]  # (T, C)
+        s = self.entropy.symbols(self._analyse(h))[0]  # (T, C)
         payload = self.entropy.encode(s).astype("<u4").tobytes()
         crc = zlib.crc32(self._codec_tag() + payload)
         return _HEADER.pack(MAGIC, FORMAT_VERSION, tokens, crc) + payload
@@ -135,7 +148,7 @@ class FeatureCodec(nn.Module):
                 f"different codec than {self.describe()}"
             )
         s = self.entropy.decode(np.frombuffer(payload, dtype="<u4"), tokens)  # (T, C)
-        return self.synthesis(self.entropy.dequantize(s)).unsqueeze(0)
+        return self._synthesise(self.entropy.dequantize(s)).unsqueeze(0)
 
     # -- helpers -------------------------------------------------------------------------------
     def describe(self) -> str:

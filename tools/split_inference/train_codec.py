@@ -50,6 +50,7 @@ class CodecTrainArgs:
     pool: int = 4096  # distinct training images (seeds CODEC_SEED0 + seed * 100_000 + i)
     lr: float = 2e-3  # Adam, cosine decay to 5 % of this
     beta: float = 1.0  # distillation weight toward the uncompressed encoder output
+    gain: float = 1.0  # initial latent gain (quantisation step 1/gain at the start)
     seed: int = 0  # torch seed and training-image offset
 
 
@@ -89,6 +90,7 @@ def train_codec(
     pool: int = 4096,
     lr: float = 2e-3,
     beta: float = 1.0,
+    gain: float = 1.0,
     examples: list[Example] | None = None,
     progress: bool = True,
 ) -> tuple[FeatureCodec, dict]:
@@ -104,7 +106,9 @@ def train_codec(
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     t0 = time.time()
-    args = CodecTrainArgs(model.task, k, lam, channels, hidden, steps, batch, pool, lr, beta, seed)
+    args = CodecTrainArgs(
+        model.task, k, lam, channels, hidden, steps, batch, pool, lr, beta, gain, seed
+    )
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
@@ -117,7 +121,7 @@ def train_codec(
         teacher = torch.cat([model.run_stages(f, k, n) for f in feats.split(256)])
     scale = teacher.pow(2).mean()
 
-    meta = CodecMeta(model.model_id, model.task, k, lam, channels, feats.shape[-1], hidden)
+    meta = CodecMeta(model.model_id, model.task, k, lam, channels, feats.shape[-1], hidden, gain)
     codec = FeatureCodec(meta)
     opt = torch.optim.Adam(codec.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=0.05 * lr)
