@@ -12,7 +12,6 @@ import time
 import pytest
 from edgeai.errors import EdgeAIError, UserInputError
 from edgeai.tools.split_inference.link import (
-    DEFAULT_BURST_BYTES,
     LinkSpec,
     ShapedLink,
     TokenBucket,
@@ -110,7 +109,7 @@ def _timed_transfer(spec: LinkSpec | None, n_bytes: int) -> tuple[float, float, 
 def test_n_bytes_at_rate_r_take_n_over_r_plus_delay() -> None:
     # Prepare: 60 kB at 300 KB/s with a 50 ms one-way delay.
     spec = LinkSpec(rate_bps=300_000.0, delay_s=0.05)
-    ideal = 0.05 + (60_000 - DEFAULT_BURST_BYTES) / 300_000.0  # 0.245 s
+    ideal = 0.05 + 60_000 / 300_000.0  # 0.25 s
     # Execute
     first, total, _ = _timed_transfer(spec, 60_000)
     # Assert: never early; late by at most a loaded machine's scheduling slack.
@@ -120,15 +119,16 @@ def test_n_bytes_at_rate_r_take_n_over_r_plus_delay() -> None:
 
 
 def test_slow_link_and_fast_link_scale_with_rate() -> None:
-    slow = _timed_transfer(LinkSpec(rate_bps=50_000.0), 10_000)[1]  # ~0.17 s
-    fast = _timed_transfer(LinkSpec(rate_bps=2_000_000.0), 400_000)[1]  # ~0.2 s
-    assert (10_000 - DEFAULT_BURST_BYTES) / 50_000 - 0.01 <= slow <= 0.17 + 0.15
-    assert (400_000 - DEFAULT_BURST_BYTES) / 2e6 - 0.01 <= fast <= 0.2 + 0.15
+    slow = _timed_transfer(LinkSpec(rate_bps=50_000.0), 10_000)[1]  # 0.2 s
+    fast = _timed_transfer(LinkSpec(rate_bps=2_000_000.0), 400_000)[1]  # 0.2 s
+    assert 0.2 - 0.01 <= slow <= 0.2 + 0.15
+    assert 0.2 - 0.01 <= fast <= 0.2 + 0.15
 
 
-def test_small_message_only_pays_the_delay() -> None:
-    _, total, _ = _timed_transfer(LinkSpec(rate_bps=50_000.0, delay_s=0.02), 200)
-    assert 0.02 - 1e-3 <= total <= 0.02 + 0.1
+def test_small_message_pays_delay_plus_its_own_bytes() -> None:
+    # 1000 B at 50 KB/s: 20 ms of serialisation after the 20 ms delay, even below the burst.
+    _, total, _ = _timed_transfer(LinkSpec(rate_bps=50_000.0, delay_s=0.02), 1000)
+    assert 0.04 - 2e-3 <= total <= 0.04 + 0.1
 
 
 def test_unshaped_link_is_fast() -> None:
@@ -180,7 +180,7 @@ def test_frame_through_a_shaped_link_is_paced() -> None:
         start = time.perf_counter()
         n, seconds = send_frame(a, {"k": 1}, bytes(30_000), ShapedLink(LinkSpec(200_000.0, 0.01)))
         t.join(5)
-    ideal = 0.01 + (n - DEFAULT_BURST_BYTES) / 200_000.0
+    ideal = 0.01 + n / 200_000.0
     assert ideal - 0.01 <= done[0] - start <= ideal + 0.15
     assert seconds == pytest.approx(done[0] - start, abs=0.05)
 

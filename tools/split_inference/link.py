@@ -4,8 +4,10 @@ The device and the edge talk over a real TCP socket on 127.0.0.1, which is far f
 wireless link the paper measures over (50 KB/s .. 1 MB/s). Each SENDER shapes what it writes:
 the device paces its uplink at the request's rate, the server paces its reply at the downlink
 rate, and each waits the one-way propagation delay before a message's first byte. A message of
-N bytes therefore reaches the other side ~ delay + N / rate after the send starts, as it would
-on a link of that rate and distance (the burst, one MTU by default, goes out at once).
+N bytes therefore reaches the other side delay + N / rate after the send starts, as it would on a
+serial link of that rate and distance: the bucket starts each message empty, and its depth (one
+MTU by default) only lets the sender catch up after the OS woke it late, so sleep overshoot does
+not add up over a long message.
 
 Rates are in bytes per second. Units accepted by `parse_rate` are decimal, as link rates are
 quoted: 1 KB = 1000 B, 1 MB = 1000 KB; bit rates (kbit/s, Mbit/s, bps) are divided by 8.
@@ -89,8 +91,8 @@ class LinkSpec:
             raise UserInputError(f"link burst must be >= 1 byte, got {self.burst_bytes}")
 
     def ideal_seconds(self, n_bytes: int) -> float:
-        """What sending n_bytes costs on this link: delay + bytes beyond the burst at the rate."""
-        return self.delay_s + max(0, n_bytes - self.burst_bytes) / self.rate_bps
+        """What sending one message of n_bytes costs on this link: delay + n_bytes / rate."""
+        return self.delay_s + n_bytes / self.rate_bps
 
 
 class TokenBucket:
@@ -104,6 +106,11 @@ class TokenBucket:
         self.rate_bps = float(rate_bps)
         self.burst_bytes = int(burst_bytes)
         self._tokens = float(burst_bytes)
+        self._stamp = time.perf_counter()
+
+    def reset(self) -> None:
+        """Empty the bucket now: a new message starts its serialisation from zero credit."""
+        self._tokens = 0.0
         self._stamp = time.perf_counter()
 
     def _refill(self, now: float) -> None:
@@ -145,6 +152,7 @@ class ShapedLink:
             return time.perf_counter() - start
         if self.spec.delay_s > 0:
             _sleep_until(start + self.spec.delay_s, deadline)
+        self._bucket.reset()
         chunk = _chunk_bytes(self.spec)
         for offset in range(0, len(view), chunk):
             piece = view[offset : offset + chunk]
