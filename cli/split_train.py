@@ -26,6 +26,8 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
              "tools/split_inference/checkpoints/<task>.pt to replace the shipped weights)")
     p.add_argument("--init-encoder", type=Path, default=None,
                    help="start the image encoder from this checkpoint (e.g. the classifier's)")
+    p.add_argument("--init-model", type=Path, default=None,
+                   help="continue from this checkpoint of the same task (all weights)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (1e-3)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common(p)
@@ -50,6 +52,8 @@ def _command(args: argparse.Namespace, record: dict, out: Path) -> str:
         parts.append(f"--eval-n {args.eval_n}")
     if args.init_encoder is not None:
         parts.append(f"--init-encoder {_shown(args.init_encoder)}")
+    if args.init_model is not None:
+        parts.append(f"--init-model {_shown(args.init_model)}")
     parts.append(f"--out {_shown(out)}")
     return " ".join(parts)
 
@@ -67,7 +71,8 @@ def cmd_train_model(args: argparse.Namespace, settings: Settings) -> int:
     record = train_model(args.task, seed=args.seed, steps=args.steps,
                          batch_size=args.batch_size, out=out, progress=not args.no_progress,
                          eval_n=args.eval_n, lr=args.lr,
-                         init_encoder=str(args.init_encoder) if args.init_encoder else None)
+                         init_encoder=str(args.init_encoder) if args.init_encoder else None,
+                         init_model=str(args.init_model) if args.init_model else None)
     record.pop("model")
     record["command"] = _command(args, record, out)
     update_manifest(args.task, record, out.parent / "manifest.json")

@@ -10,6 +10,7 @@ fp16 checkpoint plus a manifest entry (command, seed, config, metrics, seconds).
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import math
@@ -55,6 +56,7 @@ class TrainArgs:
     config: dict[str, Any] = field(default_factory=dict)  # ModelConfig overrides
     init_encoder: str | None = None  # checkpoint whose image encoder starts this model (BLIP-style
     # reuse of a trained ViT); None = random init
+    init_model: str | None = None  # checkpoint of the same task to continue from (all weights)
 
 
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -110,17 +112,20 @@ def evaluate(model: PhotoModel, n: int = 500, seed: int = 0) -> dict[str, float]
     return task_metrics(model.task, predict_examples(model, examples), examples)
 
 
-def _load_encoder(model: PhotoModel, path: Path) -> None:
-    """Copy the image encoder (and its final norm) of checkpoint `path` into model."""
+def _load_encoder(model: PhotoModel, path: Path, everything: bool = False) -> None:
+    """Copy the image encoder (and its final norm) of checkpoint `path` into model; with
+    everything=True copy every weight (continue training a model of the same task)."""
     if not path.is_file():
-        raise UserInputError(f"--init-encoder {path}: no such checkpoint")
+        raise UserInputError(f"init checkpoint {path}: no such file")
     blob = torch.load(path, map_location="cpu", weights_only=True)
+    if everything and blob.get("task") != model.task:
+        raise UserInputError(f"{path} holds a '{blob.get('task')}' model, not '{model.task}'")
     state = {k: v.float() for k, v in blob["state_dict"].items()
-             if k.startswith(("encoder.", "enc_norm."))}
+             if everything or k.startswith(("encoder.", "enc_norm."))}
     own = model.state_dict()
     bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
     if bad or not state:
-        raise UserInputError(f"--init-encoder {path}: encoder does not fit this model's config "
+        raise UserInputError(f"{path}: weights do not fit this model's config "
                              f"({', '.join(bad[:3]) or 'no encoder weights'})")
     model.load_state_dict(state, strict=False)
 
@@ -148,6 +153,8 @@ def train_model(
     model = build_model(task, **args.config)
     if args.init_encoder:
         _load_encoder(model, Path(args.init_encoder))
+    if args.init_model:
+        _load_encoder(model, Path(args.init_model), everything=True)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos" not in n]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "pos" in n]
@@ -185,6 +192,10 @@ def train_model(
         "seconds": round(train_seconds, 1),
         "threads": 1,
     }
+    for key in ("init_encoder", "init_model"):
+        if getattr(args, key):
+            digest = hashlib.sha256(Path(getattr(args, key)).read_bytes()).hexdigest()
+            record[f"{key}_sha256"] = digest
     if out is not None:
         path = save_model(model, out)
         record["file"] = path.name
