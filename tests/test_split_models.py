@@ -60,6 +60,7 @@ def test_loss_trains_the_device_stages_too(task, batches):
     model.loss_from(h, 2, examples).backward()
     assert model.encoder.patch_embed.net[0].weight.grad.abs().sum() > 0
     assert model.model_id == MODEL_IDS[task]
+    assert 5e6 < build_model(task).macs() < 40e6  # default size: small enough for a phone
 
 
 def test_bad_inputs_raise_typed_errors(batches):
