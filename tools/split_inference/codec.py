@@ -38,6 +38,7 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 # checkpoints/manifest.json by held-out quality within 0.5 points of the uncompressed model.
 DEFAULT_CODECS: dict[str, str] = {
     "classify": "codec-classify-k1-lam1e-6.pt",
+    "vqa": "codec-vqa-k1-lam1e-6.pt",
 }
 
 
