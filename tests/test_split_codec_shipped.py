@@ -51,4 +51,6 @@ def test_shipped_codec_round_trip_on_photos(task: str) -> None:
     raw = model.predict_from(h, codec.meta.split, questions)
     coded = model.predict_from(codec.reconstruct(h), codec.meta.split, questions)
     agree = sum(a == b for a, b in zip(raw, coded, strict=True))
-    assert agree >= 85, agree  # the edge mostly answers what the uncompressed model answers
+    # the edge mostly answers what the uncompressed model answers (a caption counts only if
+    # every word is the same, so its bar is lower)
+    assert agree >= (75 if task == "caption" else 85), agree

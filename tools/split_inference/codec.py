@@ -37,6 +37,7 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 # The shipped codec each task uses by default (file names under CHECKPOINT_DIR); chosen in
 # checkpoints/manifest.json by held-out quality within 0.5 points of the uncompressed model.
 DEFAULT_CODECS: dict[str, str] = {
+    "caption": "codec-caption-k2-lam1e-6.pt",
     "classify": "codec-classify-k1-lam1e-6.pt",
     "vqa": "codec-vqa-k1-lam1e-6.pt",
 }
