@@ -1,0 +1,110 @@
+"""Photo-pool models in the graph: partition choice by the offloading agent, runs over the socket runtime."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import torch
+from edgeai.agents.model_selector import select_models
+from edgeai.agents.offloading import place_work
+from edgeai.config import Settings
+from edgeai.knowledge.store import add_to_home, open_store
+from edgeai.schemas import Plan, Subtask
+from edgeai.tools.runtimes import installed_models, run_installed
+from edgeai.tools.split_inference import service
+from edgeai.tools.split_inference.imagecodecs import encode_png
+from edgeai.tools.split_inference.world import example
+
+torch.set_num_threads(1)
+SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
+DAY = dt.date(2026, 11, 23)
+
+
+@pytest.fixture(scope="module")
+def photo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("photo-home")
+    add_to_home(home, [SAMPLES / "photo" / "manuals"])
+    return home
+
+
+def test_photo_models_are_installed_runtimes() -> None:
+    installed = installed_models()
+    for mid in ("vit-image-classifier", "blip-image-captioner", "blip-vqa"):
+        assert installed[mid] == "edgeai.tools.split_inference.service"
+    assert "ocr-text-reader" not in installed  # declared in a manual, never faked
+
+
+def test_offloading_agent_picks_a_split_with_predicted_costs(photo_home: Path) -> None:
+    store = open_store(photo_home)
+    plan = Plan(
+        request="classify and caption this photo",
+        subtasks=[
+            Subtask(id=1, model="vit-image-classifier", device="jetson-nano-camera", goal="label"),
+            Subtask(id=2, model="blip-image-captioner", device="edge-server-rtx4090", goal="text"),
+        ],
+    )
+    placements, _ = place_work(select_models(plan, store), store, "min_latency", "exact")
+    for p in placements:
+        decision = service.split_decision(p.model, service.hosts_from_manuals(store.manuals()))
+        rows = {r.split: r for r in decision.rows}
+        # the chosen candidate is the cheapest of every split point and client-only
+        assert decision.latency_s == pytest.approx(min(r.latency_s for r in decision.rows))
+        assert p.latency_s == pytest.approx(decision.latency_s)
+        assert p.split == decision.split
+        # at the Jetson's 300 KB/s the coded features beat sending the PNG
+        assert p.mode == "split" and p.split >= 1
+        assert rows[p.split].payload_bytes * 10 < rows[0].payload_bytes
+        assert "predicted" in p.reason and "PNG" in p.reason
+
+
+@pytest.mark.parametrize(
+    ("model_id", "placement", "scheme"),
+    [
+        ("vit-image-classifier", {"mode": "local"}, "client-only"),
+        ("blip-image-captioner", {"mode": "offloaded", "split": 0}, "edge-lossless"),
+        ("blip-vqa", {"mode": "split", "split": None}, "edge-lossless"),
+    ],
+)
+def test_run_model_follows_the_placement(model_id: str, placement: dict, scheme: str) -> None:
+    result = run_installed(model_id, {}, DAY, 0, placement=placement, request="how many stars?")
+    assert result.details["scheme"] == scheme
+    assert result.outputs and all(isinstance(v, str) and v for v in result.outputs.values())
+    if scheme == "client-only":
+        assert result.details["bytes_up"] == 0 and result.device == "jetson-nano-camera"
+    else:
+        png = len(encode_png(example(service.MODEL_TASKS[model_id], 0).image))
+        assert result.details["payload_bytes"] > 0.5 * png  # the photo itself crossed
+        assert result.device == "edge-server-rtx4090"
+    assert "measured" in result.summary
+
+
+def test_coinference_sends_coded_features_and_answers_like_the_model() -> None:
+    k = int(service._codecs()["classify"].meta.split)
+    seed = service.camera_seed(DAY, 0)
+    ex = example("classify", seed)
+    result = run_installed(
+        "vit-image-classifier", {}, DAY, 0, placement={"mode": "split", "split": k}
+    )
+    assert result.details["scheme"] == "coinfer" and result.details["split"] == k
+    assert result.details["payload_bytes"] * 10 < len(encode_png(ex.image))
+    assert result.details["latency_s"] > 0
+    assert result.details["ground_truth"] == ex.targets
+    whole = service._models()["classify"].predict(ex.image[None])[0]
+    assert isinstance(result.outputs["class_label"], str) and whole
+
+
+def test_ask_runs_photo_models_end_to_end(photo_home: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from edgeai.cli.ask import Session
+
+    home = tmp_path / "home"
+    shutil.copytree(photo_home, home)
+    out = Session(Settings(home=home)).ask("Describe this photo.", None, today=DAY)
+    results = [r for r in out["results"] if r["model"] == "blip-image-captioner"]
+    assert results and not results[0].get("error"), out["results"]
+    details = results[0]["details"]
+    assert details["scheme"] == "coinfer" and details["bytes_up"] > 0
+    assert "bytes sent" in out["answer"] and "measured" in out["answer"]
