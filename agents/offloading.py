@@ -170,19 +170,15 @@ def refine_with_splits(
     splittable = [s for s in selection if s.model in service.MODEL_TASKS]
     if not splittable:
         return
-    try:
-        hosts = service.hosts_from_manuals(store.manuals())
-    except EdgeAIError as exc:  # no client/edge pair with rates in this pool: keep the solver's
-        log.info("no split inference here: %s", exc)
-        return
+    manuals = store.manuals()
     goal = "device_energy" if objective == "min_energy" else "latency"
     for s in splittable:
-        if s.model not in hosts.models:
-            continue
+        solver_target = placements[s.subtask].runs_on if s.subtask in placements else None
         try:
+            hosts = service.hosts_from_manuals(manuals, s.model, edge=solver_target)
             decision = service.split_decision(s.model, hosts, goal)
-        except EdgeAIError as exc:  # weights or codec missing: the solver's placement stands
-            log.warning("no split decision for %s: %s", s.model, exc)
+        except EdgeAIError as exc:  # no client/edge pair, weights or codec missing: keep the
+            log.warning("no split decision for %s: %s", s.model, exc)  # solver's placement
             continue
         rows = {r.split: r for r in decision.rows}
         edge_only, local = rows[0], rows["client-only"]

@@ -20,7 +20,8 @@ DEMO_REQUESTS = [
     ("and what about yesterday?", True),
     ("What's my heart rate and breathing rate right now?", False),
     ("Which apps have I been using this evening?", False),
-    ("Describe this photo and translate the caption into French.", False),
+    ("Caption this photo and tell me what category it belongs to.", False),
+    ("What colour is the triangle in this picture?", False),
     ("Turn on the living room lights.", False),
 ]
 

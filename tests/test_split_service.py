@@ -47,7 +47,8 @@ def test_offloading_agent_picks_a_split_with_predicted_costs(photo_home: Path) -
     )
     placements, _ = place_work(select_models(plan, store), store, "min_latency", "exact")
     for p in placements:
-        decision = service.split_decision(p.model, service.hosts_from_manuals(store.manuals()))
+        hosts = service.hosts_from_manuals(store.manuals(), p.model)
+        decision = service.split_decision(p.model, hosts)
         rows = {r.split: r for r in decision.rows}
         # the chosen candidate is the cheapest of every split point and client-only
         assert decision.latency_s == pytest.approx(min(r.latency_s for r in decision.rows))

@@ -252,6 +252,44 @@ def _says(task: Task, answer: str, question: str | None) -> str:
     return f'"{question}" -> {answer}'
 
 
-def hosts_from_manuals(manuals: list[DeviceManual]) -> PhotoHosts:
-    """The photo scenario's hosts from device manuals held in the knowledge store."""
-    return photo_hosts([Manual(entry=m, body="", source=f"store:{m.device}") for m in manuals])
+def hosts_from_manuals(
+    manuals: list[DeviceManual], model_id: str | None = None, edge: str | None = None
+) -> PhotoHosts:
+    """The hosts a photo model splits across, from device manuals held in the knowledge store.
+
+    With `model_id`: its own host is one end (the device if client-tier, the edge if edge-tier);
+    the other end is `edge` (e.g. the solver's target) or the fastest edge, and for an
+    edge-hosted model the client with an uplink whose models take the same input (the camera
+    that holds the photo). Without it: the first client with an uplink and the first edge.
+    """
+    pick = list(manuals)
+    device = None
+    if model_id is not None:
+        host = next((m for m in manuals if any(e.name == model_id for e in m.models)), None)
+        if host is None:
+            raise UserInputError(f"no manual in the store hosts '{model_id}'")
+        inputs = set(next(e for e in host.models if e.name == model_id).inputs)
+        clients = [m for m in manuals if m.tier == "client" and m.uplink_bps]
+        edges = [m for m in manuals if m.tier == "edge" and m.compute_hz]
+        if host.tier == "client":
+            dev = host
+        else:
+            ranked = sorted(
+                clients,
+                key=lambda m: (
+                    not any(inputs & set(e.inputs) for e in m.models),
+                    not m.models,
+                ),
+            )
+            dev = ranked[0] if ranked else host
+        if host.tier == "edge":
+            srv = host
+        else:
+            named = [m for m in edges if m.device == edge]
+            srv = named[0] if named else max(edges, key=lambda m: m.compute_hz or 0.0, default=None)
+        clouds = [m for m in manuals if m.tier == "cloud" and m.compute_hz]
+        pick = [m for m in (dev, srv, *clouds[:1]) if m is not None]
+        device = dev.device
+    return photo_hosts(
+        [Manual(entry=m, body="", source=f"store:{m.device}") for m in pick], device=device
+    )
