@@ -319,8 +319,7 @@ class EmbeddedPlanner:
         goals = self._resolve_alternatives(goals, whole)
 
         if not goals:
-            best, z = whole.best()
-            hint = f"; closest is '{best}' (relevance {z:.1f} < {cfg.z_accept})" if best else ""
+            hint = self._closest_hint(whole)
             return Plan(
                 request=request,
                 unsupported=[f"no registered model serves this request{hint}"],
@@ -332,6 +331,20 @@ class EmbeddedPlanner:
         return plan
 
     # --------------------------------------------------------------- internals
+    def _closest_hint(self, whole: Scored) -> str:
+        """Why the closest model was not taken, in the terms the gate used."""
+        cfg = self.config
+        score = whole.z if cfg.mode == "z" else whole.raw
+        if not score:
+            return ""
+        best = max(score, key=score.get)
+        if whole.against.get(best, -1.0) >= cfg.limit_margin:
+            return f"; closest is '{best}', but its device's manual says it cannot do this"
+        gate = whole.z[best] if cfg.mode == "z" else whole.pool_z[best]
+        if gate < cfg.z_accept:
+            return f"; closest is '{best}' (calibrated relevance {gate:.1f} < {cfg.z_accept})"
+        return f"; closest is '{best}', but no part of the request names what it does"
+
     def _unit_goals(self, unit: Scored, threshold: float) -> list[str]:
         cfg = self.config
         allowed = [n for n in unit.raw if unit.against.get(n, -1.0) < cfg.limit_margin]
