@@ -39,7 +39,7 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 DEFAULT_CODECS: dict[str, str] = {
     "caption": "codec-caption-k2-lam1e-6.pt",
     "classify": "codec-classify-k1-lam1e-6.pt",
-    "vqa": "codec-vqa-k1-lam1e-6.pt",
+    "vqa": "codec-vqa-k1-lam1e-4-4k.pt",
 }
 
 
