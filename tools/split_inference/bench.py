@@ -33,7 +33,6 @@ from edgeai.tools.split_inference.base import TASKS, Example, SplitModel, Task
 from edgeai.tools.split_inference.codec import (
     CHECKPOINT_DIR,
     FeatureCodec,
-    default_codec_path,
     load_codec,
 )
 from edgeai.tools.split_inference.imagecodecs import (
@@ -43,10 +42,14 @@ from edgeai.tools.split_inference.imagecodecs import (
     encode_to_budget,
 )
 from edgeai.tools.split_inference.metrics import task_metrics, task_score
-from edgeai.tools.split_inference.models import load_model
 from edgeai.tools.split_inference.partition import photo_hosts_from_manuals
 from edgeai.tools.split_inference.profile import make_compute_seconds, profile_model
-from edgeai.tools.split_inference.runtime import DeviceClient, EdgeServer
+from edgeai.tools.split_inference.runtime import (
+    DeviceClient,
+    EdgeServer,
+    load_task_codec,
+    load_task_model,
+)
 from edgeai.tools.split_inference.world import make_examples
 
 log = logging.getLogger(__name__)
@@ -173,8 +176,8 @@ def quality_table(
     report = QualityReport()
     for task in tasks:
         t0 = time.perf_counter()
-        model = load_model(task)
-        codec = load_codec(default_codec_path(task))
+        model = load_task_model(task)
+        codec = load_task_codec(task)
         k = int(codec.meta.split)
         examples = make_examples(task, n_images, seed=0)
         questions = [ex.question for ex in examples]
@@ -310,8 +313,8 @@ def latency_sweep(
     """Fig. 3: measured end-to-end seconds per scheme and link rate (task means and the mix)."""
     say = progress or (lambda _msg: None)
     hosts = photo_hosts_from_manuals(manuals)
-    models = {task: load_model(task) for task in TASKS}
-    codecs = {task: load_codec(default_codec_path(task)) for task in TASKS}
+    models = {task: load_task_model(task) for task in TASKS}
+    codecs = {task: load_task_codec(task) for task in TASKS}
     examples = {task: make_examples(task, images_per_task, seed=0) for task in TASKS}
     cost_models = {}
     for task, model in models.items():

@@ -31,9 +31,8 @@ from edgeai.errors import UserInputError
 from edgeai.knowledge.manuals import DeviceManual, Manual
 from edgeai.tools.healthcare.runtime import ModelResult
 from edgeai.tools.split_inference.base import TASKS, SplitModel, Task
-from edgeai.tools.split_inference.codec import FeatureCodec, default_codec_path, load_codec
+from edgeai.tools.split_inference.codec import FeatureCodec
 from edgeai.tools.split_inference.imagecodecs import read_image
-from edgeai.tools.split_inference.models import load_model
 from edgeai.tools.split_inference.partition import (
     PHOTO_MANUALS,
     PhotoHosts,
@@ -49,7 +48,13 @@ from edgeai.tools.split_inference.profile import (
     make_compute_seconds,
     profile_model,
 )
-from edgeai.tools.split_inference.runtime import DeviceClient, EdgeServer, InferenceResult
+from edgeai.tools.split_inference.runtime import (
+    DeviceClient,
+    EdgeServer,
+    InferenceResult,
+    load_task_codec,
+    load_task_model,
+)
 from edgeai.tools.split_inference.world import example
 
 log = logging.getLogger(__name__)
@@ -69,12 +74,12 @@ def known_model_ids() -> list[str]:
 
 @lru_cache(maxsize=1)
 def _models() -> dict[Task, SplitModel]:
-    return {task: load_model(task) for task in TASKS}
+    return {task: load_task_model(task) for task in TASKS}
 
 
 @lru_cache(maxsize=1)
 def _codecs() -> dict[Task, FeatureCodec]:
-    return {task: load_codec(default_codec_path(task)) for task in TASKS}
+    return {task: load_task_codec(task) for task in TASKS}
 
 
 def _task(model_id: str) -> Task:
