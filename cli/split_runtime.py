@@ -139,15 +139,16 @@ def _load_codec_file(path: Path) -> Any:
     return load_task_codec(path=path)
 
 
-def _default_codec(task: str) -> Any | None:
-    """The task's shipped codec, or None (coinfer then refused with a clear message)."""
-    from edgeai.tools.split_inference.runtime import load_task_codec
+def _default_codecs(task: str) -> list[Any]:
+    """The task's shipped codecs (one per split point, the default first), or none (coinfer
+    then refused with a clear message)."""
+    from edgeai.tools.split_inference.runtime import load_task_codecs
 
     try:
-        return load_task_codec(task)
+        return load_task_codecs(task)
     except EdgeAIError as exc:
         log.warning("no feature codec for %s (%s): scheme coinfer unavailable for it", task, exc)
-        return None
+        return []
 
 
 def _compute_from_manuals(
@@ -211,8 +212,8 @@ def serve_edge_command(args: argparse.Namespace, settings: Settings) -> int:
         codecs[codec.meta.task] = codec
     if args.role == "edge":
         for task in models:
-            if task not in codecs and (codec := _default_codec(task)) is not None:
-                codecs[task] = codec
+            if task not in codecs and (shipped := _default_codecs(task)):
+                codecs[task] = shipped
 
     def ready(address: tuple[str, int]) -> None:
         print(

@@ -409,6 +409,33 @@ def test_edge_without_a_codec_refuses_coinfer_clearly(models: dict, codecs: dict
         assert ok.answer
 
 
+def test_codecs_at_several_split_points_follow_the_devices_split(models: dict, examples) -> None:
+    torch.manual_seed(2)
+    model = models["classify"]
+    at = {}
+    for k in (1, 2):
+        codec = FeatureCodec(CodecMeta(model.model_id, "classify", k, 0.01, 4, 16, 16)).eval()
+        codec.update()
+        at[k] = codec
+    ex = examples["classify"]
+    with EdgeServer(models=models, codecs={"classify": [at[2], at[1]]}) as server:
+        client = DeviceClient(models, {"classify": [at[2], at[1]]})
+        for k in (1, 2, None):
+            res = client.infer(ex.image, "classify", "coinfer", FAST, None, server.address, split=k)
+            want = 2 if k is None else k  # no split asked: the first (default) codec's
+            assert res.split == want
+            with torch.no_grad():
+                h = model.features(ex.image[None], want)
+                assert res.answer == model.predict_from(at[want].reconstruct(h), want, [None])[0]
+        with pytest.raises(UserInputError, match="no feature codec for 'classify' at split 3"):
+            client.infer(ex.image, "classify", "coinfer", FAST, None, server.address, split=3)
+        # a device whose codec sits where the edge has none gets the edge's reason back
+        lone = DeviceClient(models, {"classify": [at[1]]})
+        other = EdgeServer(models=models, codecs={"classify": at[2]})
+        with other, pytest.raises(RemoteError, match="at split 1"):
+            lone.infer(ex.image, "classify", "coinfer", FAST, None, other.address)
+
+
 def test_server_survives_garbage_and_answers_the_next_device(edge: EdgeServer, device, examples):
     with socket.create_connection(edge.address, timeout=5) as s:  # junk instead of a frame
         s.sendall(b"\x00\x00\x00\x05hello")

@@ -81,8 +81,12 @@ def test_run_model_follows_the_placement(model_id: str, placement: dict, scheme:
     assert "measured" in result.summary
 
 
-def test_coinference_sends_coded_features_and_answers_like_the_model() -> None:
-    k = int(service._codecs()["classify"].meta.split)
+@pytest.mark.parametrize("which", [0, 1])
+def test_coinference_sends_coded_features_and_answers_like_the_model(which: int) -> None:
+    # the classifier ships codecs at two split points; whichever the placement picks is used
+    codecs = service._codecs()["classify"]
+    assert len({int(c.meta.split) for c in codecs}) == 2
+    k = int(codecs[which].meta.split)
     seed = service.camera_seed(DAY, 0)
     ex = example("classify", seed)
     result = run_installed(
@@ -107,5 +111,7 @@ def test_ask_runs_photo_models_end_to_end(photo_home: Path, tmp_path: Path) -> N
     results = [r for r in out["results"] if r["model"] == "blip-image-captioner"]
     assert results and not results[0].get("error"), out["results"]
     details = results[0]["details"]
-    assert details["scheme"] == "coinfer" and details["bytes_up"] > 0
+    # at the manual's 2.4 Mbit/s the partition cuts the captioner at k=2, where a shipped codec
+    # sits (the default k=4 one costs more device time than its fewer bytes save)
+    assert details["scheme"] == "coinfer" and 0 < details["bytes_up"] < 5_000
     assert "bytes sent" in out["answer"] and "measured" in out["answer"]

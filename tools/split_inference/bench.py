@@ -12,7 +12,9 @@ shipped codec (one per lambda) and JPEG/WebP at a ladder of qualities.
 Fig. 3 (`latency_sweep`): end-to-end seconds measured through the socket runtime (a real edge
 server and a real cloud server on 127.0.0.1, link rate and delay emulated by the sender, compute
 paced to the photo manuals' compute_hz and cycles) for link rates 50 KB/s .. 1 MB/s and the
-paper's task mix (10 % classification, 40 % captioning, 50 % VQA).
+paper's task mix (10 % classification, 40 % captioning, 50 % VQA). Co-inference cuts each task
+where the partition predicts the lowest latency at that rate, among the split points a shipped
+codec sits at (as the graph's offloading node does).
 """
 
 from __future__ import annotations
@@ -42,12 +44,17 @@ from edgeai.tools.split_inference.imagecodecs import (
     encode_to_budget,
 )
 from edgeai.tools.split_inference.metrics import task_metrics, task_score
-from edgeai.tools.split_inference.partition import photo_hosts_from_manuals
+from edgeai.tools.split_inference.partition import (
+    choose_split,
+    codec_payload_bytes,
+    photo_hosts_from_manuals,
+)
 from edgeai.tools.split_inference.profile import make_compute_seconds, profile_model
 from edgeai.tools.split_inference.runtime import (
     DeviceClient,
     EdgeServer,
     load_task_codec,
+    load_task_codecs,
     load_task_model,
 )
 from edgeai.tools.split_inference.world import make_examples
@@ -314,14 +321,31 @@ def latency_sweep(
     say = progress or (lambda _msg: None)
     hosts = photo_hosts_from_manuals(manuals)
     models = {task: load_task_model(task) for task in TASKS}
-    codecs = {task: load_task_codec(task) for task in TASKS}
+    codecs = {task: load_task_codecs(task) for task in TASKS}
     examples = {task: make_examples(task, images_per_task, seed=0) for task in TASKS}
-    cost_models = {}
+    cost_models, profiles, codec_bytes = {}, {}, {}
     for task, model in models.items():
         sample = np.stack([ex.image for ex in examples[task]])
         qs = [ex.question for ex in examples[task]] if task == "vqa" else None
-        prof = profile_model(model, sample, repeats=3, questions=qs)
-        cost_models[model.model_id] = hosts.cost_model(prof)
+        profiles[task] = profile_model(model, sample, repeats=3, questions=qs)
+        cost_models[model.model_id] = hosts.cost_model(profiles[task])
+        codec_bytes[task] = {}
+        for codec in codecs[task]:
+            codec_bytes[task].update(codec_payload_bytes(model, codec, sample))
+
+    def coinfer_split(task: str, rate: float) -> int:
+        """Co-inference cuts where the partition predicts the lowest latency at this rate,
+        among the split points a shipped codec sits at (as the graph's offloading node does)."""
+        decision = choose_split(
+            profiles[task],
+            cost_models[models[task].model_id],
+            link_bps=rate * 8000.0,
+            rtt_s=2 * edge_one_way_s,
+            payload_bytes=codec_bytes[task],
+        )
+        rows = [r for r in decision.rows if r.split in codec_bytes[task]]
+        return int(min(rows, key=lambda r: r.latency_s).split)
+
     compute = make_compute_seconds(cost_models)
     scenario = Scenario(
         device=hosts.device.device,
@@ -351,6 +375,7 @@ def latency_sweep(
                             cloud=cloud.address,
                             one_way_delay_s=edge_one_way_s,
                             cloud_one_way_s=cloud_one_way_s,
+                            split=coinfer_split(task, rate) if scheme == "coinfer" else None,
                         )
                         for ex in examples[task]
                     ]

@@ -37,10 +37,17 @@ CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
 # The shipped codec each task uses by default (file names under CHECKPOINT_DIR); chosen in
 # checkpoints/manifest.json by held-out quality within 0.5 points of the uncompressed model.
 DEFAULT_CODECS: dict[str, str] = {
-    "caption": "codec-caption-k2-lam1e-6.pt",
-    "classify": "codec-classify-k1-lam1e-6.pt",
+    "caption": "codec-caption-k4-lam3e-5.pt",
+    "classify": "codec-classify-k4-lam1e-4.pt",
     "vqa": "codec-vqa-k1-lam1e-4-4k.pt",
 }
+OTHER_SPLIT_CODECS: dict[str, tuple[str, ...]] = {
+    "caption": ("codec-caption-k2-lam1e-6.pt",),
+    "classify": ("codec-classify-k1-lam1e-6.pt",),
+    "vqa": (),
+}
+"""Shipped codecs at other split points that the runtime also loads, so the partition can pick
+an earlier cut where device compute costs more than the default codec's fewer bytes save."""
 
 
 @dataclass
@@ -219,3 +226,10 @@ def default_codec_path(task: str) -> Path:
             f"no shipped feature codec for task '{task}' (have: {sorted(DEFAULT_CODECS)})"
         )
     return CHECKPOINT_DIR / DEFAULT_CODECS[task]
+
+
+def task_codec_paths(task: str) -> list[Path]:
+    """The shipped codecs a task's runtime holds: the default first, then other split points."""
+    return [default_codec_path(task)] + [
+        CHECKPOINT_DIR / f for f in OTHER_SPLIT_CODECS.get(task, ())
+    ]

@@ -126,6 +126,28 @@ def load_task_model(task: str, checkpoint_dir: str | Path | None = None) -> Spli
         raise WeightsError(_one_line(str(exc))) from exc
 
 
+def load_task_codecs(task: str) -> list[Any]:
+    """Every shipped codec of a task (one per split point), the default first."""
+    from edgeai.tools.split_inference.codec import task_codec_paths
+
+    check_task(task)
+    return [load_task_codec(path=p) for p in task_codec_paths(task)]
+
+
+CodecTable = dict[str, dict[int, Any]]
+
+
+def codec_table(codecs: Mapping[str, Any] | None) -> CodecTable:
+    """task -> {split point: codec}, from task -> codec or task -> [codecs] (default first)."""
+    table: CodecTable = {}
+    for task, value in (codecs or {}).items():
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        table[task] = {}
+        for codec in items:
+            table[task].setdefault(int(codec.meta.split), codec)
+    return table
+
+
 def load_task_codec(task: str | None = None, path: str | Path | None = None) -> Any:
     """A feature codec from `path`, else the task's shipped default codec."""
     from edgeai.tools.split_inference.codec import default_codec_path, load_codec
@@ -260,14 +282,22 @@ def _model_for(models: Mapping[str, SplitModel], task: str, where: str) -> Split
     return model
 
 
-def _codec_for(codecs: Mapping[str, Any], task: str, where: str) -> Any:
-    codec = codecs.get(task)
-    if codec is None:
+def _codec_for(codecs: CodecTable, task: str, where: str, k: int | None = None) -> Any:
+    """The codec at split k (None: the task's default, its first)."""
+    at = codecs.get(task)
+    if not at:
         raise UserInputError(
             f"the {where} has no feature codec for task '{task}' (scheme coinfer needs one; "
             "split-raw sends the activation uncompressed)"
         )
-    return codec
+    if k is None:
+        return next(iter(at.values()))
+    if k not in at:
+        raise UserInputError(
+            f"the {where} has no feature codec for '{task}' at split {k} "
+            f"(its codecs sit at k={', '.join(str(x) for x in at)})"
+        )
+    return at[k]
 
 
 def _check_codec(codec: Any, model: SplitModel, task: str, where: str) -> None:
@@ -366,7 +396,8 @@ class EdgeServer:
     """An edge (or cloud) server: finishes the task's model on what the device sends.
 
     models: task -> SplitModel (the same networks the device holds), codecs: task -> FeatureCodec
-    (needed for "coinfer" only), compute: emulated compute time (see module docstring), role:
+    or a list of them at different split points (needed for "coinfer" only; the device's split
+    point picks one), compute: emulated compute time (see module docstring), role:
     "edge" serves the edge schemes, "cloud" serves the cloud scheme (planning + whole model).
     Port 0 picks a free port (see `address`). Use as a context manager or start()/stop().
     """
@@ -390,7 +421,7 @@ class EdgeServer:
         for task in models:
             check_task(task)
         self.models = dict(models)
-        self.codecs = dict(codecs or {})
+        self.codecs = codec_table(codecs)
         self.compute = compute
         self.role = role
         self.plan_seconds = _check_non_negative(plan_seconds, "plan_seconds")
@@ -513,7 +544,7 @@ class EdgeServer:
             )
         codec = None
         if scheme == "coinfer":
-            codec = _codec_for(self.codecs, task, self.role)
+            codec = _codec_for(self.codecs, task, self.role, k)
             _check_codec(codec, model, task, self.role)
         with self._lock:
             started = time.perf_counter()
@@ -524,11 +555,7 @@ class EdgeServer:
                     k = 0
                 elif scheme == "split-raw":
                     h = raw_activation_from_bytes(payload, header.get("shape"))
-                else:  # coinfer
-                    if int(codec.meta.split) != k:
-                        raise UserInputError(
-                            f"device split at k={k} but the codec here sits at k={codec.meta.split}"
-                        )
+                else:  # coinfer (the codec at the device's split k)
                     h = codec.decompress(payload)
                 try:
                     answer = model.predict_from(h, k, questions)[0]
@@ -600,8 +627,9 @@ def _default_request_text(task: str, question: str | None) -> str:
 class DeviceClient:
     """The device: holds its copies of the models (and codecs), talks to one edge and one cloud.
 
-    models/codecs: task -> SplitModel / FeatureCodec; tasks missing from them are loaded on first
-    use from the shipped checkpoints (models.load_model, codec.load_codec of the default codec).
+    models/codecs: task -> SplitModel / FeatureCodec (or a list of codecs at different split
+    points, the default first); tasks missing from them are loaded on first use from the shipped
+    checkpoints (models.load_model, every shipped codec of the task).
     """
 
     def __init__(
@@ -613,7 +641,7 @@ class DeviceClient:
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.models: dict[str, SplitModel] = dict(models or {})
-        self.codecs: dict[str, Any] = dict(codecs or {})
+        self.codecs: CodecTable = codec_table(codecs)
         self.compute = compute
         self.connect_timeout_s = _check_positive(connect_timeout_s, "connect_timeout_s")
         self.timeout_s = _check_positive(timeout_s, "timeout_s")
@@ -624,11 +652,12 @@ class DeviceClient:
             self.models[task] = load_task_model(task)
         return self.models[task]
 
-    def codec(self, task: str) -> Any:
+    def codec(self, task: str, split: int | None = None) -> Any:
+        """The codec at `split` (None: the task's default); shipped ones load on first use."""
         check_task(task)
         if task not in self.codecs:
-            self.codecs[task] = load_task_codec(task)
-        return self.codecs[task]
+            self.codecs.update(codec_table({task: load_task_codecs(task)}))
+        return _codec_for(self.codecs, task, "device", split)
 
     def infer(
         self,
@@ -680,7 +709,7 @@ class DeviceClient:
         model = self.model(task)
         codec = None
         if scheme == "coinfer":
-            codec = self.codec(task)
+            codec = self.codec(task, split)
             _check_codec(codec, model, task, "device")
         is_cloud = scheme == "cloud"
         address: tuple[str, int] | None = None
@@ -707,10 +736,6 @@ class DeviceClient:
             if scheme in ("coinfer", "split-raw"):
                 if scheme == "coinfer":
                     k = int(codec.meta.split)
-                    if split is not None and split != k:
-                        raise UserInputError(
-                            f"the feature codec for {task} sits at split {k}, not {split}"
-                        )
                 else:
                     k = split if split is not None else self._default_split(task, model)
                 if not 1 <= k <= model.n_stages:
@@ -804,9 +829,8 @@ class DeviceClient:
         )
 
     def _default_split(self, task: str, model: SplitModel) -> int:
-        codec = self.codecs.get(task)
-        if codec is not None:
-            return int(codec.meta.split)
+        if self.codecs.get(task):
+            return int(_codec_for(self.codecs, task, "device").meta.split)
         return 1
 
     def _client_only(

@@ -11,7 +11,8 @@ image (k = 0). The result reports the bytes that crossed the link and the measur
 
 `split_decision(model_id, hosts, objective)` is the partition choice the offloading agent calls:
 the per-stage profile measured here (once per process), the manuals' cycles and compute_hz, the
-shipped codec's real bytes at its split point.
+shipped codecs' real bytes at their split points (a task may ship codecs at several; the
+runtime holds them all, so whichever split the partition picks is sent with its codec).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from edgeai.tools.split_inference.runtime import (
     DeviceClient,
     EdgeServer,
     InferenceResult,
-    load_task_codec,
+    load_task_codecs,
     load_task_model,
 )
 from edgeai.tools.split_inference.world import example
@@ -78,8 +79,9 @@ def _models() -> dict[Task, SplitModel]:
 
 
 @lru_cache(maxsize=1)
-def _codecs() -> dict[Task, FeatureCodec]:
-    return {task: load_task_codec(task) for task in TASKS}
+def _codecs() -> dict[Task, list[FeatureCodec]]:
+    """Every shipped codec per task (one per split point, the default first)."""
+    return {task: load_task_codecs(task) for task in TASKS}
 
 
 def _task(model_id: str) -> Task:
@@ -105,7 +107,10 @@ def profile_of(model_id: str) -> ModelProfile:
 def _codec_bytes(model_id: str) -> dict[int, int]:
     task = _task(model_id)
     images = np.stack([example(task, seed).image for seed in range(4)])
-    return codec_payload_bytes(_models()[task], _codecs()[task], images)
+    out: dict[int, int] = {}
+    for codec in _codecs()[task]:
+        out.update(codec_payload_bytes(_models()[task], codec, images))
+    return out
 
 
 def hosts_for(manual_dir: Path | None = None) -> PhotoHosts:
@@ -199,7 +204,7 @@ def run_model(
         scheme = "client-only"
     elif k is None or k == 0:
         scheme = "edge-lossless"
-    elif k == int(_codecs()[task].meta.split):
+    elif k in {int(c.meta.split) for c in _codecs()[task]}:
         scheme = "coinfer"
     else:
         scheme = "split-raw"
@@ -211,7 +216,7 @@ def run_model(
         question,
         rt.edge.address,
         one_way_delay_s=DEFAULT_ONE_WAY_S,
-        split=None if scheme in ("coinfer", "client-only", "edge-lossless") else int(k),
+        split=None if scheme in ("client-only", "edge-lossless") else int(k),
     )
     where = {
         "client-only": f"entirely on {rt.hosts.device.device}",
