@@ -116,6 +116,7 @@ class SpellFixer:
         self.vocab = vocabulary()
         self.extra = frozenset(extra_words)
         self.domain = {w.lower() for t in domain_texts for w in _WORD.findall(t)}
+        _vocab_index()  # built once per process, here rather than inside the first request
         self.domain_index: dict[str, list[str]] = {}
         for word in self.domain:
             if len(word) >= MIN_LEN - 1 and word.isascii():
