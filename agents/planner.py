@@ -314,6 +314,7 @@ class EmbeddedPlanner:
     def __init__(self, store: KnowledgeStore, config: PlannerConfig | None = None) -> None:
         self.config = config or PlannerConfig()
         self.index = PoolIndex(store)
+        self._translation: Scored | None = None
         self.speller = SpellFixer(
             (m["text"] for m in self.index.units["minilm"][0]), multilingual_words()
         )
@@ -340,11 +341,7 @@ class EmbeddedPlanner:
             picks.insert(0, self._unit_goals(whole, cfg.z_accept))
         if _OTHER_LANGUAGE.search(text):
             # an implicit sub-task: the English text some model produces must cross languages
-            picks.append(
-                self._unit_goals(
-                    self.index.score(TRANSLATION_CLAUSE, cfg.k_retrieve), cfg.z_clause
-                )[:1]
-            )
+            picks.append(self._unit_goals(self._translation_clause(), cfg.z_clause)[:1])
         goals: list[str] = []
         for pick in picks:
             goals.extend(n for n in pick if n not in goals)
@@ -364,6 +361,12 @@ class EmbeddedPlanner:
         return plan
 
     # --------------------------------------------------------------- internals
+    def _translation_clause(self) -> Scored:
+        """The fixed translation clause, scored once per planner (its text never changes)."""
+        if self._translation is None:
+            self._translation = self.index.score(TRANSLATION_CLAUSE, self.config.k_retrieve)
+        return self._translation
+
     def _closest_hint(self, whole: Scored) -> str:
         """Why the closest model was not taken, in the terms the gate used."""
         cfg = self.config
