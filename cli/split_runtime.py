@@ -45,7 +45,7 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
         type=Path,
         action="append",
         default=[],
-        help="feature codec file (repeatable; default: each task's shipped codec)",
+        help="feature codec file (repeatable; default: each task's shipped codecs, one per split point)",
     )
     srv.add_argument(
         "--plan-ms", type=float, default=0.0, help="cloud role: emulated planning time (ms)"
