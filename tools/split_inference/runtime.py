@@ -683,8 +683,8 @@ class DeviceClient:
         image: H x W x 3 uint8 array, or encoded PNG/JPEG/WebP bytes. rate_bps: uplink bytes/s;
         the downlink defaults to twice that. one_way_delay_s: device <-> edge propagation (half
         the RTT); the cloud scheme uses cloud_one_way_s instead, and `cloud` (else `server`) as
-        the cloud's address. split: k (coinfer: picks the codec at k, default the task's default codec; split-raw:
-        default the default codec's split point, else 1).
+        the cloud's address. split: k; coinfer uses the codec at k (default: the task's default
+        codec), split-raw defaults to the default codec's split point, else 1.
         edge-lossy: `max_bytes` picks the best quality within that budget, else `quality` (75).
         """
         check_task(task)
