@@ -12,8 +12,9 @@ How it decides, in order:
    ("translated text" from text) weigh less. Negated sentences, whole and split into the
    capabilities they deny, are 'limit' units.
 2. Retrieval and scoring: the request and each of its clauses are embedded with two offline
-   encoders (MiniLM for English, USE-m3 for 16 languages); a model's relevance is its best
-   weighted unit similarity. A model is vetoed when the text matches a 'cannot do' unit of its
+   encoders (MiniLM for English, USE-m3 for 16 languages; MiniLM reads a request in another
+   language as its word-by-word English gloss, agents/gloss.py); a model's relevance is its
+   best weighted unit similarity. A model is vetoed when the text matches a 'cannot do' unit of its
    device's manual better than the model's own units.
 3. Open-set rejection: the best similarity is calibrated against the best similarity that a
    background set of generic requests (background.txt) gets in this pool; below `z_accept`
@@ -41,6 +42,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from edgeai.agents.gloss import Glosser
 from edgeai.agents.spelling import SpellFixer
 from edgeai.errors import UserInputError
 from edgeai.knowledge.embeddings import ENCODERS, multilingual_words
@@ -155,8 +157,9 @@ def is_english(text: str) -> bool:
 
 
 def encoder_weights(english: bool) -> dict[str, float]:
-    """English requests use both encoders; others only the multilingual one."""
-    return {"minilm": 0.5, "multilingual": 0.5} if english else {"multilingual": 1.0}
+    """Both encoders count alike: MiniLM reads an English request as typed and a request in
+    another language as its word-by-word English gloss; USE-m3 reads the text as typed."""
+    return {"minilm": 0.5, "multilingual": 0.5}
 
 
 def split_clauses(text: str) -> list[str]:
@@ -184,12 +187,14 @@ class PoolIndex:
         self.raw_available = {t for m in self.models.values() for t in m.inputs if t in m.outputs}
         self.alternatives = self._alternatives()
         self.units: dict[str, tuple[list[dict], np.ndarray]] = {}
+        stored = {enc: store.units(enc) for enc in ENCODERS}
+        self.glosser = Glosser(m["text"] for m in stored["minilm"][0])
         self.limits: dict[str, tuple[list[dict], np.ndarray]] = {}
         # null statistics per (encoder, English?): median and MAD of background similarities
         self.null: dict[tuple[str, bool], tuple[dict[str, float], dict[str, float]]] = {}
         background = list(background_requests())
         for enc in ENCODERS:
-            metas, emb = store.units(enc)
+            metas, emb = stored[enc]
             keep = [
                 i for i, m in enumerate(metas) if m["model"] in self.models and m["kind"] != "limit"
             ]
@@ -220,7 +225,10 @@ class PoolIndex:
             self.pool_null[english] = (med, float(np.median(np.abs(best - med))) * 1.4826 + 1e-3)
 
     def embed(self, enc: str, texts: list[str]) -> np.ndarray:
-        """Unit-length embeddings of texts with one encoder."""
+        """Unit-length embeddings of texts with one encoder; the English encoder reads a text
+        in another language as its English gloss (agents/gloss.py)."""
+        if enc == "minilm":
+            texts = [t if is_english(t) else self.glosser.gloss(t) for t in texts]
         return np.asarray(ENCODERS[enc](list(texts)), dtype=np.float32)
 
     def _alternatives(self) -> dict[str, set[str]]:

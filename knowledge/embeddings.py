@@ -57,6 +57,18 @@ def multilingual_words() -> frozenset[str]:
     )
 
 
+def multilingual_pieces(text: str) -> list[str]:
+    """USE-m3's sentence pieces of `text` (word-start marks removed); the text itself if the
+    package's tokenizer does not expose its pieces."""
+    try:
+        tok = _use_m3()._tokenizer
+        ids = tok._encode_one(text)
+        pieces = [tok._pieces[i] for i in ids]
+    except Exception:  # noqa: BLE001 - private attributes of a third-party package
+        return [text]
+    return [p.lstrip("\u2581") for p in pieces if isinstance(p, str) and p.strip("\u2581")]
+
+
 def encode_minilm(texts: list[str]) -> np.ndarray:
     """Unit-norm MiniLM embeddings, shape (len(texts), 384)."""
     if not texts:

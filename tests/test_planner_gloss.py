@@ -1,0 +1,46 @@
+"""Word-by-word English gloss of non-English requests (agents/gloss.py), on the real encoders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from edgeai.agents.gloss import Glosser, tokens
+from edgeai.agents.planner import EmbeddedPlanner
+from edgeai.knowledge.store import add_to_home, open_store
+
+SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
+MANUAL = (
+    "The shelf camera counts the products on each shelf and reports empty shelves. "
+    "The checkout camera measures the queue at the tills. The wristband estimates heart rate "
+    "from the pulse."
+)
+
+
+@pytest.fixture(scope="module")
+def glosser() -> Glosser:
+    return Glosser([MANUAL])
+
+
+def test_words_in_other_languages_map_to_the_manuals_english_words(glosser: Glosser) -> None:
+    assert glosser.gloss("Wie hoch ist mein Puls?").split() == ["how", "high", "is", "my", "pulse"]
+    assert "shelves" in glosser.gloss("Welche Regale muss ich nachfüllen?").split()
+    assert "queue" in glosser.gloss("¿Cuánta gente espera en la cola?").split()
+    assert "heart" in glosser.gloss("Quelle est ma fréquence cardiaque ?").split()
+
+
+def test_scripts_without_spaces_are_cut_into_pieces(glosser: Glosser) -> None:
+    pieces = tokens("货架上有哪些商品")
+    assert len(pieces) > 1 and "".join(pieces) == "货架上有哪些商品"
+    assert "products" in glosser.gloss("货架上有哪些商品").split()
+    assert tokens("...") == [] and glosser.gloss("...") == ""
+
+
+def test_a_request_in_german_reaches_the_right_model(tmp_path: Path) -> None:
+    # before the gloss, USE-m3 alone also pulled in the respiration model
+    home = tmp_path
+    add_to_home(home, [SAMPLES / "healthcare" / "manuals"])
+    planner = EmbeddedPlanner(open_store(home))
+    plan = planner.plan("Wie hoch ist mein Puls gerade?")
+    assert [t.model for t in plan.subtasks] == ["heartbeat-acoustic"]
+    assert planner.index.glosser.gloss("mein Puls").split() == ["my", "pulse"]
