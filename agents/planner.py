@@ -190,9 +190,6 @@ class PoolIndex:
         stored = {enc: store.units(enc) for enc in ENCODERS}
         self.glosser = Glosser(m["text"] for m in stored["minilm"][0])
         self.limits: dict[str, tuple[list[dict], np.ndarray]] = {}
-        # null statistics per (encoder, English?): median and MAD of background similarities
-        self.null: dict[tuple[str, bool], tuple[dict[str, float], dict[str, float]]] = {}
-        background = list(background_requests())
         for enc in ENCODERS:
             metas, emb = stored[enc]
             keep = [
@@ -202,6 +199,26 @@ class PoolIndex:
             self.units[enc] = ([metas[i] for i in keep], emb[keep] if keep else emb[:0])
             lim = [i for i, m in enumerate(metas) if m["kind"] == "limit"]
             self.limits[enc] = ([metas[i] for i in lim], emb[lim] if lim else emb[:0])
+        # a question about a transformed output ("what is my translated text?") and the same
+        # question about the input it transforms ("what is my text?"): the first counts only
+        # when the request is closer to it, i.e. asks for the transformation itself
+        self.plain_of: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for enc in ENCODERS:
+            rows, plain = [], []
+            for i, meta in enumerate(self.units[enc][0]):
+                text = plain_question(meta, self.models[meta["model"]])
+                if text is not None:
+                    rows.append(i)
+                    plain.append(text)
+            self.plain_of[enc] = (np.array(rows, dtype=int), self.embed(enc, plain))
+        self._calibrate()
+
+    def _calibrate(self) -> None:
+        """Null statistics from background requests that this pool does not serve: per
+        (encoder, English?) each model's median and MAD, and the pool's best-match median/MAD."""
+        self.null: dict[tuple[str, bool], tuple[dict[str, float], dict[str, float]]] = {}
+        background = list(background_requests())
+        for enc in ENCODERS:
             bg_emb = self.embed(enc, background)
             for english in (True, False):
                 rows = [i for i, text in enumerate(background) if is_english(text) == english]
@@ -268,7 +285,12 @@ class PoolIndex:
         if not len(metas):
             return {}
         weights = np.array([KIND_WEIGHT.get(m["kind"], 0.9) for m in metas], dtype=np.float32)
-        sims = (queries @ emb.T) * weights  # (n_queries, n_units)
+        sims = queries @ emb.T  # (n_queries, n_units)
+        rows, plain = self.plain_of.get(enc, (np.zeros(0, dtype=int), None))
+        if len(rows):
+            derived = sims[:, rows]
+            sims[:, rows] = np.where(derived > queries @ plain.T, derived, -1.0)
+        sims = sims * weights
         out: dict[str, np.ndarray] = {}
         for j, meta in enumerate(metas):
             name = meta["model"]
@@ -516,6 +538,21 @@ class EmbeddedPlanner:
         return Plan(
             request=request, subtasks=subtasks, combine=combine, unsupported=[], planner=self.name
         )
+
+
+def plain_question(meta: dict, model: PoolModel) -> str | None:
+    """For a generated question about an output that is a form of an input ("what is my
+    translated text?" of a text -> translated_text model), the same question about the input
+    ("what is my text?"); None for every other unit."""
+    if meta["kind"] != "derived_query":
+        return None
+    text = meta["text"].lower()
+    for out in model.outputs:
+        out_words = humanize(out).lower()
+        for inp in model.inputs:
+            if set(humanize(inp).lower().split()) < set(out_words.split()) and out_words in text:
+                return text.replace(out_words, humanize(inp).lower())
+    return None
 
 
 def goal_text(model: PoolModel) -> str:

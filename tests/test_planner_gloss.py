@@ -44,3 +44,33 @@ def test_a_request_in_german_reaches_the_right_model(tmp_path: Path) -> None:
     plan = planner.plan("Wie hoch ist mein Puls gerade?")
     assert [t.model for t in plan.subtasks] == ["heartbeat-acoustic"]
     assert planner.index.glosser.gloss("mein Puls").split() == ["my", "pulse"]
+
+
+def test_a_question_about_a_transformed_output_needs_the_transformation(tmp_path: Path) -> None:
+    # "what is my translated text?" must not win a request that only asks for the text itself
+    from edgeai.agents.planner import plain_question
+    from edgeai.knowledge.store import PoolModel
+
+    translator = PoolModel(
+        name="t",
+        device="d",
+        tier="cloud",
+        task="text translation",
+        description="",
+        inputs=("text",),
+        outputs=("translated_text",),
+        entry={},
+    )
+    meta = {"kind": "derived_query", "text": "what is my translated text?"}
+    assert plain_question(meta, translator) == "what is my text?"
+    assert plain_question({"kind": "query", "text": "what is my text?"}, translator) is None
+
+    add_to_home(tmp_path, [SAMPLES / "photo" / "manuals"])
+    index = EmbeddedPlanner(open_store(tmp_path)).index
+    rows, _ = index.plain_of["minilm"]
+    assert len(rows) and all(index.units["minilm"][0][i]["kind"] == "derived_query" for i in rows)
+    sims = index._model_sims(
+        "minilm", index.embed("minilm", ["what is my text?", "what is my translated text?"])
+    )
+    plain, asked = sims["text-translator"]
+    assert asked > 0.85 and plain < asked - 0.2
