@@ -129,7 +129,13 @@ class SpellFixer:
         return any(
             word.endswith(suf)
             and len(word) - len(suf) >= 3
-            and (word[: -len(suf)] in self.vocab or word[: -len(suf)] in self.extra)
+            and (
+                word[: -len(suf)] in self.vocab
+                or word[: -len(suf)] in self.domain
+                # a short stem from the other languages' vocabulary ("stres" + "ed") is more
+                # likely a slip of an English word than an English form of a foreign one
+                or (len(word) - len(suf) >= 6 and word[: -len(suf)] in self.extra)
+            )
             for suf in SUFFIXES
         )
 

@@ -71,3 +71,9 @@ def test_a_language_named_where_no_model_translates_adds_nothing(healthcare_home
     planner = EmbeddedPlanner(open_store(healthcare_home))
     plan = planner.plan("What's my heart rate right now? Answer in French.")
     assert set(plan.model_ids()) == {"heartbeat-acoustic"}
+
+
+def test_a_short_foreign_stem_does_not_hide_an_english_typo() -> None:
+    # "stres" is a word in other languages; "stresed" is still a slip of "stressed"
+    fixer = SpellFixer(["The model estimates crop water stress."], {"stres"})
+    assert fixer.fix("is the maize water stresed?") == "is the maize water stressed?"
