@@ -24,8 +24,12 @@ How it decides, in order:
 4. Goals: if the request splits into clauses and some clause is understood, each clause's best
    model (plus models within `raw_window` of it that do not merely feed it) is a goal;
    otherwise the whole request's. The clauses' and request's best models are "asked for".
-5. Alternatives (same outputs, similar task label: two mood classifiers) are fused, unless the
-   request names the evidence of one chain (its producers score clearly higher), which wins.
+5. Alternatives (same outputs, similar task label: two mood classifiers): a goal brings its
+   alternatives and they are fused, unless the request (or one of its clauses) names the
+   evidence of one chain, which then wins alone. Evidence is measured against a neutral
+   question about the shared output ("what is my mood?"): a producer counts by how much better
+   the request matches it than that question does (a heart-rate model that matches every mood
+   request is not evidence), a consumer by how much better it matches than its alternatives.
 6. Structure: each goal's declared inputs pull producers in, recursively. A type with a single
    producer that exists only as its output (a heart rate) brings it unconditionally; a type
    with several producers, or one that also exists raw (a photo, text the user types), is fed
@@ -115,10 +119,9 @@ class PlannerConfig:
     """'raw' mode: models within this cosine of the best in a scoring unit are goals too."""
     z_window: float = 1.5
     """'z' mode: models within this many z of the best are goals too."""
-    z_evidence: float = 3.0
-    """a chain's producer must clear this to count as evidence that picks one alternative."""
-    z_evidence_margin: float = 1.5
-    """... and beat the other alternatives' evidence by this much."""
+    evidence_margin: float = 0.08
+    """one alternative's chain wins alone when its evidence beats the others' by this much
+    (cosine; 0.05-0.10 score alike on the sample pools)."""
     whole_with_clauses: bool = False
     """score the whole request as well when its clauses are understood."""
     window_alternatives_only: bool = False
@@ -313,6 +316,16 @@ class PoolIndex:
         """Models whose units the store returns among the k nearest to the query."""
         return {h.model for h in self.store.query_units(query, enc, k) if h.model in self.models}
 
+    def raw_relevance(self, text: str, names: set[str]) -> dict[str, float]:
+        """Encoder-weighted best unit similarity of `text` to each named model (no retrieval
+        cut-off: every named model gets a value, -1 if it has no units)."""
+        out = dict.fromkeys(names, 0.0)
+        for enc, w in encoder_weights(is_english(text)).items():
+            sims = self._model_sims(enc, self.embed(enc, [text]), only=names)
+            for name in names:
+                out[name] += w * (float(sims[name][0]) if name in sims else -1.0)
+        return out
+
     def score(self, text: str, k: int) -> Scored:
         """Calibrated relevance of every retrieved candidate model to `text`."""
         english = is_english(text)
@@ -448,10 +461,13 @@ class EmbeddedPlanner:
         return seen
 
     def _resolve_alternatives(self, goals: list[str], whole: Scored) -> list[str]:
-        """Goals with the same outputs: fuse them, unless the request names one chain's evidence."""
-        cfg = self.config
-        groups: list[list[str]] = []
+        """Each goal brings its alternatives (same outputs, another way); they are fused unless
+        the request names one chain's evidence (see the module docstring, step 5)."""
+        out = list(goals)
         for g in goals:
+            out.extend(a for a in sorted(self.index.alternatives[g]) if a not in out)
+        groups: list[list[str]] = []
+        for g in out:
             for group in groups:
                 if group[0] in self.index.alternatives[g]:
                     group.append(g)
@@ -460,20 +476,34 @@ class EmbeddedPlanner:
                 groups.append([g])
         drop: set[str] = set()
         for members in groups:
-            if len(members) < 2:
-                continue
+            if len(members) > 1:
+                winner = self._named_evidence(members, whole.text)
+                if winner is not None:
+                    drop.update(m for m in members if m != winner)
+        return [g for g in out if g not in drop]
+
+    def _named_evidence(self, members: list[str], text: str) -> str | None:
+        """The alternative whose chain the request (or one clause of it) names clearly more
+        than the others', or None (fuse them all)."""
+        chains = {}
+        for m in members:
+            others = set().union(*(self.upstream(o) for o in members if o != m))
+            chains[m] = self.upstream(m) - others
+        names = set(members).union(*chains.values())
+        output = humanize(self.index.models[members[0]].outputs[0])
+        neutral = self.index.raw_relevance(f"what is my {output}?", names)
+        best, gap = None, float("-inf")
+        for t in [text, *split_clauses(text)]:
+            raw = self.index.raw_relevance(t, names)
             evidence = {}
             for m in members:
-                ups = self.upstream(m)
-                own = set(ups) - set().union(*(self.upstream(o) for o in members if o != m))
-                evidence[m] = max(
-                    (whole.z.get(u, float("-inf")) for u in own), default=float("-inf")
-                )
+                producers = [raw[p] - neutral[p] for p in chains[m]]
+                own = raw[m] - max(raw[o] for o in members if o != m)
+                evidence[m] = max([own, *producers])
             ranked = sorted(members, key=lambda m: -evidence[m])
-            top, second = evidence[ranked[0]], evidence[ranked[1]]
-            if top >= cfg.z_evidence and top - second >= cfg.z_evidence_margin:
-                drop.update(ranked[1:])
-        return [g for g in goals if g not in drop]
+            if evidence[ranked[0]] - evidence[ranked[1]] > gap:
+                best, gap = ranked[0], evidence[ranked[0]] - evidence[ranked[1]]
+        return best if gap >= self.config.evidence_margin else None
 
     def _choose_producers(self, consumer: str, t: str, whole: Scored, named: set[str]) -> list[str]:
         """Who feeds `consumer` its input `t`.

@@ -117,3 +117,23 @@ def test_split_clauses_keeps_multi_part_requests_apart() -> None:
 
 def plan_models(planner: EmbeddedPlanner, request: str) -> set[str]:
     return set(planner.plan(request).model_ids())
+
+
+def test_alternatives_fuse_unless_one_chain_is_named(healthcare: EmbeddedPlanner) -> None:
+    fused = healthcare.plan("How is my mood today?")
+    assert set(fused.model_ids()) == {
+        "heartbeat-acoustic",
+        "respiration-acoustic",
+        "mood-from-vitals",
+        "traffic-app-usage",
+        "mood-from-apps",
+    }
+    assert fused.combine and "fuse" in fused.combine
+    # the evidence is named in one clause of a two-part request
+    named = healthcare.plan(
+        "Check my mood from my vital signs and let me know if someone is at the front door."
+    )
+    assert "mood-from-vitals" in named.model_ids()
+    assert "mood-from-apps" not in named.model_ids()
+    apps = healthcare.plan("Judging from the apps I've been using, what mood am I in?")
+    assert set(apps.model_ids()) == {"traffic-app-usage", "mood-from-apps"}
