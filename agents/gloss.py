@@ -61,8 +61,9 @@ class Glosser:
     """Maps each word of a text to its nearest English word (manual words + frequent words)."""
 
     def __init__(self, domain_texts: Iterable[str]) -> None:
-        domain = sorted({w.lower() for t in domain_texts for w in _ENGLISH_WORD.findall(t)})
-        general = [i for i, w in enumerate(general_words()) if w not in set(domain)]
+        known = {w.lower() for t in domain_texts for w in _ENGLISH_WORD.findall(t)}
+        domain = sorted(known)
+        general = [i for i, w in enumerate(general_words()) if w not in known]
         self.words = domain + [general_words()[i] for i in general]
         self.emb = np.concatenate(
             [encode_multilingual(domain), _general_embeddings()[general]]

@@ -99,6 +99,9 @@ _ENGLISH_WORDS = (
     "check get let make find much many more most"
 )
 _ENGLISH = frozenset(re.findall(r"\S+", _ENGLISH_WORDS))
+ENCODER_WEIGHTS = {"minilm": 0.5, "multilingual": 0.5}
+"""Both encoders count alike for every request: MiniLM reads an English request as typed and a
+request in another language as its word-by-word English gloss; USE-m3 reads the text as typed."""
 
 
 @dataclass
@@ -159,12 +162,6 @@ def is_english(text: str) -> bool:
     return bool(words) and sum(w in _ENGLISH for w in words) / len(words) >= 0.15
 
 
-def encoder_weights(english: bool) -> dict[str, float]:
-    """Both encoders count alike: MiniLM reads an English request as typed and a request in
-    another language as its word-by-word English gloss; USE-m3 reads the text as typed."""
-    return {"minilm": 0.5, "multilingual": 0.5}
-
-
 def split_clauses(text: str) -> list[str]:
     parts = [p.strip() for p in _SPLIT.split(text) if p and p.strip()]
     return [p for p in parts if len(p.split()) >= 2 or len(p) >= 4]
@@ -214,6 +211,7 @@ class PoolIndex:
                     rows.append(i)
                     plain.append(text)
             self.plain_of[enc] = (np.array(rows, dtype=int), self.embed(enc, plain))
+        self._relevance: dict[tuple[str, frozenset[str]], dict[str, float]] = {}
         self._calibrate()
 
     def _calibrate(self) -> None:
@@ -236,7 +234,7 @@ class PoolIndex:
             rows = [text for text in background if is_english(text) == english]
             best = np.full(len(rows), -1.0)
             combined: dict[str, np.ndarray] = {}
-            for enc, w in encoder_weights(english).items():
+            for enc, w in ENCODER_WEIGHTS.items():
                 for name, s in self._model_sims(enc, self.embed(enc, rows)).items():
                     combined[name] = combined.get(name, 0.0) + w * s
             for s in combined.values():
@@ -319,21 +317,25 @@ class PoolIndex:
     def raw_relevance(self, text: str, names: set[str]) -> dict[str, float]:
         """Encoder-weighted best unit similarity of `text` to each named model (no retrieval
         cut-off: every named model gets a value, -1 if it has no units)."""
-        out = dict.fromkeys(names, 0.0)
-        for enc, w in encoder_weights(is_english(text)).items():
-            sims = self._model_sims(enc, self.embed(enc, [text]), only=names)
-            for name in names:
-                out[name] += w * (float(sims[name][0]) if name in sims else -1.0)
-        return out
+        key = (text, frozenset(names))
+        if key not in self._relevance:
+            out = dict.fromkeys(names, 0.0)
+            for enc, w in ENCODER_WEIGHTS.items():
+                sims = self._model_sims(enc, self.embed(enc, [text]), only=names)
+                for name in names:
+                    out[name] += w * (float(sims[name][0]) if name in sims else -1.0)
+            if len(self._relevance) >= 4096:
+                self._relevance.clear()
+            self._relevance[key] = out
+        return self._relevance[key]
 
     def score(self, text: str, k: int) -> Scored:
         """Calibrated relevance of every retrieved candidate model to `text`."""
         english = is_english(text)
-        weights = encoder_weights(english)
         z: dict[str, float] = {}
         raw: dict[str, float] = {}
         against: dict[str, float] = {}
-        for enc, w in weights.items():
+        for enc, w in ENCODER_WEIGHTS.items():
             q = self.embed(enc, [text])  # encoded once per encoder, for retrieval and scoring
             cands = self.candidates(enc, q[0], k)
             sims = self._model_sims(enc, q, only=cands)
