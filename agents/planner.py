@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 from edgeai.agents.gloss import Glosser
+from edgeai.agents.lexical import LexicalIndex
 from edgeai.agents.spelling import SpellFixer
 from edgeai.errors import UserInputError
 from edgeai.knowledge.embeddings import ENCODERS, multilingual_words
@@ -129,6 +130,10 @@ class PlannerConfig:
     """score the whole request as well when its clauses are understood."""
     window_alternatives_only: bool = False
     """co-goals within the window must be alternatives of the best goal."""
+    lexical_weight: float = 0.15
+    """weight of exact-word evidence (BM25 over each model's units, scaled to the best model:
+    agents/lexical.py) added to the embedding relevance when ranking models for an English
+    request (0.10-0.30 score alike on the sample pools; the gate does not use it)."""
     limit_margin: float = 0.0
     """a model is vetoed when the request matches a 'cannot do' fragment of its device's manual
     better than the model's own units by more than this (cosine)."""
@@ -211,6 +216,10 @@ class PoolIndex:
                     rows.append(i)
                     plain.append(text)
             self.plain_of[enc] = (np.array(rows, dtype=int), self.embed(enc, plain))
+        documents: dict[str, list[str]] = {}
+        for meta in self.units["minilm"][0]:
+            documents.setdefault(meta["model"], []).append(meta["text"])
+        self.lexical = LexicalIndex(documents)
         self._relevance: dict[tuple[str, frozenset[str]], dict[str, float]] = {}
         self._calibrate()
 
@@ -329,8 +338,10 @@ class PoolIndex:
             self._relevance[key] = out
         return self._relevance[key]
 
-    def score(self, text: str, k: int) -> Scored:
-        """Calibrated relevance of every retrieved candidate model to `text`."""
+    def score(self, text: str, k: int, lexical_weight: float = 0.0) -> Scored:
+        """Calibrated relevance of every retrieved candidate model to `text`; an English text's
+        ranking relevance (`raw`) also gets `lexical_weight` x its scaled BM25 score, while
+        the gate (`pool_z`) stays on the embeddings."""
         english = is_english(text)
         z: dict[str, float] = {}
         raw: dict[str, float] = {}
@@ -348,6 +359,9 @@ class PoolIndex:
                 against[name] = against.get(name, 0.0) + w * (lim - float(s[0]))
         med, mad = self.pool_null[english]
         pool_z = {name: (r - med) / mad for name, r in raw.items()}
+        if english and lexical_weight:
+            words = self.lexical.scores(text)
+            raw = {name: r + lexical_weight * words.get(name, 0.0) for name, r in raw.items()}
         return Scored(text, z, raw, against, pool_z)
 
 
@@ -376,9 +390,13 @@ class EmbeddedPlanner:
                 planner=self.name,
             )
         text = self.speller.fix(request) if is_english(request) else request
-        whole = self.index.score(text, cfg.k_retrieve)
+        whole = self.index.score(text, cfg.k_retrieve, cfg.lexical_weight)
         clauses = split_clauses(text)
-        parts = [self.index.score(c, cfg.k_retrieve) for c in clauses] if len(clauses) > 1 else []
+        parts = (
+            [self.index.score(c, cfg.k_retrieve, cfg.lexical_weight) for c in clauses]
+            if len(clauses) > 1
+            else []
+        )
         # what each scoring unit asks for: clauses when the request splits and some clause is
         # understood, else the whole request
         picks = [self._unit_goals(u, cfg.z_clause) for u in parts]

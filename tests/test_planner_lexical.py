@@ -1,0 +1,45 @@
+"""Exact-word evidence (agents/lexical.py) beside the embeddings, on the real store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgeai.agents.lexical import LexicalIndex, stem, terms
+from edgeai.agents.planner import EmbeddedPlanner, PlannerConfig
+from edgeai.knowledge.store import add_to_home, open_store
+
+SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
+
+
+def test_terms_drop_function_words_and_strip_suffixes() -> None:
+    assert terms("Read the signs on the whiteboards") == ["read", "sign", "whiteboard"]
+    assert stem("reading") == "read" and stem("is") == "is" and stem("gas") == "gas"
+
+
+def test_a_word_only_one_model_uses_decides() -> None:
+    index = LexicalIndex(
+        {
+            "ocr": ["reads text on signs, receipts and whiteboards"],
+            "caption": ["writes a caption describing the photo"],
+            "classify": ["assigns the photo a class label"],
+        }
+    )
+    scores = index.scores("what is written on the whiteboard?")
+    assert scores["ocr"] == 1.0 and scores["caption"] == 0.0 and scores["classify"] == 0.0
+    # a word every model uses weighs less than one only a single model uses
+    shared = index.scores("caption the photo")
+    assert shared["caption"] == 1.0 and 0.0 < shared["classify"] < 1.0
+    assert set(index.scores("hello there").values()) == {0.0}
+    assert LexicalIndex({}).scores("anything") == {}
+
+
+def test_the_cabinet_request_goes_to_the_cabinet_model_only(tmp_path: Path) -> None:
+    # with embeddings alone, the two weld-seam thermal models sat within the co-goal window
+    add_to_home(tmp_path, [SAMPLES / "factory" / "manuals"])
+    store = open_store(tmp_path)
+    request = "Are there any hot spots in the electrical cabinet of weld cell 2?"
+    plan = EmbeddedPlanner(store).plan(request)
+    assert plan.model_ids() == ["cabinet-hotspot-finder"]
+    without = EmbeddedPlanner(store, PlannerConfig(lexical_weight=0.0)).plan(request)
+    assert set(without.model_ids()) > {"cabinet-hotspot-finder"}
+    assert EmbeddedPlanner(store).plan("Book me a table for two tonight.").subtasks == []
