@@ -71,7 +71,7 @@ ALTERNATIVE_TASK_SIM = 0.55
 """task-label similarity (MiniLM cosine) above which two models with the same outputs are
 alternatives (measured: two mood classifiers 0.69; captioning/VQA/OCR/transcription <= 0.41)."""
 _SPLIT = re.compile(
-    r"\s*(?:[,;:!?。，；？！]|\band then\b|\bthen\b|\bbefore\b|\bafter\b|\band also\b|\balso\b|\bas well as\b|\bplus\b|\band\b"
+    r"\s*(?:[,;:!?。，；？！+&]|\band then\b|\bthen\b|\bbefore\b|\bafter\b|\band also\b|\balso\b|\bas well as\b|\bplus\b|\band\b"
     r"|\bet\b|\bpuis\b|\by\b|\be\b|\bund\b|\bdann\b|\bsowie\b|\bed\b|以及|然后|还有|和|并且)\s*",
     re.IGNORECASE,
 )

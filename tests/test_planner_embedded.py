@@ -113,6 +113,11 @@ def test_split_clauses_keeps_multi_part_requests_apart() -> None:
         "Check my pulse",
         "tell me who is at the door",
     ]
+    assert split_clauses("heart rate + which apps am i using") == [
+        "heart rate",
+        "which apps am i using",
+    ]
+    assert split_clauses("pulse & breathing rate") == ["pulse", "breathing rate"]
 
 
 def plan_models(planner: EmbeddedPlanner, request: str) -> set[str]:
