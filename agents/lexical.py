@@ -21,24 +21,53 @@ from collections import Counter
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 _WORD = re.compile(r"[a-z]+")
+# scikit-learn's English stop-word list also holds content words that name what a model does
+# or what a request asks about ("describe this photo", "empty shelves", "fill level")
+_CONTENT_WORDS = frozenset(
+    [
+        "amount",
+        "bill",
+        "bottom",
+        "call",
+        "describe",
+        "detail",
+        "empty",
+        "fill",
+        "find",
+        "fire",
+        "front",
+        "full",
+        "interest",
+        "move",
+        "name",
+        "part",
+        "serious",
+        "show",
+        "side",
+        "system",
+        "thick",
+        "thin",
+    ]
+)
+STOP_WORDS = ENGLISH_STOP_WORDS - _CONTENT_WORDS
 _SUFFIXES = ("ing", "ed", "es", "s", "ly")
 K1, B = 1.2, 0.75
 """the usual BM25 constants (term-frequency saturation, length normalisation)."""
 
 
 def stem(word: str) -> str:
-    """A light suffix strip, enough to meet "signs" with "sign" and "reading" with "read"."""
+    """A light suffix strip, enough to meet "signs" with "sign", "reading" with "read" and
+    "describe" with "describing"."""
     for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 4 else word
 
 
 def terms(text: str) -> list[str]:
     """Content words of an English text, lower-cased and stemmed."""
-    return [
-        stem(w) for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in ENGLISH_STOP_WORDS
-    ]
+    return [stem(w) for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in STOP_WORDS]
 
 
 class LexicalIndex:

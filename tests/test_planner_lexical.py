@@ -14,6 +14,9 @@ SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
 def test_terms_drop_function_words_and_strip_suffixes() -> None:
     assert terms("Read the signs on the whiteboards") == ["read", "sign", "whiteboard"]
     assert stem("reading") == "read" and stem("is") == "is" and stem("gas") == "gas"
+    assert stem("describe") == stem("describing") == stem("describes") and stem("class") == "class"
+    # content words that scikit-learn's stop-word list holds are kept
+    assert terms("describe the empty shelves") == ["describ", "empty", "shelv"]
 
 
 def test_a_word_only_one_model_uses_decides() -> None:
@@ -31,6 +34,13 @@ def test_a_word_only_one_model_uses_decides() -> None:
     assert shared["caption"] == 1.0 and 0.0 < shared["classify"] < 1.0
     assert set(index.scores("hello there").values()) == {0.0}
     assert LexicalIndex({}).scores("anything") == {}
+
+
+def test_describe_this_photo_goes_to_the_captioner(tmp_path: Path) -> None:
+    # "photo" alone is in every image model's manual; "describe" is the captioner's word
+    add_to_home(tmp_path, [SAMPLES / "photo" / "manuals"])
+    plan = EmbeddedPlanner(open_store(tmp_path)).plan("Describe this photo.")
+    assert plan.model_ids() == ["blip-image-captioner"]
 
 
 def test_the_cabinet_request_goes_to_the_cabinet_model_only(tmp_path: Path) -> None:
