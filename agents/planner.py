@@ -14,7 +14,8 @@ How it decides, in order:
 2. Retrieval and scoring: the request and each of its clauses are embedded with two offline
    encoders (MiniLM for English, USE-m3 for 16 languages; MiniLM reads a request in another
    language as its word-by-word English gloss, agents/gloss.py); a model's relevance is its
-   best weighted unit similarity. A model is vetoed when the text matches a 'cannot do' unit of its
+   best weighted unit similarity; for ranking an English request's models, exact-word evidence
+   (BM25 over each model's units, agents/lexical.py) is added. A model is vetoed when the text matches a 'cannot do' unit of its
    device's manual better than the model's own units.
 3. Open-set rejection: the best similarity is calibrated against the best similarity that a
    background set of generic requests (background.txt) gets in this pool; below `z_accept`
