@@ -27,7 +27,8 @@ How it decides, in order:
    otherwise the whole request's. The clauses' and request's best models are "asked for".
 5. Alternatives (same outputs, similar task label: two mood classifiers): a goal brings its
    alternatives and they are fused, unless the request (or one of its clauses) names the
-   evidence of one chain, which then wins alone. Evidence is measured against a neutral
+   evidence of one chain, which then wins alone (clauses that name different chains fuse
+   them). Evidence is measured against a neutral
    question about the shared output ("what is my mood?"): a producer counts by how much better
    the request matches it than that question does (a heart-rate model that matches every mood
    request is not evidence), a consumer by how much better it matches than its alternatives.
@@ -504,8 +505,9 @@ class EmbeddedPlanner:
         return [g for g in out if g not in drop]
 
     def _named_evidence(self, members: list[str], text: str) -> str | None:
-        """The alternative whose chain the request (or one clause of it) names clearly more
-        than the others', or None (fuse them all)."""
+        """The alternative whose chain the request (or a clause of it) names clearly more than
+        the others', or None (fuse them all): also None when different clauses name different
+        chains ("combine my app usage and my vital signs")."""
         chains = {}
         for m in members:
             others = set().union(*(self.upstream(o) for o in members if o != m))
@@ -513,7 +515,7 @@ class EmbeddedPlanner:
         names = set(members).union(*chains.values())
         output = humanize(self.index.models[members[0]].outputs[0])
         neutral = self.index.raw_relevance(f"what is my {output}?", names)
-        best, gap = None, float("-inf")
+        named = set()
         for t in [text, *split_clauses(text)]:
             raw = self.index.raw_relevance(t, names)
             evidence = {}
@@ -522,9 +524,9 @@ class EmbeddedPlanner:
                 own = raw[m] - max(raw[o] for o in members if o != m)
                 evidence[m] = max([own, *producers])
             ranked = sorted(members, key=lambda m: -evidence[m])
-            if evidence[ranked[0]] - evidence[ranked[1]] > gap:
-                best, gap = ranked[0], evidence[ranked[0]] - evidence[ranked[1]]
-        return best if gap >= self.config.evidence_margin else None
+            if evidence[ranked[0]] - evidence[ranked[1]] >= self.config.evidence_margin:
+                named.add(ranked[0])
+        return named.pop() if len(named) == 1 else None
 
     def _choose_producers(self, consumer: str, t: str, whole: Scored, named: set[str]) -> list[str]:
         """Who feeds `consumer` its input `t`.

@@ -142,3 +142,15 @@ def test_alternatives_fuse_unless_one_chain_is_named(healthcare: EmbeddedPlanner
     assert "mood-from-apps" not in named.model_ids()
     apps = healthcare.plan("Judging from the apps I've been using, what mood am I in?")
     assert set(apps.model_ids()) == {"traffic-app-usage", "mood-from-apps"}
+
+
+def test_alternatives_fuse_when_clauses_name_different_chains(healthcare: EmbeddedPlanner) -> None:
+    # each clause names one chain's evidence: both chains were asked for, so both are fused
+    both = plan_models(healthcare, "Combine my app usage and my vital signs to estimate my mood.")
+    assert both == {
+        "heartbeat-acoustic",
+        "respiration-acoustic",
+        "mood-from-vitals",
+        "traffic-app-usage",
+        "mood-from-apps",
+    }
