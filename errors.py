@@ -27,3 +27,7 @@ class ManualError(EdgeAIError):
 
 class UnknownThreadError(EdgeAIError):
     """A follow-up names a conversation thread that has no checkpoint."""
+
+
+class WeightsError(EdgeAIError):
+    """Shipped or user-given weights are missing or cannot be loaded; names the file."""

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "edgeai.cli.offload",
     "edgeai.cli.llm",
     "edgeai.cli.plan",
+    "edgeai.cli.judge",
     "edgeai.cli.ask",
     "edgeai.cli.demo",
     "edgeai.cli.split",

@@ -7,6 +7,7 @@ import csv
 import shutil
 import sys
 import time
+from pathlib import Path
 
 from edgeai.cli import add_common, require_home
 from edgeai.config import Settings
@@ -38,6 +39,12 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         "--pool",
         action="append",
         help="shipped pool name or folder with manuals/ + requests.jsonl (repeatable; default: all shipped)",
+    )
+    bench.add_argument(
+        "--judge",
+        type=Path,
+        default=None,
+        help="also score the judged planner with these weights (`edgeai judge train --out FILE`)",
     )
     add_common(bench)
     bench.set_defaults(func=cmd_bench_plan)
@@ -107,6 +114,11 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
         add_to_home(home, [pool / "manuals"])
         store = open_store(home)
         planners = [EmbeddedPlanner(store), TfidfPlanner(store)]
+        if args.judge is not None:
+            from edgeai.agents.judged_planner import JudgedPlanner
+            from edgeai.agents.relevance import load_judge
+
+            planners.insert(1, JudgedPlanner(store, judge=load_judge(args.judge)))
         for planner in planners:
             planner.plan("warm up")
             bar = tqdm(
@@ -157,7 +169,7 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
     ax.bar(
         labels,
         [r["exact_accuracy"] * 100 for r in rows],
-        color=["C0" if r["planner"] == "embedded" else "C7" for r in rows],
+        color=[{"embedded": "C0", "judged": "C2"}.get(r["planner"], "C7") for r in rows],
     )
     ax.axhline(90, color="C3", linestyle="--", linewidth=1, label="target (90 %)")
     ax.legend(loc="upper right")
