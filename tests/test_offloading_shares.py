@@ -23,6 +23,11 @@ def scipy_optimum(c: np.ndarray, lb: np.ndarray) -> float:
         )
         s = res.x
         if s.sum() <= 1 + 1e-7 and (s >= lb - 1e-9).all():
+            # SLSQP may end a hair outside the feasible set (sum up to 1 + 1e-7), which is worth
+            # more than 1e-8 of the objective when shares are small: project it back first
+            s = np.maximum(s, lb)
+            if s.sum() > 1.0:
+                s = lb + (s - lb) * (1.0 - lb.sum()) / (s - lb).sum()
             best = min(best, float(np.sum(c / s)))
     return best
 

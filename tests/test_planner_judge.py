@@ -113,3 +113,14 @@ def test_cli_refuses_bad_training_arguments(tmp_path: Path, capsys: pytest.Captu
     err = capsys.readouterr().err
     assert "not found" in err and "Traceback" not in err
     assert not (tmp_path / "j.pt").exists()
+
+
+def test_shipped_judge_was_never_trained_on_a_sample_pool() -> None:
+    judge = relevance.Judge.load(relevance.CHECKPOINT)
+    samples = {p.name for p in SAMPLES.iterdir() if (p / "manuals").is_dir()}
+    trained = set(judge.meta["train_pools"])
+    assert trained and not trained & samples
+    assert trained <= {p.name for p in relevance.training_pools(TRAINING)}
+    assert set(judge.meta["held_out"]) == {"pharma-lab", "school-campus"}
+    assert judge.meta["threshold"] == 0.6
+    assert relevance.CHECKPOINT.stat().st_size < 4_000_000
