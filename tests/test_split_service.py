@@ -111,7 +111,14 @@ def test_ask_runs_photo_models_end_to_end(photo_home: Path, tmp_path: Path) -> N
     results = [r for r in out["results"] if r["model"] == "blip-image-captioner"]
     assert results and not results[0].get("error"), out["results"]
     details = results[0]["details"]
-    # at the manual's 2.4 Mbit/s the partition cuts the captioner at k=2, where a shipped codec
-    # sits (the default k=4 one costs more device time than its fewer bytes save)
-    assert details["scheme"] == "coinfer" and 0 < details["bytes_up"] < 5_000
+    # at the manual's 2.4 Mbit/s the partition cuts the captioner early (k=2 with its codec, or
+    # k=1 raw when this machine's measured stage times make the extra device block cost more
+    # than the codec saves: the two are within a few ms); the run follows that decision and
+    # sends far less than the PNG either way
+    decision = service.split_decision("blip-image-captioner")
+    assert isinstance(decision.choice, int) and decision.choice in (1, 2)
+    with_codec = {int(c.meta.split) for c in service._codecs()["caption"]}
+    assert details["scheme"] == ("coinfer" if decision.choice in with_codec else "split-raw")
+    assert details["split"] == decision.choice
+    assert 0 < details["bytes_up"] < 10_000
     assert "bytes sent" in out["answer"] and "measured" in out["answer"]
