@@ -19,10 +19,8 @@ classifier) carries no label: whether the request names it changes nothing in th
 from __future__ import annotations
 
 import json
-import logging
 import math
 import random
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -37,8 +35,6 @@ from edgeai.knowledge.manuals import (
     split_passages,
 )
 from edgeai.knowledge.store import _owners, humanize, manual_paragraphs
-
-log = logging.getLogger(__name__)
 
 CHECKPOINT = Path(__file__).with_name("checkpoints") / "relevance.pt"
 TRAINING_DIR = Path(__file__).resolve().parent.parent / "knowledge" / "training"
@@ -388,12 +384,6 @@ def set_accuracy(pool: Pool, probs: list[dict[str, float]], threshold: float) ->
         chosen |= forced_producers(pool.cards, chosen)
         right += chosen == set(r.get("models", []))
     return right / max(1, len(pool.requests))
-
-
-def timed(fn, *args, **kwargs):
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t0
 
 
 _loaded: dict[str, Judge] = {}
