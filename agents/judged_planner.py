@@ -20,7 +20,6 @@ from edgeai.agents.planner import (
     EmbeddedPlanner,
     PlannerConfig,
     Scored,
-    is_english,
     validate_request,
 )
 from edgeai.agents.relevance import Judge, load_judge, read_request, store_cards
@@ -76,8 +75,7 @@ class JudgedPlanner(EmbeddedPlanner):
                 planner=self.name,
                 seconds=round(time.perf_counter() - started, 4),
             )
-        text = self.speller.fix(request) if is_english(request) else request
-        whole = Scored(text, z=p, raw=p)
+        whole = Scored(request, z=p, raw=p)  # the structure step reads only the scores
         plan = self._build(request, chosen, whole, set(chosen))
         plan.seconds = round(time.perf_counter() - started, 4)  # type: ignore[attr-defined]
         return plan

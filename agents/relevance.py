@@ -10,10 +10,11 @@ written blind in domains no sample pool covers, so the sample pools it is scored
 trained on.
 
 A model's card: its task, id, description, declared inputs and outputs, its device's kind, and
-the manual paragraph that names it. The label of a (request, model) pair is whether the model
-is in the request's expected set, except that a model the structure brings in anyway (the only
-producer of an input that exists only as its output: a heart-rate model under a mood-from-vitals
-classifier) carries no label: whether the request names it changes nothing in the plan.
+the first words of the manual passages that name it alone. The label of a (request, model) pair
+is whether the model is in the request's expected set, except that a model the structure brings
+in anyway (the only producer of an input that exists only as its output: a heart-rate model
+under a mood-from-vitals classifier) carries no label: whether the request names it changes
+nothing in the plan.
 """
 
 from __future__ import annotations
@@ -83,7 +84,9 @@ def store_cards(store) -> list[Card]:
 
 def forced_producers(cards: list[Card], chosen: Iterable[str]) -> set[str]:
     """Models the plan's structure brings in whatever the request says: the only producer of an
-    input of a chosen model, when that input type exists only as a model output (transitively)."""
+    input of a chosen model, when that input type exists only as a model output (transitively).
+    The same rule as the planner's structure step (EmbeddedPlanner._choose_producers), on cards,
+    so that training needs no store."""
     by_name = {c.model: c for c in cards}
     producers: dict[str, list[str]] = {}
     for c in cards:
@@ -288,13 +291,13 @@ def pool_readers(pool: Pool):
 def examples(pool: Pool) -> list[tuple[str, str, float]]:
     """(request as read, card text, label) for every labelled pair of a pool."""
     speller, glosser = pool_readers(pool)
+    text_of = {c.model: c.text for c in pool.cards}
     out = []
     for r in pool.requests:
         read = read_request(r["request"], speller, glosser)
         for name, label in pair_labels(pool.cards, r.get("models", [])).items():
             if label is not None:
-                card = next(c for c in pool.cards if c.model == name)
-                out.append((read, card.text, label))
+                out.append((read, text_of[name], label))
     return out
 
 
