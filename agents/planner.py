@@ -36,6 +36,10 @@ How it decides, in order:
    producer that exists only as its output (a heart rate) brings it unconditionally; a type
    with several producers, or one that also exists raw (a photo, text the user types), is fed
    only by producers the request asked for, else by the user. Edges become `deps`.
+7. Grounding: a medium the request mentions (a word close to a declared input type: "a photo of
+   the menu", "a voice note") that no goal reads is where an input comes from: "what does this
+   menu say in English? here's a photo" -> the translator's text comes from the most relevant
+   model that reads images (the OCR), not from the user.
 """
 
 from __future__ import annotations
@@ -45,10 +49,12 @@ import re
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 from edgeai.agents.gloss import Glosser
+from edgeai.agents.gloss import tokens as gloss_tokens
 from edgeai.agents.lexical import LexicalIndex
 from edgeai.agents.spelling import SpellFixer
 from edgeai.errors import UserInputError
@@ -139,6 +145,13 @@ class PlannerConfig:
     limit_margin: float = 0.0
     """a model is vetoed when the request matches a 'cannot do' fragment of its device's manual
     better than the model's own units by more than this (cosine)."""
+    ground_media: bool = True
+    """a medium the request mentions ("here's a photo of it") that no goal reads is where the
+    goals' input comes from: the most relevant producer that reads it feeds them (step 7)."""
+    mention_sim: float = 0.5
+    """a word of the request mentions a declared input type when its USE-m3 cosine to the
+    type's name reaches this ("photo", "Bild", "照片" -> image 0.71-0.92; "voice note",
+    "recording" -> audio 0.55-0.58; unrelated words <= 0.45)."""
 
 
 @dataclass
@@ -223,6 +236,7 @@ class PoolIndex:
             documents.setdefault(meta["model"], []).append(meta["text"])
         self.lexical = LexicalIndex(documents)
         self._relevance: dict[tuple[str, frozenset[str]], dict[str, float]] = {}
+        self._type_emb: tuple[list[str], np.ndarray] | None = None
         self._calibrate()
 
     def _calibrate(self) -> None:
@@ -252,6 +266,20 @@ class PoolIndex:
                 best = np.maximum(best, s)
             med = float(np.median(best))
             self.pool_null[english] = (med, float(np.median(np.abs(best - med))) * 1.4826 + 1e-3)
+
+    def mentioned_types(self, text: str, threshold: float) -> set[str]:
+        """Declared input types that a word (or two-word phrase) of `text` names, by USE-m3
+        cosine to the type's name: "photo"/"Bild"/"照片" -> image, "voice note" -> audio."""
+        if self._type_emb is None:
+            names = sorted({t for m in self.models.values() for t in m.inputs})
+            self._type_emb = (names, self.embed("multilingual", [humanize(t) for t in names]))
+        names, emb = self._type_emb
+        words = gloss_tokens(text)
+        phrases = words + [f"{a} {b}" for a, b in pairwise(words)]
+        if not phrases or not names:
+            return set()
+        sims = self.embed("multilingual", phrases) @ emb.T
+        return {names[j] for j in np.flatnonzero(sims.max(axis=0) >= threshold)}
 
     def embed(self, enc: str, texts: list[str]) -> np.ndarray:
         """Unit-length embeddings of texts with one encoder; the English encoder reads a text
@@ -421,7 +449,8 @@ class EmbeddedPlanner:
                 planner=self.name,
                 seconds=round(time.perf_counter() - started, 4),
             )
-        plan = self._build(request, goals, whole, named)
+        grounded = self.index.mentioned_types(text, cfg.mention_sim) if cfg.ground_media else set()
+        plan = self._build(request, goals, whole, named, grounded)
         plan.seconds = round(time.perf_counter() - started, 4)  # type: ignore[attr-defined]
         return plan
 
@@ -546,17 +575,48 @@ class EmbeddedPlanner:
             return options
         return []
 
-    def _build(self, request: str, goals: list[str], whole: Scored, named: set[str]) -> Plan:
+    def _grounding_producer(
+        self, consumer: str, t: str, whole: Scored, media: set[str], grounded: set[str]
+    ) -> list[str]:
+        """The producer of `t` that reads a medium the request mentions and no goal reads, and
+        whose every input the request mentions: the most relevant one to the request (the
+        ranking relevance, exact words included; step 7); [] if there is none."""
+        options = [
+            p
+            for p in self.index.producers.get(t, [])
+            if p != consumer
+            and media & set(self.index.models[p].inputs)
+            and set(self.index.models[p].inputs) <= grounded
+        ]
+        if not options:
+            return []
+        rel = self.index.raw_relevance(whole.text, set(options))
+        return [max(options, key=lambda p: whole.raw.get(p, rel[p]))]
+
+    def _build(
+        self,
+        request: str,
+        goals: list[str],
+        whole: Scored,
+        named: set[str],
+        grounded: set[str] = frozenset(),
+    ) -> Plan:
         models = self.index.models
         order: list[str] = []
         deps: dict[str, list[str]] = {}
+        # mentioned media that no goal reads: the goals' inputs may come from them
+        media = set(grounded) - {t for g in goals for t in models[g].inputs}
 
         def visit(name: str, stack: tuple[str, ...]) -> None:
             if name in deps or name in stack:
                 return
             deps[name] = []
             for t in models[name].inputs:
-                for p in self._choose_producers(name, t, whole, named):
+                chosen = self._choose_producers(name, t, whole, named)
+                if not chosen and media:
+                    chosen = self._grounding_producer(name, t, whole, media, set(grounded))
+                    media.difference_update(*(models[p].inputs for p in chosen))
+                for p in chosen:
                     if p in stack + (name,):
                         continue
                     visit(p, stack + (name,))

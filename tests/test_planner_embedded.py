@@ -154,3 +154,18 @@ def test_alternatives_fuse_when_clauses_name_different_chains(healthcare: Embedd
         "traffic-app-usage",
         "mood-from-apps",
     }
+
+
+def test_mentioned_medium_grounds_the_input(photo: EmbeddedPlanner) -> None:
+    # the translator reads text; the request says where that text comes from (a voice note),
+    # so the model that reads audio feeds it instead of the user typing the text
+    request = "I recorded a message in German; give me the English text."
+    assert "audio" in photo.index.mentioned_types(request, photo.config.mention_sim)
+    plan = photo.plan(request)
+    assert plan.edges() == {("speech-transcriber", "text-translator")}
+    # a producer needs every input it reads mentioned: no photo, no question -> no VQA
+    assert plan_models(photo, "how do u say 'thank you for dinner' in japanese") == {
+        "text-translator"
+    }
+    off = EmbeddedPlanner(photo.index.store, PlannerConfig(ground_media=False))
+    assert set(off.plan(request).model_ids()) == {"text-translator"}
