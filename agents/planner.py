@@ -36,10 +36,12 @@ How it decides, in order:
    producer that exists only as its output (a heart rate) brings it unconditionally; a type
    with several producers, or one that also exists raw (a photo, text the user types), is fed
    only by producers the request asked for, else by the user. Edges become `deps`.
-7. Grounding: a medium the request mentions (a word close to a declared input type: "a photo of
-   the menu", "a voice note") that no goal reads is where an input comes from: "what does this
-   menu say in English? here's a photo" -> the translator's text comes from the most relevant
-   model that reads images (the OCR), not from the user.
+7. Grounding: a medium the request mentions (a word close to a declared input type: "a photo",
+   "a voice note") that no goal reads is where an input comes from: "I recorded a message in
+   German; give me the English text" -> the translator's text comes from the model that reads
+   audio (the transcriber), not from the user. Of several such producers the most relevant one
+   is taken, so the choice is only as good as the ranking ("what does this menu say in English?
+   here's a photo" still gets the captioner, not the OCR).
 """
 
 from __future__ import annotations
