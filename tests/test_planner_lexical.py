@@ -44,12 +44,14 @@ def test_describe_this_photo_goes_to_the_captioner(tmp_path: Path) -> None:
 
 
 def test_the_cabinet_request_goes_to_the_cabinet_model_only(tmp_path: Path) -> None:
-    # with embeddings alone, the two weld-seam thermal models sat within the co-goal window
+    # with embeddings alone, the weld-seam thermal models match as well (they won outright once
+    # the co-goal window was 0): the word "cabinet" is what picks the cabinet model
     add_to_home(tmp_path, [SAMPLES / "factory" / "manuals"])
     store = open_store(tmp_path)
     request = "Are there any hot spots in the electrical cabinet of weld cell 2?"
     plan = EmbeddedPlanner(store).plan(request)
     assert plan.model_ids() == ["cabinet-hotspot-finder"]
     without = EmbeddedPlanner(store, PlannerConfig(lexical_weight=0.0)).plan(request)
-    assert set(without.model_ids()) > {"cabinet-hotspot-finder"}
+    assert set(without.model_ids()) != {"cabinet-hotspot-finder"}
+    assert any("seam" in m for m in without.model_ids())
     assert EmbeddedPlanner(store).plan("Book me a table for two tonight.").subtasks == []
