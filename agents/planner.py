@@ -454,8 +454,7 @@ class EmbeddedPlanner:
                 planner=self.name,
                 seconds=round(time.perf_counter() - started, 4),
             )
-        grounded = self.index.mentioned_types(text, cfg.mention_sim) if cfg.ground_media else set()
-        plan = self._build(request, goals, whole, named, grounded)
+        plan = self._build(request, goals, whole, named, ground=cfg.ground_media)
         plan.seconds = round(time.perf_counter() - started, 4)  # type: ignore[attr-defined]
         return plan
 
@@ -604,13 +603,26 @@ class EmbeddedPlanner:
         goals: list[str],
         whole: Scored,
         named: set[str],
-        grounded: set[str] = frozenset(),
+        ground: bool = False,
     ) -> Plan:
         models = self.index.models
         order: list[str] = []
         deps: dict[str, list[str]] = {}
-        # mentioned media that no goal reads: the goals' inputs may come from them
-        media = set(grounded) - {t for g in goals for t in models[g].inputs}
+        # step 7, only once some input has no producer: the types the request mentions, and
+        # of those the media that no goal reads (the goals' inputs may come from them)
+        grounding: dict[str, set[str]] = {}
+
+        def ground_producer(name: str, t: str) -> list[str]:
+            if not grounding:
+                mentioned = self.index.mentioned_types(whole.text, self.config.mention_sim)
+                grounding["mentioned"] = mentioned
+                grounding["media"] = mentioned - {i for g in goals for i in models[g].inputs}
+            media = grounding["media"]
+            if not media:
+                return []
+            chosen = self._grounding_producer(name, t, whole, media, grounding["mentioned"])
+            media.difference_update(*(models[p].inputs for p in chosen))
+            return chosen
 
         def visit(name: str, stack: tuple[str, ...]) -> None:
             if name in deps or name in stack:
@@ -618,9 +630,8 @@ class EmbeddedPlanner:
             deps[name] = []
             for t in models[name].inputs:
                 chosen = self._choose_producers(name, t, whole, named)
-                if not chosen and media:
-                    chosen = self._grounding_producer(name, t, whole, media, set(grounded))
-                    media.difference_update(*(models[p].inputs for p in chosen))
+                if not chosen and ground and self.index.producers.get(t):
+                    chosen = ground_producer(name, t)
                 for p in chosen:
                     if p in stack + (name,):
                         continue
