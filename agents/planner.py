@@ -20,6 +20,11 @@ How it decides, in order:
 3. Open-set rejection: the best similarity is calibrated against the best similarity that a
    background set of generic requests (background.txt) gets in this pool; below `z_accept`
    (`z_clause` for one clause) the unit asks for nothing the pool serves.
+   A unit that matches something a manual says cannot be done ("Limits: ... works on video")
+   better than it matches any model's own units asks for nothing either, when no model of the
+   pool covers that capability (the classifier's "does not describe scenes" is the captioner's
+   job, so it refuses nothing): "Erstelle ein Video aus diesen Fotos." is refused with the
+   sentence that says why.
    A request that names a language other than English (the manuals' language) also asks for
    text to cross languages: a fixed English clause saying so is scored like any other clause.
 4. Goals: if the request splits into clauses and some clause is understood, each clause's best
@@ -150,6 +155,17 @@ class PlannerConfig:
     limit_margin: float = 0.0
     """a model is vetoed when the request matches a 'cannot do' fragment of its device's manual
     better than the model's own units by more than this (cosine)."""
+    pool_limit_margin: float | None = 0.0
+    """a scoring unit asks for nothing when it matches a 'cannot do' fragment of any manual in
+    the pool (one no model covers, see `pool_limit_cover`) better than it matches every model's
+    own units by at least this (cosine; None: off). 0.0 chosen over -0.03 / 0.03 (seven shipped
+    pools 0.665 / 0.677, twelve training pools 0.617 / 0.603; at 0.0: 0.675 and 0.617, before
+    this step 0.665 and 0.550)."""
+    pool_limit_cover: float = 0.45
+    """a 'cannot do' fragment speaks for the whole pool only when no model's own units come
+    within this cosine of it: the classifier's "does not describe scenes in sentences" is a gap
+    of its device, not of a pool with a captioner (0.45 / 0.50 / 0.55 / none: shipped pools
+    0.675 / 0.676 / 0.669 / 0.664, training pools 0.617 / 0.618 / 0.615 / 0.615)."""
     ground_media: bool = True
     """a medium the request mentions ("here's a photo of it") that no goal reads is where the
     goals' input comes from: the most relevant producer that reads it feeds them (step 7)."""
@@ -170,6 +186,11 @@ class Scored:
     """how much better the request matches what the model's manual says it cannot do."""
     pool_z: dict[str, float] = field(default_factory=dict)
     """raw relevance calibrated against the best match of background requests in this pool."""
+    pool_against: float = -1.0
+    """how much better the text matches the best uncovered 'cannot do' fragment of any manual in
+    the pool than it matches the best model's own units."""
+    pool_limit: str = ""
+    """that fragment, and the device whose manual says it ("device: text")."""
 
     def best(self) -> tuple[str | None, float]:
         """The most relevant model (ignoring vetoes) and its z-score."""
@@ -187,9 +208,14 @@ def is_english(text: str) -> bool:
     return bool(words) and sum(w in _ENGLISH for w in words) / len(words) >= 0.15
 
 
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+
+
 def split_clauses(text: str) -> list[str]:
+    """Parts of a multi-part request; a part must be two words or four characters long, a
+    Chinese, Japanese or Korean character counting as two ("心率", heart rate, is a clause)."""
     parts = [p.strip() for p in _SPLIT.split(text) if p and p.strip()]
-    return [p for p in parts if len(p.split()) >= 2 or len(p) >= 4]
+    return [p for p in parts if len(p.split()) >= 2 or len(p) + len(_CJK.findall(p)) >= 4]
 
 
 @lru_cache(maxsize=1)
@@ -224,6 +250,7 @@ class PoolIndex:
             self.units[enc] = ([metas[i] for i in keep], emb[keep] if keep else emb[:0])
             lim = [i for i, m in enumerate(metas) if m["kind"] == "limit"]
             self.limits[enc] = ([metas[i] for i in lim], emb[lim] if lim else emb[:0])
+        self.limit_cover = self._limit_cover()
         # a question about a transformed output ("what is my translated text?") and the same
         # question about the input it transforms ("what is my text?"): the first counts only
         # when the request is closer to it, i.e. asks for the transformation itself
@@ -243,6 +270,16 @@ class PoolIndex:
         self._relevance: dict[tuple[str, frozenset[str]], dict[str, float]] = {}
         self._type_emb: tuple[list[str], np.ndarray] | None = None
         self._calibrate()
+
+    def _limit_cover(self) -> np.ndarray:
+        """Per 'cannot do' unit, how close the nearest own unit of any model comes to it."""
+        cover = None
+        for enc, w in ENCODER_WEIGHTS.items():
+            _, lim = self.limits[enc]
+            _, own = self.units[enc]
+            c = (lim @ own.T).max(axis=1) if len(lim) and len(own) else np.full(len(lim), -1.0)
+            cover = w * c if cover is None else cover + w * c
+        return cover if cover is not None else np.zeros(0)
 
     def _calibrate(self) -> None:
         """Null statistics from background requests that this pool does not serve: per
@@ -373,7 +410,9 @@ class PoolIndex:
             self._relevance[key] = out
         return self._relevance[key]
 
-    def score(self, text: str, k: int, lexical_weight: float = 0.0) -> Scored:
+    def score(
+        self, text: str, k: int, lexical_weight: float = 0.0, pool_cover: float = 1.01
+    ) -> Scored:
         """Calibrated relevance of every retrieved candidate model to `text`; an English text's
         ranking relevance (`raw`) also gets `lexical_weight` x its scaled BM25 score, while
         the gate (`pool_z`) stays on the embeddings."""
@@ -381,6 +420,7 @@ class PoolIndex:
         z: dict[str, float] = {}
         raw: dict[str, float] = {}
         against: dict[str, float] = {}
+        pool_against, pool_limit, pool_limit_sim = 0.0, "", -1.0
         for enc, w in ENCODER_WEIGHTS.items():
             q = self.embed(enc, [text])  # encoded once per encoder, for retrieval and scoring
             cands = self.candidates(enc, q[0], k)
@@ -392,12 +432,24 @@ class PoolIndex:
                 raw[name] = raw.get(name, 0.0) + w * float(s[0])
                 lim = limits.get(self.models[name].device, -1.0)
                 against[name] = against.get(name, 0.0) + w * (lim - float(s[0]))
+            best_own = max((float(s[0]) for s in sims.values()), default=-1.0)
+            lim_metas, lim_emb = self.limits[enc]
+            lim_all = -1.0
+            open_ = np.flatnonzero(self.limit_cover < pool_cover)
+            if len(open_):
+                sims_lim = lim_emb[open_] @ q[0]
+                j = int(np.argmax(sims_lim))
+                lim_all = float(sims_lim[j])
+                if lim_all > pool_limit_sim:
+                    meta = lim_metas[open_[j]]
+                    pool_limit, pool_limit_sim = f"{meta['device']}: {meta['text']}", lim_all
+            pool_against += w * (lim_all - best_own)
         med, mad = self.pool_null[english]
         pool_z = {name: (r - med) / mad for name, r in raw.items()}
         if english and lexical_weight:
             words = self.lexical.scores(text)
             raw = {name: r + lexical_weight * words.get(name, 0.0) for name, r in raw.items()}
-        return Scored(text, z, raw, against, pool_z)
+        return Scored(text, z, raw, against, pool_z, pool_against, pool_limit)
 
 
 class EmbeddedPlanner:
@@ -425,10 +477,10 @@ class EmbeddedPlanner:
                 planner=self.name,
             )
         text = self.speller.fix(request) if is_english(request) else request
-        whole = self.index.score(text, cfg.k_retrieve, cfg.lexical_weight)
+        whole = self.index.score(text, cfg.k_retrieve, cfg.lexical_weight, cfg.pool_limit_cover)
         clauses = split_clauses(text)
         parts = (
-            [self.index.score(c, cfg.k_retrieve, cfg.lexical_weight) for c in clauses]
+            [self.index.score(c, cfg.k_retrieve, cfg.lexical_weight, cfg.pool_limit_cover) for c in clauses]
             if len(clauses) > 1
             else []
         )
@@ -462,7 +514,9 @@ class EmbeddedPlanner:
     def _translation_clause(self) -> Scored:
         """The fixed translation clause, scored once per planner (its text never changes)."""
         if self._translation is None:
-            self._translation = self.index.score(TRANSLATION_CLAUSE, self.config.k_retrieve)
+            self._translation = self.index.score(
+                TRANSLATION_CLAUSE, self.config.k_retrieve, 0.0, self.config.pool_limit_cover
+            )
         return self._translation
 
     def _closest_hint(self, whole: Scored) -> str:
@@ -472,6 +526,9 @@ class EmbeddedPlanner:
         if not score:
             return ""
         best = max(score, key=score.get)
+        if cfg.pool_limit_margin is not None and whole.pool_against >= cfg.pool_limit_margin:
+            device, _, said = whole.pool_limit.partition(": ")
+            return f"; the manual of '{device}' says: \"{said}\""
         if whole.against.get(best, -1.0) >= cfg.limit_margin:
             return f"; closest is '{best}', but its device's manual says it cannot do this"
         gate = whole.z[best] if cfg.mode == "z" else whole.pool_z[best]
@@ -482,6 +539,8 @@ class EmbeddedPlanner:
     def _unit_goals(self, unit: Scored, threshold: float) -> list[str]:
         cfg = self.config
         allowed = [n for n in unit.raw if unit.against.get(n, -1.0) < cfg.limit_margin]
+        if cfg.pool_limit_margin is not None and unit.pool_against >= cfg.pool_limit_margin:
+            return []
         if not allowed:
             return []
         if cfg.mode == "z":

@@ -118,6 +118,9 @@ def test_split_clauses_keeps_multi_part_requests_apart() -> None:
         "which apps am i using",
     ]
     assert split_clauses("pulse & breathing rate") == ["pulse", "breathing rate"]
+    # a two-character Chinese word is a clause ("heart rate and breathing rate, measure both")
+    assert split_clauses("心率和呼吸频率都测一下") == ["心率", "呼吸频率都测一下"]
+    assert split_clauses("Do it y ya") == ["Do it"]
 
 
 def plan_models(planner: EmbeddedPlanner, request: str) -> set[str]:
@@ -169,3 +172,18 @@ def test_mentioned_medium_grounds_the_input(photo: EmbeddedPlanner) -> None:
     }
     off = EmbeddedPlanner(photo.index.store, PlannerConfig(ground_media=False))
     assert set(off.plan(request).model_ids()) == {"text-translator"}
+
+
+def test_what_no_manual_covers_is_refused_with_the_manual_sentence(photo: EmbeddedPlanner) -> None:
+    # the edge server's manual: "None of these models ... works on video"; no model's own
+    # units come near making a video, so the pool cannot do it, whatever a photo word matches
+    plan = photo.plan("Erstelle ein Video aus diesen Fotos.")
+    assert plan.subtasks == []
+    assert "edge-server-rtx4090" in plan.unsupported[0] and "video" in plan.unsupported[0]
+    # the classifier's manual says it "does not describe scenes in sentences", but the
+    # captioner does: a limit that another model covers refuses nothing
+    assert plan_models(photo, "What's going on in this picture? Describe the scene.") == {
+        "blip-image-captioner"
+    }
+    off = EmbeddedPlanner(photo.index.store, PlannerConfig(pool_limit_margin=None))
+    assert off.plan("Erstelle ein Video aus diesen Fotos.").subtasks != []
