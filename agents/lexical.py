@@ -55,9 +55,19 @@ K1, B = 1.2, 0.75
 """the usual BM25 constants (term-frequency saturation, length normalisation)."""
 
 
+_BRITISH = (
+    (re.compile(r"our(s|ed|ing)?$"), r"or\1"),
+    (re.compile(r"([iy])s(e|es|ed|ing|ation)$"), r"\1z\2"),
+)
+
+
 def stem(word: str) -> str:
     """A light suffix strip, enough to meet "signs" with "sign", "reading" with "read" and
-    "describe" with "describing"."""
+    "describe" with "describing"; British spellings meet American ones ("colour", "color";
+    "recognise", "recognize")."""
+    if len(word) > 4:
+        for pattern, repl in _BRITISH:
+            word = pattern.sub(repl, word)
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
             word = word[: -len(suffix)]

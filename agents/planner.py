@@ -271,13 +271,23 @@ class PoolIndex:
         self._type_emb: tuple[list[str], np.ndarray] | None = None
         self._calibrate()
 
-    def _limit_cover(self) -> np.ndarray:
-        """Per 'cannot do' unit, how close the nearest own unit of any model comes to it."""
+    def _limit_cover(self, other_devices: bool = True) -> np.ndarray:
+        """Per 'cannot do' unit, how close the nearest own unit of a model comes to it (of a
+        model on another device when `other_devices`: what a manual denies its own models is
+        no cover for it)."""
         cover = None
         for enc, w in ENCODER_WEIGHTS.items():
-            _, lim = self.limits[enc]
-            _, own = self.units[enc]
-            c = (lim @ own.T).max(axis=1) if len(lim) and len(own) else np.full(len(lim), -1.0)
+            lim_metas, lim = self.limits[enc]
+            own_metas, own = self.units[enc]
+            if not len(lim) or not len(own):
+                c = np.full(len(lim), -1.0)
+            else:
+                sims = lim @ own.T
+                if other_devices:
+                    own_dev = np.array([self.models[m["model"]].device for m in own_metas])
+                    lim_dev = np.array([m["device"] for m in lim_metas])
+                    sims = np.where(lim_dev[:, None] == own_dev[None, :], -1.0, sims)
+                c = sims.max(axis=1)
             cover = w * c if cover is None else cover + w * c
         return cover if cover is not None else np.zeros(0)
 
@@ -480,7 +490,10 @@ class EmbeddedPlanner:
         whole = self.index.score(text, cfg.k_retrieve, cfg.lexical_weight, cfg.pool_limit_cover)
         clauses = split_clauses(text)
         parts = (
-            [self.index.score(c, cfg.k_retrieve, cfg.lexical_weight, cfg.pool_limit_cover) for c in clauses]
+            [
+                self.index.score(c, cfg.k_retrieve, cfg.lexical_weight, cfg.pool_limit_cover)
+                for c in clauses
+            ]
             if len(clauses) > 1
             else []
         )

@@ -187,3 +187,15 @@ def test_what_no_manual_covers_is_refused_with_the_manual_sentence(photo: Embedd
     }
     off = EmbeddedPlanner(photo.index.store, PlannerConfig(pool_limit_margin=None))
     assert off.plan("Erstelle ein Video aus diesen Fotos.").subtasks != []
+
+
+def test_a_manual_does_not_cover_what_it_denies_its_own_models(
+    healthcare: EmbeddedPlanner,
+) -> None:
+    # the thermostat's "does not know the outdoor weather forecast" lies close to its own
+    # indoor forecaster; only models on other devices can cover a device's limit
+    index = healthcare.index
+    texts = [m["text"] for m in index.limits["minilm"][0]]
+    weather = texts.index("It does not know the outdoor weather forecast")
+    assert index.limit_cover[weather] < healthcare.config.pool_limit_cover
+    assert index._limit_cover(other_devices=False)[weather] > index.limit_cover[weather]

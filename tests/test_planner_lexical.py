@@ -15,6 +15,8 @@ def test_terms_drop_function_words_and_strip_suffixes() -> None:
     assert terms("Read the signs on the whiteboards") == ["read", "sign", "whiteboard"]
     assert stem("reading") == "read" and stem("is") == "is" and stem("gas") == "gas"
     assert stem("describe") == stem("describing") == stem("describes") and stem("class") == "class"
+    # British and American spellings meet
+    assert stem("colour") == stem("color") and stem("recognise") == stem("recognized")
     # content words that scikit-learn's stop-word list holds are kept
     assert terms("describe the empty shelves") == ["describ", "empty", "shelv"]
 
