@@ -21,9 +21,9 @@ How it decides, in order:
    background set of generic requests (background.txt) gets in this pool; below `z_accept`
    (`z_clause` for one clause) the unit asks for nothing the pool serves.
    A unit that matches something a manual says cannot be done ("Limits: ... works on video")
-   better than it matches any model's own units asks for nothing either, when no model of the
-   pool covers that capability (the classifier's "does not describe scenes" is the captioner's
-   job, so it refuses nothing): "Erstelle ein Video aus diesen Fotos." is refused with the
+   better than it matches any model's own units asks for nothing either, when no model on
+   another device covers that capability (the classifier's "does not describe scenes" is the
+   captioner's job, so it refuses nothing): "Erstelle ein Video aus diesen Fotos." is refused with the
    sentence that says why.
    A request that names a language other than English (the manuals' language) also asks for
    text to cross languages: a fixed English clause saying so is scored like any other clause.
@@ -162,8 +162,8 @@ class PlannerConfig:
     pools 0.665 / 0.677, twelve training pools 0.617 / 0.603; at 0.0: 0.675 and 0.617, before
     this step 0.665 and 0.550)."""
     pool_limit_cover: float = 0.45
-    """a 'cannot do' fragment speaks for the whole pool only when no model's own units come
-    within this cosine of it: the classifier's "does not describe scenes in sentences" is a gap
+    """a 'cannot do' fragment speaks for the whole pool only when no own unit of a model on
+    another device comes within this cosine of it: the classifier's "does not describe scenes in sentences" is a gap
     of its device, not of a pool with a captioner (0.45 / 0.50 / 0.55 / none: shipped pools
     0.675 / 0.676 / 0.669 / 0.664, training pools 0.617 / 0.618 / 0.615 / 0.615)."""
     ground_media: bool = True
