@@ -431,6 +431,7 @@ class PoolIndex:
         raw: dict[str, float] = {}
         against: dict[str, float] = {}
         pool_against, pool_limit, pool_limit_sim = 0.0, "", -1.0
+        open_ = np.flatnonzero(self.limit_cover < pool_cover)  # the pool-wide 'cannot do's
         for enc, w in ENCODER_WEIGHTS.items():
             q = self.embed(enc, [text])  # encoded once per encoder, for retrieval and scoring
             cands = self.candidates(enc, q[0], k)
@@ -445,7 +446,6 @@ class PoolIndex:
             best_own = max((float(s[0]) for s in sims.values()), default=-1.0)
             lim_metas, lim_emb = self.limits[enc]
             lim_all = -1.0
-            open_ = np.flatnonzero(self.limit_cover < pool_cover)
             if len(open_):
                 sims_lim = lim_emb[open_] @ q[0]
                 j = int(np.argmax(sims_lim))
