@@ -68,6 +68,8 @@ def stem(word: str) -> str:
     if len(word) > 4:
         for pattern, repl in _BRITISH:
             word = pattern.sub(repl, word)
+    if word.endswith("tional") and len(word) > 8:  # Porter's step 2: "emotional" -> "emotion"
+        word = word[:-2]
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
             word = word[: -len(suffix)]

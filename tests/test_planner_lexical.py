@@ -17,6 +17,7 @@ def test_terms_drop_function_words_and_strip_suffixes() -> None:
     assert stem("describe") == stem("describing") == stem("describes") and stem("class") == "class"
     # British and American spellings meet
     assert stem("colour") == stem("color") and stem("recognise") == stem("recognized")
+    assert stem("emotional") == stem("emotions") and stem("national") == "national"
     # content words that scikit-learn's stop-word list holds are kept
     assert terms("describe the empty shelves") == ["describ", "empty", "shelv"]
 
