@@ -64,11 +64,11 @@ _BRITISH = (
 def stem(word: str) -> str:
     """A light suffix strip, enough to meet "signs" with "sign", "reading" with "read" and
     "describe" with "describing"; British spellings meet American ones ("colour", "color";
-    "recognise", "recognize")."""
+    "recognise", "recognize"); "-tional" becomes "-tion" ("emotional", "emotions")."""
     if len(word) > 4:
         for pattern, repl in _BRITISH:
             word = pattern.sub(repl, word)
-    if word.endswith("tional") and len(word) > 8:  # Porter's step 2: "emotional" -> "emotion"
+    if word.endswith("tional") and len(word) > 8:  # Porter's step 2
         word = word[:-2]
     for suffix in _SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):

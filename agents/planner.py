@@ -23,8 +23,8 @@ How it decides, in order:
    A unit that matches something a manual says cannot be done ("Limits: ... works on video")
    better than it matches any model's own units asks for nothing either, when no model on
    another device covers that capability (the classifier's "does not describe scenes" is the
-   captioner's job, so it refuses nothing): "Erstelle ein Video aus diesen Fotos." is refused with the
-   sentence that says why.
+   captioner's job, so it refuses nothing): "Erstelle ein Video aus diesen Fotos." is refused
+   with the sentence that says why.
    A request that names a language other than English (the manuals' language) also asks for
    text to cross languages: a fixed English clause saying so is scored like any other clause.
 4. Goals: if the request splits into clauses and some clause is understood, each clause's best
@@ -163,9 +163,9 @@ class PlannerConfig:
     this step 0.665 and 0.550)."""
     pool_limit_cover: float = 0.45
     """a 'cannot do' fragment speaks for the whole pool only when no own unit of a model on
-    another device comes within this cosine of it: the classifier's "does not describe scenes in sentences" is a gap
-    of its device, not of a pool with a captioner (0.45 / 0.50 / 0.55 / none: shipped pools
-    0.675 / 0.676 / 0.669 / 0.664, training pools 0.617 / 0.618 / 0.615 / 0.615)."""
+    another device comes within this cosine of it: the classifier's "does not describe scenes in
+    sentences" is a gap of its device, not of a pool with a captioner (0.45 / 0.50 / 0.55 / none:
+    shipped pools 0.675 / 0.676 / 0.669 / 0.664, training pools 0.617 / 0.618 / 0.615 / 0.615)."""
     ground_media: bool = True
     """a medium the request mentions ("here's a photo of it") that no goal reads is where the
     goals' input comes from: the most relevant producer that reads it feeds them (step 7)."""
