@@ -1,5 +1,6 @@
 """Plan quality as in the paper's Table I: exact-set accuracy, model F1, dependency-edge F1,
-unsupported accuracy, hallucination rate and seconds per request, over a labelled request file."""
+unsupported accuracy, hallucination rate and seconds per request, over a labelled request file;
+and where the plans go wrong (OUTCOMES), with why whole requests were refused."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from edgeai.agents.planner import REFUSAL_CAUSES, refusal_cause
 from edgeai.errors import UserInputError
 from edgeai.knowledge.store import KnowledgeStore
 from edgeai.schemas import Plan
@@ -49,6 +51,26 @@ def load_requests(path: Path) -> list[LabelledRequest]:
     return out
 
 
+OUTCOMES = ("right", "false refusal", "false accept", "missing", "extra", "wrong")
+"""How a plan's model set compares with the labelled one: equal; empty where models were
+expected; models where none were; a strict subset; a strict superset; anything else."""
+
+
+def outcome(pred: set, gold: set) -> str:
+    """The OUTCOMES class of a predicted model set against the labelled one."""
+    if pred == gold:
+        return "right"
+    if not pred:
+        return "false refusal"
+    if not gold:
+        return "false accept"
+    if pred < gold:
+        return "missing"
+    if pred > gold:
+        return "extra"
+    return "wrong"
+
+
 def _f1(pred: set, gold: set) -> float:
     if not pred and not gold:
         return 1.0
@@ -72,7 +94,18 @@ class PlanScore:
     details: list[dict]
 
     def row(self) -> dict:
+        """The Table I figures (no per-request details)."""
         return {k: v for k, v in self.__dict__.items() if k != "details"}
+
+    def failures(self) -> dict[str, int]:
+        """Requests per OUTCOMES class, and the false refusals per REFUSAL_CAUSES entry."""
+        out = dict.fromkeys(OUTCOMES, 0)
+        out.update(dict.fromkeys((f"refused: {c}" for c in REFUSAL_CAUSES), 0))
+        for d in self.details:
+            out[d["outcome"]] += 1
+            if d["outcome"] == "false refusal":
+                out[f"refused: {d['refusal_cause']}"] += 1
+        return out
 
 
 def evaluate(
@@ -109,6 +142,9 @@ def evaluate(
                 "expected": sorted(gold),
                 "got": sorted(pred),
                 "exact": pred == gold,
+                "outcome": outcome(pred, gold),
+                "unsupported": list(plan.unsupported),
+                "refusal_cause": refusal_cause(plan.unsupported) if not pred else None,
                 "expected_edges": sorted(ge),
                 "got_edges": sorted(pe),
                 "seconds": seconds[-1],

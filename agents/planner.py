@@ -541,13 +541,15 @@ class EmbeddedPlanner:
         best = max(score, key=score.get)
         if cfg.pool_limit_margin is not None and whole.pool_against >= cfg.pool_limit_margin:
             device, _, said = whole.pool_limit.partition(": ")
-            return f"; the manual of '{device}' says: \"{said}\""
+            return f"; the {_CAUSE_MARKS['manual limit']} '{device}' says: \"{said}\""
         if whole.against.get(best, -1.0) >= cfg.limit_margin:
-            return f"; closest is '{best}', but its device's manual says it cannot do this"
+            return f"; closest is '{best}', but {_CAUSE_MARKS['device limit']} do this"
         gate = whole.z[best] if cfg.mode == "z" else whole.pool_z[best]
         if gate < cfg.z_accept:
-            return f"; closest is '{best}' (calibrated relevance {gate:.1f} < {cfg.z_accept})"
-        return f"; closest is '{best}', but no part of the request names what it does"
+            return (
+                f"; closest is '{best}' ({_CAUSE_MARKS['below gate']} {gate:.1f} < {cfg.z_accept})"
+            )
+        return f"; closest is '{best}', but {_CAUSE_MARKS['no unit asks']}"
 
     def _unit_goals(self, unit: Scored, threshold: float) -> list[str]:
         cfg = self.config
@@ -739,6 +741,22 @@ class EmbeddedPlanner:
         return Plan(
             request=request, subtasks=subtasks, combine=combine, unsupported=[], planner=self.name
         )
+
+
+_CAUSE_MARKS = {
+    "manual limit": "manual of",  # step 3: a pool-wide 'cannot do' fragment matches better
+    "device limit": "its device's manual says it cannot",  # the best model's own device denies it
+    "below gate": "calibrated relevance",  # step 3: below the background-calibrated gate
+    "no unit asks": "no part of the request names what it does",  # every clause refused
+}
+REFUSAL_CAUSES = (*_CAUSE_MARKS, "other")
+
+
+def refusal_cause(reasons: list[str]) -> str:
+    """Why the embedded planner refused a whole request, from the reason its plan gives: one of
+    REFUSAL_CAUSES ('other' for another planner's wording or an empty store)."""
+    text = " ".join(reasons)
+    return next((cause for cause, mark in _CAUSE_MARKS.items() if mark in text), "other")
 
 
 def plain_question(meta: dict, model: PoolModel) -> str | None:

@@ -106,6 +106,7 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
     out_dir = settings.bench_dir / "plan"
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
+    failure_rows = []
     for name in pools:
         pool = resolve_pool(name)
         requests = load_requests(pool / "requests.jsonl")
@@ -131,6 +132,9 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
             bar.close()
             write_details(out_dir / f"{pool.name}-{planner.name}-requests.jsonl", result)
             rows.append({"pool": pool.name, **result.row()})
+            failure_rows.append(
+                {"pool": pool.name, "planner": planner.name, "n": result.n, **result.failures()}
+            )
     table = Table(title="Plan quality (cf. Table I of autonomous-edge-ai-gpt)")
     cols = [
         "pool",
@@ -178,8 +182,50 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
     ax.set_title("edgeai bench plan")
     fig.tight_layout()
     fig.savefig(out_dir / "plan.png", dpi=120)
-    print(f"wrote {csv_path}, {out_dir / 'plan.png'} and per-request details", file=sys.stderr)
+    _write_failures(failure_rows, out_dir, plt)
+    print(
+        f"wrote {csv_path}, {out_dir / 'plan.png'}, plan-failures.csv/.png and per-request details",
+        file=sys.stderr,
+    )
     return 0
+
+
+def _write_failures(rows: list[dict], out_dir: Path, plt) -> None:
+    """Where the plans go wrong: requests per outcome class (agents/plan_eval.OUTCOMES) and why
+    whole requests were refused (agents/planner.REFUSAL_CAUSES), as a table, CSV and PNG."""
+    from edgeai.agents.plan_eval import OUTCOMES
+    from edgeai.agents.planner import REFUSAL_CAUSES
+
+    causes = [f"refused: {c}" for c in REFUSAL_CAUSES]
+    table = Table(title="Where the plans go wrong (requests per outcome; refusals by cause)")
+    for header in ["pool", "planner", "n", *OUTCOMES, "why refused"]:
+        table.add_column(header, no_wrap=True)
+    for r in rows:
+        why = ", ".join(f"{c} {r[f'refused: {c}']}" for c in REFUSAL_CAUSES if r[f"refused: {c}"])
+        table.add_row(
+            r["pool"], r["planner"], str(r["n"]), *[str(r[o]) for o in OUTCOMES], why or "-"
+        )
+    Console(width=max(172, Console().width)).print(table)
+    cols = ["pool", "planner", "n", *OUTCOMES, *causes]
+    with (out_dir / "plan-failures.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=cols)
+        writer.writeheader()
+        writer.writerows({c: r[c] for c in cols} for r in rows)
+    fig, ax = plt.subplots(figsize=(8, max(3, 0.45 * len(rows) + 1.5)))
+    labels = [f"{r['pool']} / {r['planner']}" for r in rows]
+    left = [0.0] * len(rows)
+    colors = ["C2", "C3", "C1", "C0", "C4", "C7"]  # right in green, false refusal in red
+    for name, color in zip(OUTCOMES, colors, strict=True):
+        share = [100 * r[name] / r["n"] for r in rows]
+        ax.barh(labels, share, left=left, color=color, label=name)
+        left = [a + b for a, b in zip(left, share, strict=True)]
+    ax.invert_yaxis()
+    ax.set_xlabel("share of requests (%)")
+    ax.set_xlim(0, 100)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=len(OUTCOMES), fontsize=8)
+    ax.set_title("edgeai bench plan: where the plans go wrong")
+    fig.tight_layout()
+    fig.savefig(out_dir / "plan-failures.png", dpi=120)
 
 
 def _fmt(v: object) -> str:
