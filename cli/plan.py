@@ -219,11 +219,11 @@ def _write_failures(rows: list[dict], out_dir: Path, plt) -> None:
         share = [100 * r[name] / r["n"] for r in rows]
         ax.barh(labels, share, left=left, color=color, label=name)
         left = [a + b for a, b in zip(left, share, strict=True)]
-    ax.invert_yaxis()
     ax.set_xlabel("share of requests (%)")
     ax.set_xlim(0, 100)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=len(OUTCOMES), fontsize=8)
-    ax.set_title("edgeai bench plan: where the plans go wrong")
+    ax.set_ylim(len(rows) - 0.5, -0.5)  # first row on top, no empty margins
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(OUTCOMES), fontsize=8)
+    ax.set_title("edgeai bench plan: where the plans go wrong", pad=24)
     fig.tight_layout()
     fig.savefig(out_dir / "plan-failures.png", dpi=120)
 
