@@ -120,6 +120,22 @@ ENCODER_WEIGHTS = {"minilm": 0.5, "multilingual": 0.5}
 request in another language as its word-by-word English gloss; USE-m3 reads the text as typed."""
 
 
+_CAUSE_MARKS = {
+    "manual limit": "manual of",  # step 3: a pool-wide 'cannot do' fragment matches better
+    "device limit": "its device's manual says it cannot",  # the best model's own device denies it
+    "below gate": "calibrated relevance",  # step 3: below the background-calibrated gate
+    "no unit asks": "no part of the request names what it does",  # every clause refused
+}
+REFUSAL_CAUSES = (*_CAUSE_MARKS, "other")
+
+
+def refusal_cause(reasons: list[str]) -> str:
+    """Why the embedded planner refused a whole request, from the reason its plan gives: one of
+    REFUSAL_CAUSES ('other' for another planner's wording or an empty store)."""
+    text = " ".join(reasons)
+    return next((cause for cause, mark in _CAUSE_MARKS.items() if mark in text), "other")
+
+
 @dataclass
 class PlannerConfig:
     """Thresholds shared by every pool and language (chosen on a flat region of a sweep)."""
@@ -741,22 +757,6 @@ class EmbeddedPlanner:
         return Plan(
             request=request, subtasks=subtasks, combine=combine, unsupported=[], planner=self.name
         )
-
-
-_CAUSE_MARKS = {
-    "manual limit": "manual of",  # step 3: a pool-wide 'cannot do' fragment matches better
-    "device limit": "its device's manual says it cannot",  # the best model's own device denies it
-    "below gate": "calibrated relevance",  # step 3: below the background-calibrated gate
-    "no unit asks": "no part of the request names what it does",  # every clause refused
-}
-REFUSAL_CAUSES = (*_CAUSE_MARKS, "other")
-
-
-def refusal_cause(reasons: list[str]) -> str:
-    """Why the embedded planner refused a whole request, from the reason its plan gives: one of
-    REFUSAL_CAUSES ('other' for another planner's wording or an empty store)."""
-    text = " ".join(reasons)
-    return next((cause for cause, mark in _CAUSE_MARKS.items() if mark in text), "other")
 
 
 def plain_question(meta: dict, model: PoolModel) -> str | None:
