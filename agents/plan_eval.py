@@ -55,6 +55,9 @@ OUTCOMES = ("right", "false refusal", "false accept", "missing", "extra", "wrong
 """How a plan's model set compares with the labelled one: equal; empty where models were
 expected; models where none were; a strict subset; a strict superset; anything else."""
 
+REFUSED_COLUMNS = {cause: f"refused: {cause}" for cause in REFUSAL_CAUSES}
+"""The failures() key (and CSV column) counting the false refusals of each cause."""
+
 
 def outcome(pred: set, gold: set) -> str:
     """The OUTCOMES class of a predicted model set against the labelled one."""
@@ -100,11 +103,11 @@ class PlanScore:
     def failures(self) -> dict[str, int]:
         """Requests per OUTCOMES class, and the false refusals per REFUSAL_CAUSES entry."""
         out = dict.fromkeys(OUTCOMES, 0)
-        out.update(dict.fromkeys((f"refused: {c}" for c in REFUSAL_CAUSES), 0))
+        out.update(dict.fromkeys(REFUSED_COLUMNS.values(), 0))
         for d in self.details:
             out[d["outcome"]] += 1
             if d["outcome"] == "false refusal":
-                out[f"refused: {d['refusal_cause']}"] += 1
+                out[REFUSED_COLUMNS[d["refusal_cause"]]] += 1
         return out
 
 

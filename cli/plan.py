@@ -193,20 +193,18 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
 def _write_failures(rows: list[dict], out_dir: Path, plt) -> None:
     """Where the plans go wrong: requests per outcome class (agents/plan_eval.OUTCOMES) and why
     whole requests were refused (agents/planner.REFUSAL_CAUSES), as a table, CSV and PNG."""
-    from edgeai.agents.plan_eval import OUTCOMES
-    from edgeai.agents.planner import REFUSAL_CAUSES
+    from edgeai.agents.plan_eval import OUTCOMES, REFUSED_COLUMNS
 
-    causes = [f"refused: {c}" for c in REFUSAL_CAUSES]
     table = Table(title="Where the plans go wrong (requests per outcome; refusals by cause)")
     for header in ["pool", "planner", "n", *OUTCOMES, "why refused"]:
         table.add_column(header, no_wrap=True)
     for r in rows:
-        why = ", ".join(f"{c} {r[f'refused: {c}']}" for c in REFUSAL_CAUSES if r[f"refused: {c}"])
+        why = ", ".join(f"{c} {r[col]}" for c, col in REFUSED_COLUMNS.items() if r[col])
         table.add_row(
             r["pool"], r["planner"], str(r["n"]), *[str(r[o]) for o in OUTCOMES], why or "-"
         )
     Console(width=max(172, Console().width)).print(table)
-    cols = ["pool", "planner", "n", *OUTCOMES, *causes]
+    cols = ["pool", "planner", "n", *OUTCOMES, *REFUSED_COLUMNS.values()]
     with (out_dir / "plan-failures.csv").open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=cols)
         writer.writeheader()
