@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from edgeai.agents.plan_eval import OUTCOMES, outcome
+from edgeai.agents.plan_eval import OUTCOMES, REFUSED_COLUMNS, outcome
 from edgeai.agents.planner import REFUSAL_CAUSES, refusal_cause
 from edgeai.cli import main
 
@@ -81,7 +81,7 @@ def test_bench_plan_writes_outcomes_and_refusal_causes(
     assert set(rows) == {"embedded", "tfidf-nearest"}
     for row in rows.values():  # every request in exactly one class; refusals split by cause
         assert sum(int(row[o]) for o in OUTCOMES) == int(row["n"]) == len(CASES)
-        causes = sum(int(row[f"refused: {c}"]) for c in REFUSAL_CAUSES)
+        causes = sum(int(row[REFUSED_COLUMNS[c]]) for c in REFUSAL_CAUSES)
         assert causes == int(row["false refusal"])
     embedded = rows["embedded"]
     assert {o: int(embedded[o]) for o in OUTCOMES} == {
@@ -92,7 +92,8 @@ def test_bench_plan_writes_outcomes_and_refusal_causes(
         "extra": 1,
         "wrong": 1,
     }
-    assert int(embedded["refused: manual limit"]) == int(embedded["refused: below gate"]) == 1
+    assert int(embedded[REFUSED_COLUMNS["manual limit"]]) == 1
+    assert int(embedded[REFUSED_COLUMNS["below gate"]]) == 1
 
     table = list(csv.DictReader((out / "plan.csv").open()))
     assert {r["planner"] for r in table} == {"embedded", "tfidf-nearest"}
