@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from edgeai.agents.planner import EmbeddedPlanner, PlannerConfig, split_clauses
+from edgeai.agents.planner import EmbeddedPlanner, PlannerConfig, negated_phrases, split_clauses
 from edgeai.errors import UserInputError
 from edgeai.knowledge.manuals import parse_manual
 from edgeai.knowledge.store import add_to_home, limit_fragments, open_store, retrieval_units
@@ -145,6 +145,37 @@ def test_alternatives_fuse_unless_one_chain_is_named(healthcare: EmbeddedPlanner
     assert "mood-from-apps" not in named.model_ids()
     apps = healthcare.plan("Judging from the apps I've been using, what mood am I in?")
     assert set(apps.model_ids()) == {"traffic-app-usage", "mood-from-apps"}
+
+
+def test_negated_phrases_are_cut_out_of_the_request() -> None:
+    assert negated_phrases("Infer my mood from my body signals, not from my phone.") == (
+        "Infer my mood from my body signals.",
+        ["not from my phone"],
+    )
+    assert negated_phrases("Estimate my mood without my heart data") == (
+        "Estimate my mood",
+        ["without my heart data"],
+    )
+    # a negated verb, a trailing "or not" and "without" + verb are not contrastive phrases
+    for text in (
+        "Is one of the cylinders not firing?",
+        "Was the class into the lesson or not?",
+        "Who left without paying?",
+        "Has anyone gone down and not got back up?",
+    ):
+        assert negated_phrases(text) == (text, [])
+
+
+def test_a_negated_chain_leaves_the_plan(healthcare: EmbeddedPlanner) -> None:
+    vitals = {"heartbeat-acoustic", "respiration-acoustic", "mood-from-vitals"}
+    apps = {"traffic-app-usage", "mood-from-apps"}
+    assert (
+        plan_models(healthcare, "Infer my mood from my body signals, not from my phone.") == vitals
+    )
+    assert plan_models(healthcare, "How am I feeling? Go by my apps, not my heartbeat.") == apps
+    assert plan_models(healthcare, "Estimate my mood without my breathing and heart data.") == apps
+    # without a negation the same request fuses both chains
+    assert plan_models(healthcare, "How am I feeling?") == vitals | apps
 
 
 def test_alternatives_fuse_when_clauses_name_different_chains(healthcare: EmbeddedPlanner) -> None:
