@@ -114,14 +114,22 @@ TRANSLATION_CLAUSE = "translate the text into another language"
 # A contrastive negation ("..., not from my phone", "the raw figure, not a verdict", "rather
 # than a score", "without my phone data"): the phrase after it names what the person does NOT
 # want. It runs to the end of its sentence or clause. "not" / "instead of" count only after a
-# comma, dash or sentence start or "but"/"only"; every marker only before a determiner or
-# preposition, so that a plain negated verb ("is one cylinder not firing?", "... or not?",
-# "without paying", "don't want it going over") is no such phrase.
-_NEGATED = re.compile(
-    r"(?:(?:(?<=[,;:.!?\u2014\u2013])|(?<=\s[-\u2014\u2013])|^|\bbut\b)\s*"
-    r"(?:(?:and|but|just|only)\s+)?(?:not|instead of)|\s*\b(?:rather than|without))\s+"
+# comma, dash or sentence start or "but"/"only", and (like "rather than" / "without") only before
+# a determiner or preposition, so that a plain negated verb ("is one cylinder not firing?", "...
+# or not?", "without paying", "don't want it going over") is no such phrase; a negating
+# determiner ("..., no predictions", "keine Prognose", "geen oordeel", "no un pronóstico") counts
+# after a comma, dash or sentence start.
+_DETERMINED = (
     r"(?:(?:just|only|even|using|any|use)\s+)?"
     r"(?:from|by|with|via|through|based on|a|an|the|my|our|any|his|her|their|its)\b"
+)
+_NEGATED = re.compile(
+    r"(?:(?:(?<=[,;:.!?\u2014\u2013])|(?<=\s[-\u2014\u2013])|^|\bbut\b)\s*"
+    r"(?:(?:and|but|just|only)\s+)?"
+    r"(?:(?:not|instead of)\s+"
+    + _DETERMINED
+    + r"|(?:no|kein\w*|geen|aucune?|ningún|ninguna|nessun\w*)\s+(?=\w))"
+    r"|\s*\b(?:rather than|without)\s+" + _DETERMINED + r")"
     r"[^,;.!?\u3002]*",
     re.IGNORECASE,
 )
@@ -253,7 +261,8 @@ def split_clauses(text: str) -> list[str]:
 
 
 _NEGATION_MARK = re.compile(
-    r"^(?:(?:and|but|just|only)\s+)?(?:not|rather than|instead of|without)\s+(?:(?:using|use)\s+)?",
+    r"^(?:(?:and|but|just|only)\s+)?(?:not|rather than|instead of|without|no|kein\w*|geen|aucune?"
+    r"|ningún|ninguna|nessun\w*)\s+(?:(?:using|use)\s+)?",
     re.IGNORECASE,
 )
 
@@ -304,6 +313,9 @@ class PoolIndex:
             self.units[enc] = ([metas[i] for i in keep], emb[keep] if keep else emb[:0])
             lim = [i for i, m in enumerate(metas) if m["kind"] == "limit"]
             self.limits[enc] = ([metas[i] for i in lim], emb[lim] if lim else emb[:0])
+        # every unit as stored, for exact nearest-unit retrieval (chromadb's HNSW index is
+        # approximate: its top 60 for the same query vector differed from run to run)
+        self.stored = stored
         self.limit_cover = self._limit_cover()
         # a question about a transformed output ("what is my translated text?") and the same
         # question about the input it transforms ("what is my text?"): the first counts only
@@ -456,8 +468,14 @@ class PoolIndex:
         return out
 
     def candidates(self, enc: str, query: np.ndarray, k: int) -> set[str]:
-        """Models whose units the store returns among the k nearest to the query."""
-        return {h.model for h in self.store.query_units(query, enc, k) if h.model in self.models}
+        """Models that own one of the k stored units nearest to the query: an exact search over
+        the units read from the store (the same cosine as the store's index, no approximation,
+        so a request gets the same plan every time)."""
+        metas, emb = self.stored[enc]
+        if not len(metas):
+            return set()
+        order = np.argsort(-(emb @ query), kind="stable")[:k]
+        return {metas[i]["model"] for i in order if metas[i]["model"] in self.models}
 
     def raw_relevance(self, text: str, names: set[str]) -> dict[str, float]:
         """Encoder-weighted best unit similarity of `text` to each named model (no retrieval

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from edgeai.agents.planner import EmbeddedPlanner, PlannerConfig, negated_phrases, split_clauses
 from edgeai.errors import UserInputError
@@ -156,6 +157,13 @@ def test_negated_phrases_are_cut_out_of_the_request() -> None:
         "Estimate my mood",
         ["without my heart data"],
     )
+    # negating determiners, in English and in other languages
+    assert negated_phrases("Just the vibration readings, no diagnosis.") == (
+        "Just the vibration readings.",
+        ["no diagnosis"],
+    )
+    assert negated_phrases("Ich brauche nur die Rohwerte, keine Prognose.")[1] == ["keine Prognose"]
+    assert negated_phrases("Alleen het stuurgedrag graag, geen oordeel.")[1] == ["geen oordeel"]
     # a negated verb, a trailing "or not" and "without" + verb are not contrastive phrases
     for text in (
         "Is one of the cylinders not firing?",
@@ -176,6 +184,25 @@ def test_a_negated_chain_leaves_the_plan(healthcare: EmbeddedPlanner) -> None:
     assert plan_models(healthcare, "Estimate my mood without my breathing and heart data.") == apps
     # without a negation the same request fuses both chains
     assert plan_models(healthcare, "How am I feeling?") == vitals | apps
+
+
+def test_candidates_are_the_exact_nearest_units(healthcare: EmbeddedPlanner) -> None:
+    # retrieval is exact over the stored units (chromadb's HNSW top-k is approximate and
+    # changed from run to run), so the same request always gets the same plan
+    index = healthcare.index
+    rng = np.random.default_rng(0)
+    for enc in ("minilm", "multilingual"):
+        metas, emb = index.store.units(enc)
+        for _ in range(20):
+            q = rng.normal(size=emb.shape[1]).astype(np.float32)
+            q /= np.linalg.norm(q)
+            sims = emb @ q
+            order = np.argsort(-sims, kind="stable")  # ties: in storage order
+            for k in (1, 10, 60):
+                want = {metas[i]["model"] for i in order[:k]} & set(index.models)
+                assert index.candidates(enc, q, k) == want
+    request = "How dangerous is the traffic around us? Should I be worried?"
+    assert healthcare.plan(request).model_ids() == healthcare.plan(request).model_ids()
 
 
 def test_alternatives_fuse_when_clauses_name_different_chains(healthcare: EmbeddedPlanner) -> None:
