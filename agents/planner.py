@@ -730,6 +730,7 @@ class EmbeddedPlanner:
             best = max(sorted(rel), key=rel.get)
             if best not in named:
                 out.add(best)
+                log.info("%r: the plan leaves out %s", phrase, best)
         return out
 
     def _drop_excluded(self, goals: list[str], excluded: set[str]) -> list[str]:
