@@ -119,18 +119,25 @@ TRANSLATION_CLAUSE = "translate the text into another language"
 # or not?", "without paying", "don't want it going over") is no such phrase; a negating
 # determiner ("..., no predictions", "keine Prognose", "geen oordeel", "no un pronóstico") counts
 # after a comma, dash or sentence start.
+_LEAD = r"(?:(?:and|but|just|only)\s+)?"
+_NEGATORS = r"not|instead of"  # only after a comma, dash, sentence start or "but"
+_CONTRASTS = r"rather than|without"  # anywhere
+_NEGATING_DETERMINERS = r"no|kein\w*|geen|aucune?|ningún|ninguna|nessun\w*"
 _DETERMINED = (
     r"(?:(?:just|only|even|using|any|use)\s+)?"
     r"(?:from|by|with|via|through|based on|a|an|the|my|our|any|his|her|their|its)\b"
 )
 _NEGATED = re.compile(
     r"(?:(?:(?<=[,;:.!?\u2014\u2013])|(?<=\s[-\u2014\u2013])|^|\bbut\b)\s*"
-    r"(?:(?:and|but|just|only)\s+)?"
-    r"(?:(?:not|instead of)\s+"
-    + _DETERMINED
-    + r"|(?:no|kein\w*|geen|aucune?|ningún|ninguna|nessun\w*)\s+(?=\w))"
-    r"|\s*\b(?:rather than|without)\s+" + _DETERMINED + r")"
-    r"[^,;.!?\u3002]*",
+    + _LEAD
+    + rf"(?:(?:{_NEGATORS})\s+{_DETERMINED}|(?:{_NEGATING_DETERMINERS})\s+(?=\w))"
+    + rf"|\s*\b(?:{_CONTRASTS})\s+{_DETERMINED})"
+    + r"[^,;.!?\u3002]*",
+    re.IGNORECASE,
+)
+# the marker at the head of a negated phrase, cut off before the phrase is scored
+_NEGATION_MARK = re.compile(
+    rf"^{_LEAD}(?:{_NEGATORS}|{_CONTRASTS}|{_NEGATING_DETERMINERS})\s+(?:(?:using|use)\s+)?",
     re.IGNORECASE,
 )
 _ENGLISH_WORDS = (
@@ -258,13 +265,6 @@ def split_clauses(text: str) -> list[str]:
     Chinese, Japanese or Korean character counting as two ("心率", heart rate, is a clause)."""
     parts = [p.strip() for p in _SPLIT.split(text) if p and p.strip()]
     return [p for p in parts if len(p.split()) >= 2 or len(p) + len(_CJK.findall(p)) >= 4]
-
-
-_NEGATION_MARK = re.compile(
-    r"^(?:(?:and|but|just|only)\s+)?(?:not|rather than|instead of|without|no|kein\w*|geen|aucune?"
-    r"|ningún|ninguna|nessun\w*)\s+(?:(?:using|use)\s+)?",
-    re.IGNORECASE,
-)
 
 
 def negated_phrases(text: str) -> tuple[str, list[str]]:
