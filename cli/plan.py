@@ -38,7 +38,8 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     bench.add_argument(
         "--pool",
         action="append",
-        help="shipped pool name or folder with manuals/ + requests.jsonl (repeatable; default: all shipped)",
+        help="shipped pool name, folder with manuals/ + requests.jsonl, or folder of such pools "
+        "(knowledge/heldout); repeatable; default: all shipped",
     )
     bench.add_argument(
         "--judge",
@@ -98,17 +99,16 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.agents.baseline_planner import TfidfPlanner
     from edgeai.agents.plan_eval import evaluate, load_requests, write_details
     from edgeai.agents.planner import EmbeddedPlanner
-    from edgeai.knowledge.pools import resolve_pool, sample_pools
+    from edgeai.knowledge.pools import expand_pools, sample_pools
     from edgeai.knowledge.store import add_to_home, open_store
     from tqdm import tqdm
 
-    pools = args.pool or sample_pools()
+    pools = expand_pools(args.pool or sample_pools())
     out_dir = settings.bench_dir / "plan"
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     failure_rows = []
-    for name in pools:
-        pool = resolve_pool(name)
+    for pool in pools:
         requests = load_requests(pool / "requests.jsonl")
         home = out_dir / f"home-{pool.name}"
         shutil.rmtree(home, ignore_errors=True)  # a fresh store from the pool's manuals
@@ -162,6 +162,13 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
         table.add_column(header, no_wrap=True)
     for r in rows:
         table.add_row(*[_fmt(r[c]) for c in cols])
+    if len(pools) > 1:  # each planner's mean over the pools (unweighted, as the pools' own rows)
+        table.add_section()
+        for planner in dict.fromkeys(r["planner"] for r in rows):
+            mine = [r for r in rows if r["planner"] == planner]
+            means = [_fmt(sum(r[c] for r in mine) / len(mine)) for c in cols[3:-1]]
+            n = sum(r["n"] for r in mine)
+            table.add_row(f"mean of {len(mine)}", planner, str(n), *means, "-")
     Console(width=max(112, Console().width)).print(table)
     csv_path = out_dir / "plan.csv"
     with csv_path.open("w", newline="") as fh:

@@ -1,4 +1,5 @@
-"""The sample pools shipped under knowledge/samples/ and how to find a pool folder by name or path."""
+"""The sample pools shipped under knowledge/samples/ and how to find a pool folder by name or path
+(or every pool in a folder of pools, such as knowledge/heldout/)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,23 @@ def resolve_pool(name_or_path: str) -> Path:
     if not (path / "manuals").is_dir():
         raise UserInputError(
             f"pool '{name_or_path}' is neither a shipped pool ({', '.join(sample_pools())}) "
-            "nor a folder with manuals/"
+            "nor a folder with manuals/ (or with pool folders inside)"
         )
     return path
+
+
+def expand_pools(names: list[str]) -> list[Path]:
+    """Pool folders for names that are shipped pools, pool folders, or folders of pools
+    (knowledge/heldout -> its twelve pools, sorted), in the order given, each once."""
+    out: list[Path] = []
+    for name in names:
+        path = Path(name).expanduser()
+        members = (
+            sorted(p for p in path.iterdir() if (p / "manuals").is_dir())
+            if path.is_dir() and not (path / "manuals").is_dir()
+            else []
+        )
+        for pool in members or [resolve_pool(name)]:
+            if pool not in out:
+                out.append(pool)
+    return out

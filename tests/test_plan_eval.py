@@ -104,3 +104,46 @@ def test_bench_plan_writes_outcomes_and_refusal_causes(
     assert (out / "plan-failures.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
     assert "Where the plans go wrong" in printed and "manual limit 1, below gate 1" in printed
+
+
+def test_bench_plan_over_a_folder_of_pools(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A folder holding pool folders (knowledge/heldout) expands to its pools, sorted, and the
+    table ends with each planner's mean over them."""
+    from edgeai.errors import UserInputError
+    from edgeai.knowledge.pools import expand_pools
+
+    folder = tmp_path / "pools"
+    for name, requests in (
+        ("b-pool", ["What is my heart rate?"]),
+        ("a-pool", ["Unlock the door."]),
+    ):
+        (folder / name / "manuals").mkdir(parents=True)
+        for manual in ("living-room-speaker.md", "doorbell-camera.md"):
+            shutil.copy(SAMPLES / "healthcare" / "manuals" / manual, folder / name / "manuals")
+        lines = [json.dumps({"request": r, "models": ["heartbeat-acoustic"]}) for r in requests]
+        (folder / name / "requests.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "notes").mkdir()  # not a pool: skipped
+    assert expand_pools([str(folder), "photo", str(folder / "a-pool")]) == [
+        folder / "a-pool",
+        folder / "b-pool",
+        SAMPLES / "photo",
+    ]
+    with pytest.raises(UserInputError, match="notes"):
+        expand_pools([str(folder / "notes")])
+
+    home = tmp_path / "home"
+    assert main(["bench", "plan", "--pool", str(folder), "--home", str(home)]) == 0
+    table = list(csv.DictReader((home / "bench" / "plan" / "plan.csv").open()))
+    assert [(r["pool"], r["planner"]) for r in table] == [
+        ("a-pool", "embedded"),
+        ("a-pool", "tfidf-nearest"),
+        ("b-pool", "embedded"),
+        ("b-pool", "tfidf-nearest"),
+    ]
+    embedded = [float(r["exact_accuracy"]) for r in table if r["planner"] == "embedded"]
+    assert embedded == [0.0, 1.0]  # the door is not the heart-rate model; the heart rate is
+    printed = capsys.readouterr().out
+    mean_row = next(
+        line for line in printed.splitlines() if "mean of 2" in line and "embedded" in line
+    )
+    assert "0.500" in mean_row
