@@ -22,7 +22,7 @@ def resolve_pool(name_or_path: str) -> Path:
     if not (path / "manuals").is_dir():
         raise UserInputError(
             f"pool '{name_or_path}' is neither a shipped pool ({', '.join(sample_pools())}) "
-            "nor a folder with manuals/ (or with pool folders inside)"
+            "nor a folder with manuals/"
         )
     return path
 
