@@ -175,18 +175,30 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
         writer = csv.DictWriter(fh, fieldnames=cols)
         writer.writeheader()
         writer.writerows({c: r[c] for c in cols} for r in rows)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(rows)), 4))
-    labels = [f"{r['pool']}\n{r['planner']}" for r in rows]
-    ax.bar(
-        labels,
-        [r["exact_accuracy"] * 100 for r in rows],
-        color=[{"embedded": "C0", "judged": "C2"}.get(r["planner"], "C7") for r in rows],
+    # one group of bars per pool, one bar per planner
+    names = list(dict.fromkeys(r["pool"] for r in rows))
+    planners = list(dict.fromkeys(r["planner"] for r in rows))
+    fig, ax = plt.subplots(figsize=(min(16, max(6, 1.1 * len(names) + 2)), 4.5))
+    width = 0.8 / len(planners)
+    for k, planner in enumerate(planners):
+        acc = {r["pool"]: r["exact_accuracy"] * 100 for r in rows if r["planner"] == planner}
+        xs = [i + (k - (len(planners) - 1) / 2) * width for i, n in enumerate(names) if n in acc]
+        ax.bar(
+            xs,
+            [acc[n] for n in names if n in acc],
+            width,
+            label=planner,
+            color={"embedded": "C0", "judged": "C2"}.get(planner, "C7"),
+        )
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(
+        names, rotation=30 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center"
     )
     ax.axhline(90, color="C3", linestyle="--", linewidth=1, label="target (90 %)")
-    ax.legend(loc="upper right")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(planners) + 1, fontsize=8)
     ax.set_ylabel("exact-set accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.set_title("edgeai bench plan")
+    ax.set_title("edgeai bench plan: exact-set accuracy per pool", pad=24)
     fig.tight_layout()
     fig.savefig(out_dir / "plan.png", dpi=120)
     _write_failures(failure_rows, out_dir, plt)
