@@ -162,9 +162,10 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
         table.add_column(header, no_wrap=True)
     for r in rows:
         table.add_row(*[_fmt(r[c]) for c in cols])
+    planners = list(dict.fromkeys(r["planner"] for r in rows))
     if len(pools) > 1:  # each planner's mean over the pools (unweighted, as the pools' own rows)
         table.add_section()
-        for planner in dict.fromkeys(r["planner"] for r in rows):
+        for planner in planners:
             mine = [r for r in rows if r["planner"] == planner]
             means = [_fmt(sum(r[c] for r in mine) / len(mine)) for c in cols[3:-1]]
             n = sum(r["n"] for r in mine)
@@ -177,7 +178,6 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
         writer.writerows({c: r[c] for c in cols} for r in rows)
     # one group of bars per pool, one bar per planner
     names = list(dict.fromkeys(r["pool"] for r in rows))
-    planners = list(dict.fromkeys(r["planner"] for r in rows))
     fig, ax = plt.subplots(figsize=(min(16, max(6, 1.1 * len(names) + 2)), 4.5))
     width = 0.8 / len(planners)
     for k, planner in enumerate(planners):
