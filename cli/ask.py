@@ -44,7 +44,7 @@ class Session:
     """A store, a planner and the checkpointed graph of one data home, opened once."""
 
     def __init__(self, settings: Settings) -> None:
-        from edgeai.agents.llm_planner import make_planner
+        from edgeai.agents.planning.llm import make_planner
         from edgeai.graphs.graph import build_graph, sqlite_checkpointer
         from edgeai.knowledge.store import open_store
 
@@ -67,7 +67,7 @@ class Session:
         objective: str = "min_latency",
         solver: str | None = None,
     ) -> dict[str, Any]:
-        from edgeai.agents.planner import validate_request
+        from edgeai.agents.planning.embedded import validate_request
         from edgeai.graphs.state import EdgeContext
 
         request = validate_request(request)

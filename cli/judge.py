@@ -63,7 +63,7 @@ THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7)
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
-    from edgeai.agents import relevance
+    from edgeai.agents.planning import relevance
     from tqdm import tqdm
 
     root = args.pools or relevance.TRAINING_DIR
@@ -117,7 +117,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
-    from edgeai.agents import relevance
+    from edgeai.agents.planning import relevance
     from edgeai.knowledge.pools import resolve_pool
 
     judge = relevance.load_judge(args.weights or relevance.CHECKPOINT)

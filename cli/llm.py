@@ -57,8 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
-    from edgeai.agents.llm import get_embedded_llm
-    from edgeai.agents.llm_server import create_app
+    from edgeai.tools.llm.embedded import get_embedded_llm
+    from edgeai.tools.llm.server import create_app
 
     if not 0 <= args.port <= 65535:
         raise UserInputError(f"--port must be 0..65535, got {args.port}")
@@ -86,7 +86,7 @@ def chat_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _chat(args: argparse.Namespace, settings: Settings) -> int:
-    from edgeai.agents.llm import get_chat_model
+    from edgeai.tools.llm.embedded import get_chat_model
     from langchain_core.messages import HumanMessage, SystemMessage
 
     if args.max_tokens < 1:

@@ -52,8 +52,8 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
-    from edgeai.agents.llm_planner import make_planner
-    from edgeai.agents.planner import validate_request
+    from edgeai.agents.planning.llm import make_planner
+    from edgeai.agents.planning.embedded import validate_request
     from edgeai.knowledge.store import open_store
 
     request = validate_request(args.request)
@@ -96,9 +96,9 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from edgeai.agents.baseline_planner import TfidfPlanner
-    from edgeai.agents.plan_eval import evaluate, load_requests, write_details
-    from edgeai.agents.planner import EmbeddedPlanner
+    from edgeai.agents.planning.tfidf import TfidfPlanner
+    from edgeai.agents.planning.evaluate import evaluate, load_requests, write_details
+    from edgeai.agents.planning.embedded import EmbeddedPlanner
     from edgeai.knowledge.pools import expand_pools, sample_pools
     from edgeai.knowledge.store import add_to_home, open_store
     from tqdm import tqdm
@@ -116,8 +116,8 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
         store = open_store(home)
         planners = [EmbeddedPlanner(store), TfidfPlanner(store)]
         if args.judge is not None:
-            from edgeai.agents.judged_planner import JudgedPlanner
-            from edgeai.agents.relevance import load_judge
+            from edgeai.agents.planning.judged import JudgedPlanner
+            from edgeai.agents.planning.relevance import load_judge
 
             planners.insert(1, JudgedPlanner(store, judge=load_judge(args.judge)))
         for planner in planners:
@@ -212,7 +212,7 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
 def _write_failures(rows: list[dict], out_dir: Path, plt) -> None:
     """Where the plans go wrong: requests per outcome class (agents/plan_eval.OUTCOMES) and why
     whole requests were refused (agents/planner.REFUSAL_CAUSES), as a table, CSV and PNG."""
-    from edgeai.agents.plan_eval import OUTCOMES, REFUSED_COLUMNS
+    from edgeai.agents.planning.evaluate import OUTCOMES, REFUSED_COLUMNS
 
     table = Table(title="Where the plans go wrong (requests per outcome; refusals by cause)")
     for header in ["pool", "planner", "n", *OUTCOMES, "why refused"]:

@@ -14,8 +14,8 @@ from typing import Literal
 import httpx
 import pytest
 import torch
-from edgeai.agents.llm import EmbeddedChatModel, get_chat_model, get_embedded_llm
-from edgeai.agents.llm_server import free_port
+from edgeai.tools.llm.embedded import EmbeddedChatModel, get_chat_model, get_embedded_llm
+from edgeai.tools.llm.server import free_port
 from edgeai.cli import main
 from edgeai.config import Settings
 from edgeai.errors import UserInputError

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from edgeai.agents.llm import get_chat_model, get_embedded_llm
-from edgeai.agents.llm_planner import LLMPlanner, make_planner
-from edgeai.agents.llm_server import create_app, serve_in_thread
-from edgeai.agents.planner import EmbeddedPlanner
+from edgeai.tools.llm.embedded import get_chat_model, get_embedded_llm
+from edgeai.agents.planning.llm import LLMPlanner, make_planner
+from edgeai.tools.llm.server import create_app, serve_in_thread
+from edgeai.agents.planning.embedded import EmbeddedPlanner
 from edgeai.config import Settings
 from edgeai.knowledge.store import open_store
 
@@ -57,7 +57,7 @@ def test_unparseable_output_falls_back_to_the_embedded_planner(
     chat = get_chat_model(settings_for(healthcare_home, llm_url), max_tokens=40)
     # without structured output SmolLM2 answers in prose, which does not parse as a plan
     planner = LLMPlanner(store, chat, embedded, method="text")
-    with caplog.at_level(logging.WARNING, logger="edgeai.agents.llm_planner"):
+    with caplog.at_level(logging.WARNING, logger="edgeai.agents.planning.llm"):
         plan = planner.plan(REQUEST)
     assert plan.planner == "embedded (fallback from openai)"
     assert plan.fallback_reason
@@ -66,7 +66,7 @@ def test_unparseable_output_falls_back_to_the_embedded_planner(
 
 
 def test_unreachable_server_falls_back(healthcare_home: Path) -> None:
-    from edgeai.agents.llm_server import free_port
+    from edgeai.tools.llm.server import free_port
 
     store = open_store(healthcare_home)
     url = f"http://127.0.0.1:{free_port('127.0.0.1')}/v1"
@@ -88,7 +88,7 @@ def test_plan_cli_against_the_llm_serve_command(healthcare_home: Path) -> None:
     import time
 
     import httpx
-    from edgeai.agents.llm_server import free_port
+    from edgeai.tools.llm.server import free_port
 
     exe = str(Path(sys.executable).with_name("edgeai"))
     port = free_port("127.0.0.1")

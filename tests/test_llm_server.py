@@ -14,8 +14,8 @@ import httpx
 import jsonschema
 import pytest
 import torch
-from edgeai.agents.llm import EmbeddedLLM, get_embedded_llm
-from edgeai.agents.llm_server import create_app, serve_in_thread
+from edgeai.tools.llm.embedded import EmbeddedLLM, get_embedded_llm
+from edgeai.tools.llm.server import create_app, serve_in_thread
 from pydantic import BaseModel, Field
 
 MODEL_IDS = ["heartbeat-acoustic", "mood-from-vitals", "traffic-app-usage"]
@@ -231,7 +231,7 @@ def test_langchain_structured_output_plan_over_http(base_url: str) -> None:
 
 
 def test_openai_backend_through_get_chat_model(base_url: str) -> None:
-    from edgeai.agents.llm import get_chat_model
+    from edgeai.tools.llm.embedded import get_chat_model
     from edgeai.config import Settings
 
     settings = Settings(llm_backend="openai", llm_base_url=base_url + "/v1")

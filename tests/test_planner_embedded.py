@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgeai.agents.planner import EmbeddedPlanner, PlannerConfig, negated_phrases, split_clauses
+from edgeai.agents.planning.embedded import EmbeddedPlanner, PlannerConfig, negated_phrases, split_clauses
 from edgeai.errors import UserInputError
 from edgeai.knowledge.manuals import parse_manual
 from edgeai.knowledge.store import add_to_home, limit_fragments, open_store, retrieval_units

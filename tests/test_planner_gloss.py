@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from edgeai.agents.gloss import Glosser, tokens
-from edgeai.agents.planner import EmbeddedPlanner
+from edgeai.agents.planning.gloss import Glosser, tokens
+from edgeai.agents.planning.embedded import EmbeddedPlanner
 from edgeai.knowledge.store import add_to_home, open_store
 
 SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
@@ -48,7 +48,7 @@ def test_a_request_in_german_reaches_the_right_model(tmp_path: Path) -> None:
 
 def test_a_question_about_a_transformed_output_needs_the_transformation(tmp_path: Path) -> None:
     # "what is my translated text?" must not win a request that only asks for the text itself
-    from edgeai.agents.planner import plain_question
+    from edgeai.agents.planning.embedded import plain_question
     from edgeai.knowledge.store import PoolModel
 
     translator = PoolModel(

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from edgeai.agents import relevance
-from edgeai.agents.judged_planner import JudgedPlanner
+from edgeai.agents.planning import relevance
+from edgeai.agents.planning.judged import JudgedPlanner
 from edgeai.cli import main
 from edgeai.errors import WeightsError
 from edgeai.knowledge.store import open_store

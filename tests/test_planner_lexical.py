@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgeai.agents.lexical import LexicalIndex, stem, terms
-from edgeai.agents.planner import EmbeddedPlanner, PlannerConfig
+from edgeai.agents.planning.lexical import LexicalIndex, stem, terms
+from edgeai.agents.planning.embedded import EmbeddedPlanner, PlannerConfig
 from edgeai.knowledge.store import add_to_home, open_store
 
 SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"

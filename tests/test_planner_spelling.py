@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from edgeai.agents.planner import EmbeddedPlanner
-from edgeai.agents.spelling import SpellFixer, osa_distance
+from edgeai.agents.planning.embedded import EmbeddedPlanner
+from edgeai.agents.planning.spelling import SpellFixer, osa_distance
 from edgeai.knowledge.store import add_to_home, open_store
 
 SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import httpx
-from edgeai.agents.llm_server import serve_in_thread
+from edgeai.tools.llm.server import serve_in_thread
 from edgeai.config import Settings
 from edgeai.server import create_app
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import time
 
-from edgeai.agents.planner import (
+from edgeai.agents.planning.embedded import (
     EmbeddedPlanner,
     PlannerConfig,
     Scored,
     validate_request,
 )
-from edgeai.agents.relevance import Judge, load_judge, read_request, store_cards
+from edgeai.agents.planning.relevance import Judge, load_judge, read_request, store_cards
 from edgeai.knowledge.store import KnowledgeStore
 from edgeai.schemas import Plan
 

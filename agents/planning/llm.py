@@ -16,8 +16,8 @@ from typing import Any, Literal
 import httpx
 import openai
 from edgeai.agents.model_selector import PlanValidationError, validate_plan
-from edgeai.agents.planner import EmbeddedPlanner, validate_request
-from edgeai.agents.prompts import PLANNER_SYSTEM, PLANNER_USER
+from edgeai.agents.planning.embedded import EmbeddedPlanner, validate_request
+from edgeai.agents.planning.prompts import PLANNER_SYSTEM, PLANNER_USER
 from edgeai.knowledge.store import KnowledgeStore
 from edgeai.schemas import Plan, Subtask
 from langchain_core.language_models import BaseChatModel
@@ -164,6 +164,6 @@ def make_planner(settings: Any, store: KnowledgeStore, method: str = "json_schem
     embedded = EmbeddedPlanner(store)
     if settings.llm_backend == "embedded":
         return embedded
-    from edgeai.agents.llm import get_chat_model
+    from edgeai.tools.llm.embedded import get_chat_model
 
     return LLMPlanner(store, get_chat_model(settings, max_tokens=400), embedded, method=method)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from edgeai.agents.planner import REFUSAL_CAUSES, refusal_cause
+from edgeai.agents.planning.embedded import REFUSAL_CAUSES, refusal_cause
 from edgeai.errors import UserInputError
 from edgeai.knowledge.store import KnowledgeStore
 from edgeai.schemas import Plan

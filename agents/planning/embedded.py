@@ -64,10 +64,10 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
-from edgeai.agents.gloss import Glosser
-from edgeai.agents.gloss import tokens as gloss_tokens
-from edgeai.agents.lexical import LexicalIndex
-from edgeai.agents.spelling import SpellFixer
+from edgeai.agents.planning.gloss import Glosser
+from edgeai.agents.planning.gloss import tokens as gloss_tokens
+from edgeai.agents.planning.lexical import LexicalIndex
+from edgeai.agents.planning.spelling import SpellFixer
 from edgeai.errors import UserInputError
 from edgeai.knowledge.embeddings import ENCODERS, multilingual_words
 from edgeai.knowledge.store import KnowledgeStore, PoolModel, humanize

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from edgeai.agents.planner import goal_text, validate_request
+from edgeai.agents.planning.embedded import goal_text, validate_request
 from edgeai.knowledge.store import KnowledgeStore, humanize
 from edgeai.schemas import Plan, Subtask
 from sklearn.feature_extraction.text import TfidfVectorizer

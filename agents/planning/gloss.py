@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
-from edgeai.agents.spelling import vocabulary
+from edgeai.agents.planning.spelling import vocabulary
 from edgeai.knowledge.embeddings import encode_multilingual, multilingual_pieces
 
 GENERAL_WORDS = 3000

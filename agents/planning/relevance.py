@@ -38,7 +38,7 @@ from edgeai.knowledge.manuals import (
 from edgeai.knowledge.store import _owners, humanize, manual_paragraphs
 
 CHECKPOINT = Path(__file__).with_name("checkpoints") / "relevance.pt"
-TRAINING_DIR = Path(__file__).resolve().parent.parent / "knowledge" / "training"
+TRAINING_DIR = Path(__file__).resolve().parents[2] / "knowledge" / "training"
 MAX_LEN = 192
 CARD_WORDS = 90
 """words of the manual paragraph that joins a model's card (the rest is cut)."""
@@ -273,7 +273,7 @@ def training_pools(root: Path = TRAINING_DIR) -> list[Path]:
 def read_request(text: str, speller, glosser) -> str:
     """What the judge reads of a request: an English one with its typos repaired, one in another
     language as its English gloss followed by the original."""
-    from edgeai.agents.planner import is_english
+    from edgeai.agents.planning.embedded import is_english
 
     if is_english(text):
         return speller.fix(text)
@@ -281,8 +281,8 @@ def read_request(text: str, speller, glosser) -> str:
 
 
 def pool_readers(pool: Pool):
-    from edgeai.agents.gloss import Glosser
-    from edgeai.agents.spelling import SpellFixer
+    from edgeai.agents.planning.gloss import Glosser
+    from edgeai.agents.planning.spelling import SpellFixer
     from edgeai.knowledge.embeddings import multilingual_words
 
     return SpellFixer(pool.domain_texts, multilingual_words()), Glosser(pool.domain_texts)

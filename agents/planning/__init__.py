@@ -1,0 +1,1 @@
+"""Planning: a request in plain language -> a plan (sub-tasks, models, dependencies)."""

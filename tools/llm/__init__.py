@@ -1,0 +1,1 @@
+"""The LLM runtime: the embedded model, grammar-constrained decoding, the OpenAI-compatible server."""
