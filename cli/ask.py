@@ -67,7 +67,7 @@ class Session:
         objective: str = "min_latency",
         solver: str | None = None,
     ) -> dict[str, Any]:
-        from edgeai.agents.planning.embedded import validate_request
+        from edgeai.agents.planning.read import validate_request
         from edgeai.graphs.state import EdgeContext
 
         request = validate_request(request)

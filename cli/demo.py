@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeai.agents.planning.units import build_units
     from edgeai.cli.ask import Session
     from edgeai.knowledge.pools import resolve_pool
     from edgeai.knowledge.store import add_to_home
@@ -48,7 +49,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     home = settings.home
     console.rule(f"edgeai demo — data home {home}")
     for pool in DEMO_POOLS:
-        report = add_to_home(home, [resolve_pool(pool) / "manuals"])
+        report = add_to_home(home, [resolve_pool(pool) / "manuals"], build_units)
         devices = report["added"] + report["replaced"]
         console.print(
             f"registered pool [bold]{pool}[/bold]: {len(devices)} devices ({', '.join(devices)})"

@@ -45,9 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeai.agents.planning.units import build_units
     from edgeai.knowledge.store import add_to_home
 
-    report = add_to_home(settings.home, args.paths)
+    report = add_to_home(settings.home, args.paths, build_units)
     console = Console()
     for dev in report["added"]:
         console.print(f"added    {dev}")

@@ -161,3 +161,31 @@ def split_passages(body: str, max_words: int = 70) -> list[str]:
 
 def _with_heading(heading: str, text: str) -> str:
     return f"{heading}: {text}" if heading else text
+
+
+def manual_paragraphs(body: str) -> list[tuple[str, list[str]]]:
+    """(paragraph text, its bullets or sentences) per block of a manual body, headings dropped."""
+    out: list[tuple[str, list[str]]] = []
+    for block in re.split(r"\n\s*\n", body):
+        lines = [ln.strip() for ln in block.strip().splitlines() if ln.strip()]
+        lines = [ln for ln in lines if not ln.startswith("#")]
+        if not lines:
+            continue
+        text = " ".join(re.sub(r"^([-*+]|\d+[.)])\s+", "", ln) for ln in lines)
+        if all(re.match(r"^([-*+]|\d+[.)])\s", ln) for ln in lines):
+            items = [re.sub(r"^([-*+]|\d+[.)])\s+", "", ln) for ln in lines]
+        else:
+            items = re.split(r"(?<=[.!?])\s+", text)
+        items = [re.sub(r"[*_`]+", "", item).strip() for item in items]
+        out.append((re.sub(r"[*_`]+", "", text), [s for s in items if len(s.split()) >= 3]))
+    return out
+
+
+def manual_sentences(body: str) -> list[str]:
+    """Bullets and sentences of a manual body (headings dropped), the finest retrieval units."""
+    return [s for _, items in manual_paragraphs(body) for s in items]
+
+
+def humanize(identifier: str) -> str:
+    """`heart_rate_bpm` -> `heart rate bpm`; `mood-from-apps` -> `mood from apps`."""
+    return re.sub(r"[_\-.]+", " ", identifier).strip()

@@ -1,8 +1,9 @@
 """The knowledge store: device manuals in a persistent chromadb under the data home.
 
 Three collections: `devices` (one record per manual: its front matter as JSON), and the retrieval
-units (`units`, MiniLM; `units_multilingual`, USE-m3): per model its task, outputs, name and
-description, plus manual passages (attached to the models they mention, else to the device).
+units (`units`, MiniLM; `units_multilingual`, USE-m3) that the caller cuts the manuals into (a
+`UnitBuilder`: the planner's `agents/planning/units.py`); the store embeds, stores and retrieves
+them and holds no planning logic.
 Writes are all-or-nothing per call: every file is parsed and checked before anything is written,
 and a failed write restores what the affected devices had before.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,20 +21,15 @@ import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from edgeai.errors import HomeNotFoundError, ManualError, UserInputError
 from edgeai.knowledge.embeddings import MiniLMEmbedding, MultilingualEmbedding
-from edgeai.knowledge.manuals import DeviceManual, Manual, ModelEntry, parse_manual, split_passages
+from edgeai.knowledge.manuals import DeviceManual, Manual, ModelEntry, humanize, parse_manual
 
 log = logging.getLogger(__name__)
 
-_NEGATION = re.compile(
-    r"\b(not|no|none|cannot|can't|doesn't|don't|won't|isn't|never|unable|neither|nor)\b",
-    re.IGNORECASE,
-)
 ENCODER_COLLECTIONS = {"minilm": "units", "multilingual": "units_multilingual"}
 
-
-def humanize(identifier: str) -> str:
-    """`heart_rate_bpm` -> `heart rate bpm`; `mood-from-apps` -> `mood from apps`."""
-    return re.sub(r"[_\-.]+", " ", identifier).strip()
+UnitBuilder = Callable[[list[Manual], Callable[[str, list[str]], np.ndarray]], list[dict]]
+"""Cuts manuals into retrieval units: (manuals, embed) -> [{device, model, kind, text, ...}], in
+order; `embed(encoder, texts)` is the store's (cached) encoder. Extra keys become metadata."""
 
 
 @dataclass(frozen=True)
@@ -57,122 +53,6 @@ class Hit:
     kind: str
     text: str
     score: float
-
-
-def manual_paragraphs(body: str) -> list[tuple[str, list[str]]]:
-    """(paragraph text, its bullets or sentences) per block of a manual body, headings dropped."""
-    out: list[tuple[str, list[str]]] = []
-    for block in re.split(r"\n\s*\n", body):
-        lines = [ln.strip() for ln in block.strip().splitlines() if ln.strip()]
-        lines = [ln for ln in lines if not ln.startswith("#")]
-        if not lines:
-            continue
-        text = " ".join(re.sub(r"^([-*+]|\d+[.)])\s+", "", ln) for ln in lines)
-        if all(re.match(r"^([-*+]|\d+[.)])\s", ln) for ln in lines):
-            items = [re.sub(r"^([-*+]|\d+[.)])\s+", "", ln) for ln in lines]
-        else:
-            items = re.split(r"(?<=[.!?])\s+", text)
-        items = [re.sub(r"[*_`]+", "", item).strip() for item in items]
-        out.append((re.sub(r"[*_`]+", "", text), [s for s in items if len(s.split()) >= 3]))
-    return out
-
-
-def manual_sentences(body: str) -> list[str]:
-    """Bullets and sentences of a manual body (headings dropped), the finest retrieval units."""
-    return [s for _, items in manual_paragraphs(body) for s in items]
-
-
-def _owners(text: str, models: list[ModelEntry]) -> list[str]:
-    low = text.lower()
-    return [
-        m.name
-        for m in models
-        if m.name.lower() in low or humanize(m.name).lower() in low or m.task.lower() in low
-    ]
-
-
-# Request-like texts generated per declared output (doc2query without an LLM): users ask for a
-# model's result ("what is my heart rate?"), which manuals rarely phrase as a question.
-QUERY_TEMPLATES = ("what is my {out}?", "how is my {out}?", "tell me the {out}", "check my {out}")
-
-
-def _transforms(out: str, inputs: list[str]) -> bool:
-    """True when an output is a form of one of the model's inputs (image -> image, text ->
-    translated_text): questions about it ("what is my translated text?") would match every
-    request about the input ("read the text") rather than the transformation."""
-    words = set(humanize(out).lower().split())
-    return any(set(humanize(i).lower().split()) <= words for i in inputs)
-
-
-def limit_fragments(sentence: str) -> list[str]:
-    """The capabilities a 'cannot do' sentence denies, one per comma-separated part.
-
-    Clauses (split at ';' and ':') without a negation say what the device does, not what it
-    lacks, and are skipped; so are the parts before the first negation ("It detects people,
-    not who they are" denies only "who they are").
-    """
-    out: list[str] = []
-    for clause in re.split(r"[;:]", sentence):
-        neg = _NEGATION.search(clause)
-        if not neg:
-            continue
-        parts = [p.strip(" .()") for p in re.split(r"[,()]", clause)]
-        start = 0
-        for i, part in enumerate(parts):
-            if _NEGATION.search(part):
-                start = i
-                break
-        parts = [re.sub(r"^(and|or|nor)\s+", "", p, flags=re.IGNORECASE) for p in parts[start:]]
-        out.extend(p for p in parts if len(p.split()) >= 2)
-    return out
-
-
-def retrieval_units(manual: Manual) -> list[tuple[str, str, str]]:
-    """(model or '', kind, text) units of one manual: model facets, passages, sentences, limits.
-
-    Per model: its task, name, description, the outputs it does not also consume, and
-    request-like questions about each (QUERY_TEMPLATES; kind 'derived_query' when the output is a
-    form of an input, like translated_text from text). A passage or sentence naming exactly one
-    model belongs to it, and so does a sentence in a paragraph naming exactly one model; the
-    others are left to the device ('') and attributed later by similarity (see
-    KnowledgeStore._attribute). Negated sentences become 'limit' units, whole and split into
-    their comma-separated capabilities.
-    """
-    entry = manual.entry
-    units: list[tuple[str, str, str]] = []
-    for m in entry.models:
-        units.append((m.name, "task", m.task))
-        units.append((m.name, "name", humanize(m.name)))
-        units.append((m.name, "description", m.description))
-        new_outputs = [o for o in m.outputs if o not in m.inputs]
-        if new_outputs:  # "estimates image" says nothing about an image -> image model
-            units.append(
-                (m.name, "outputs", "estimates " + ", ".join(humanize(o) for o in new_outputs))
-            )
-        for out in m.outputs:
-            if out in m.inputs:  # a transformer (image -> image): "what is my image?" asks nothing
-                continue
-            # a form of an input (text -> translated text): weaker evidence ('derived_query')
-            kind = "derived_query" if _transforms(out, m.inputs) else "query"
-            units.extend((m.name, kind, t.format(out=humanize(out))) for t in QUERY_TEMPLATES)
-    for passage in split_passages(manual.body):
-        owners = _owners(passage, entry.models)
-        units.append((owners[0] if len(owners) == 1 else "", "passage", passage))
-    for paragraph, sentences in manual_paragraphs(manual.body):
-        # a paragraph that names exactly one model ("**ocr-text-reader** finds text ...") is
-        # about that model: its other sentences ("It handles street signs ...") are too
-        para_owners = _owners(paragraph, entry.models) if len(entry.models) > 1 else []
-        for sentence in sentences:
-            limits = limit_fragments(sentence) if len(sentence.split()) >= 4 else []
-            if limits:
-                # what the manual says the device or a model can NOT do: evidence against near
-                # misses, as the whole sentence and as each denied capability
-                units.append(("", "limit", sentence))
-                units.extend(("", "limit", frag) for frag in limits)
-                continue
-            owners = _owners(sentence, entry.models) or para_owners
-            units.append((owners[0] if len(owners) == 1 else "", "sentence", sentence))
-    return list(dict.fromkeys(units))
 
 
 class KnowledgeStore:
@@ -274,14 +154,14 @@ class KnowledgeStore:
         return self.query_units(encode_minilm([query])[0], "minilm", k)
 
     # ----------------------------------------------------------------- writes
-    def add_manuals(self, files: list[Path]) -> dict[str, list[str]]:
+    def add_manuals(self, files: list[Path], units: UnitBuilder) -> dict[str, list[str]]:
         """Parse, check, then write manuals; re-adding a device replaces it. All or nothing."""
-        return self.add_parsed([parse_manual(Path(f)) for f in files])
+        return self.add_parsed([parse_manual(Path(f)) for f in files], units)
 
-    def add_parsed(self, parsed: list[Manual]) -> dict[str, list[str]]:
+    def add_parsed(self, parsed: list[Manual], units: UnitBuilder) -> dict[str, list[str]]:
         """Check parsed manuals against each other and the store, then write them."""
         self._check_batch(parsed)
-        records = self._records(parsed)  # embeddings computed before anything is written
+        records = self._records(parsed, units)  # embeddings computed before anything is written
         devices = [m.entry.device for m in parsed]
         existing = set(self.devices_col.get(ids=devices)["ids"]) if devices else set()
         snapshot = self._snapshot(devices)
@@ -340,9 +220,13 @@ class KnowledgeStore:
                     )
                 batch_models[model.name] = (dev, manual.source)
 
-    def _records(self, parsed: list[Manual]) -> dict:
-        from edgeai.knowledge.embeddings import encode_minilm, encode_multilingual
+    def embed(self, encoder: str, texts: list[str]) -> np.ndarray:
+        """Unit-length embeddings of `texts` with one of the store's encoders."""
+        from edgeai.knowledge.embeddings import ENCODERS
 
+        return np.asarray(ENCODERS[encoder](list(texts)), dtype=np.float32)
+
+    def _records(self, parsed: list[Manual], build: UnitBuilder) -> dict:
         devices = {"ids": [], "documents": [], "metadatas": []}
         units = {"ids": [], "documents": [], "metadatas": []}
         for manual in parsed:
@@ -358,49 +242,19 @@ class KnowledgeStore:
                     "tier": entry.tier,
                 }
             )
-            for i, (model, kind, text) in enumerate(retrieval_units(manual)):
-                units["ids"].append(f"{entry.device}::{i}")
-                units["documents"].append(text)
-                units["metadatas"].append({"device": entry.device, "model": model, "kind": kind})
-        emb = {"minilm": encode_minilm(units["documents"]), "multilingual": None}
-        self._attribute(units, emb["minilm"])
-        emb["multilingual"] = encode_multilingual(units["documents"])
+        numbered: dict[str, int] = {}
+        for unit in build(parsed, self.embed):
+            meta = {k: v for k, v in unit.items() if k != "text"}
+            i = numbered.get(meta["device"], 0)
+            numbered[meta["device"]] = i + 1
+            units["ids"].append(f"{meta['device']}::{i}")
+            units["documents"].append(unit["text"])
+            units["metadatas"].append(meta)
         return {
-            "devices": dict(devices, embeddings=encode_minilm(devices["documents"])),
-            "minilm": dict(units, embeddings=emb["minilm"]),
-            "multilingual": dict(units, embeddings=emb["multilingual"]),
+            "devices": dict(devices, embeddings=self.embed("minilm", devices["documents"])),
+            "minilm": dict(units, embeddings=self.embed("minilm", units["documents"])),
+            "multilingual": dict(units, embeddings=self.embed("multilingual", units["documents"])),
         }
-
-    @staticmethod
-    def _attribute(units: dict, emb: np.ndarray, margin: float = 0.05, floor: float = 0.25) -> None:
-        """Give a device-level sentence to the model of that device it is clearly about.
-
-        "Asking how many guests appear in a party shot" names no model, but is nearest to the
-        VQA model's own description; a sentence close to no model (or to several) stays with
-        the device. Runs once at add time, on the English encoder.
-        """
-        metas = units["metadatas"]
-        facets: dict[str, list[int]] = {}
-        for i, meta in enumerate(metas):
-            if meta["model"] and meta["kind"] in ("task", "description", "outputs"):
-                facets.setdefault(meta["model"], []).append(i)
-        by_device: dict[str, list[str]] = {}
-        for meta in metas:
-            if meta["model"] and meta["model"] not in by_device.get(meta["device"], []):
-                by_device.setdefault(meta["device"], []).append(meta["model"])
-        for i, meta in enumerate(metas):
-            if meta["model"] or meta["kind"] != "sentence":
-                continue
-            models = by_device.get(meta["device"], [])
-            if not models:
-                continue
-            sims = [float(np.max(emb[facets[m]] @ emb[i])) for m in models]
-            order = np.argsort(sims)[::-1]
-            best = sims[order[0]]
-            second = sims[order[1]] if len(models) > 1 else -1.0
-            if best >= floor and best - second >= margin:
-                meta["model"] = models[order[0]]
-                meta["attributed"] = True
 
     def _snapshot(self, devices: list[str]) -> dict:
         snap = {}
@@ -434,7 +288,7 @@ class KnowledgeStore:
                 )
 
 
-def add_to_home(home: Path, paths: list[Path]) -> dict[str, list[str]]:
+def add_to_home(home: Path, paths: list[Path], units: UnitBuilder) -> dict[str, list[str]]:
     """`edgeai knowledge add`: every file is parsed before the home or its store is created."""
     from edgeai.knowledge.manuals import collect_manual_files
 
@@ -442,7 +296,7 @@ def add_to_home(home: Path, paths: list[Path]) -> dict[str, list[str]]:
     if not parsed:
         raise UserInputError("no manual given")
     store = open_store(home, create=True)
-    return store.add_parsed(parsed)
+    return store.add_parsed(parsed, units)
 
 
 def open_store(home: Path, *, create: bool = False) -> KnowledgeStore:
@@ -453,4 +307,4 @@ def open_store(home: Path, *, create: bool = False) -> KnowledgeStore:
     return KnowledgeStore(home / "store", create=create)
 
 
-__all__ = ["Hit", "KnowledgeStore", "ModelEntry", "PoolModel", "humanize", "open_store"]
+__all__ = ["Hit", "KnowledgeStore", "ModelEntry", "PoolModel", "UnitBuilder", "humanize", "open_store"]

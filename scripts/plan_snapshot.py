@@ -37,14 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", type=Path, help="scratch data home (default: a temporary folder)")
     args = ap.parse_args(argv)
 
-    from edgeai.agents.plan_eval import load_requests
+    from edgeai.agents.planning.evaluate import load_requests
+    from edgeai.agents.planning.units import build_units
     from edgeai.knowledge.store import add_to_home, open_store
 
-    try:  # the planners' module moved in the planning package; read whichever is here
-        from edgeai.agents.planning import EmbeddedPlanner, TfidfPlanner
-    except ImportError:
-        from edgeai.agents.baseline_planner import TfidfPlanner
-        from edgeai.agents.planner import EmbeddedPlanner
+    from edgeai.agents.planning import EmbeddedPlanner, TfidfPlanner
 
     scratch = args.home or Path(tempfile.mkdtemp(prefix="edgeai-snapshot-"))
     pools = args.pool or all_pools()
@@ -53,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         for pool in pools:
             home = scratch / pool.name
             shutil.rmtree(home, ignore_errors=True)
-            add_to_home(home, [pool / "manuals"])
+            add_to_home(home, [pool / "manuals"], build_units)
             store = open_store(home)
             for planner in (EmbeddedPlanner(store), TfidfPlanner(store)):
                 for item in load_requests(pool / "requests.jsonl"):

@@ -26,10 +26,11 @@ SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
 @pytest.fixture(scope="session")
 def healthcare_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data home holding the shipped healthcare pool, built once per test session (read-only use)."""
+    from edgeai.agents.planning.units import build_units
     from edgeai.knowledge.store import add_to_home
 
     home = tmp_path_factory.mktemp("healthcare-home")
-    add_to_home(home, [SAMPLES / "healthcare" / "manuals"])
+    add_to_home(home, [SAMPLES / "healthcare" / "manuals"], build_units)
     return home
 
 

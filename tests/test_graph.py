@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from edgeai.agents.model_selector import PlanValidationError, select_models
 from edgeai.agents.offloading import build_instance, place_work
-from edgeai.agents.planning.embedded import EmbeddedPlanner
+from edgeai.agents.planning import EmbeddedPlanner
 from edgeai.config import Settings
 from edgeai.graphs.graph import build_graph, route_after_plan
 from edgeai.knowledge.store import open_store

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from edgeai.agents.planning.units import build_units
 from edgeai.errors import HomeNotFoundError, ManualError, UserInputError
 from edgeai.knowledge.manuals import parse_manual_text, split_passages
 from edgeai.knowledge.store import KnowledgeStore, add_to_home, open_store
@@ -86,10 +87,10 @@ def test_readding_a_device_replaces_it_and_remove_deletes_it(
 ) -> None:
     store = open_store(fresh_home)
     before = len(store.models())
-    report = store.add_manuals([write(tmp_path / "s.md", SPEAKER)])
+    report = store.add_manuals([write(tmp_path / "s.md", SPEAKER)], build_units)
     assert report == {"added": ["kitchen-speaker"], "replaced": []}
     changed = SPEAKER.replace("kitchen-heartbeat", "kitchen-pulse")
-    report = store.add_manuals([write(tmp_path / "s2.md", changed)])
+    report = store.add_manuals([write(tmp_path / "s2.md", changed)], build_units)
     assert report == {"added": [], "replaced": ["kitchen-speaker"]}
     names = {m.name for m in store.models()}
     assert "kitchen-pulse" in names and "kitchen-heartbeat" not in names
@@ -116,7 +117,7 @@ def test_duplicate_model_id_is_refused_and_nothing_is_written(
         ),
     )
     with pytest.raises(ManualError) as info:
-        store.add_manuals([ok, thief])  # the good file of the same call is not written either
+        store.add_manuals([ok, thief], build_units)  # the good file of the same call is not written either
     assert "heartbeat-acoustic" in str(info.value) and "living-room-speaker" in str(info.value)
     assert info.value.field == "models[0].name"
     assert [d.device for d in store.manuals()] == before_devices
@@ -128,7 +129,7 @@ def test_a_bad_file_in_a_new_home_creates_nothing(tmp_path: Path) -> None:
     good = write(tmp_path / "good.md", SPEAKER)
     bad = write(tmp_path / "bad.md", "---\ndevice: x\n---\n")
     with pytest.raises(ManualError):
-        add_to_home(home, [good, bad])
+        add_to_home(home, [good, bad], build_units)
     assert not home.exists()
 
 

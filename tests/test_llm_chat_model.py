@@ -14,11 +14,11 @@ from typing import Literal
 import httpx
 import pytest
 import torch
-from edgeai.tools.llm.embedded import EmbeddedChatModel, get_chat_model, get_embedded_llm
-from edgeai.tools.llm.server import free_port
 from edgeai.cli import main
 from edgeai.config import Settings
 from edgeai.errors import UserInputError
+from edgeai.tools.llm.embedded import EmbeddedChatModel, get_chat_model, get_embedded_llm
+from edgeai.tools.llm.server import free_port
 from langchain_core.messages import AIMessage
 from pydantic import BaseModel, Field
 

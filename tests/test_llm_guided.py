@@ -10,9 +10,9 @@ from typing import Literal
 import jsonschema
 import pytest
 import torch
-from edgeai.tools.llm.guided import UnsupportedSchemaError, check_schema
-from edgeai.tools.llm.embedded import Completion, EmbeddedLLM, get_embedded_llm
 from edgeai.errors import UserInputError
+from edgeai.tools.llm.embedded import Completion, EmbeddedLLM, get_embedded_llm
+from edgeai.tools.llm.guided import UnsupportedSchemaError, check_schema
 from pydantic import BaseModel, Field
 
 

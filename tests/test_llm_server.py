@@ -231,8 +231,8 @@ def test_langchain_structured_output_plan_over_http(base_url: str) -> None:
 
 
 def test_openai_backend_through_get_chat_model(base_url: str) -> None:
-    from edgeai.tools.llm.embedded import get_chat_model
     from edgeai.config import Settings
+    from edgeai.tools.llm.embedded import get_chat_model
 
     settings = Settings(llm_backend="openai", llm_base_url=base_url + "/v1")
     model = get_chat_model(settings, max_tokens=8)

@@ -10,8 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from edgeai.agents.planning.evaluate import OUTCOMES, REFUSED_COLUMNS, outcome
 from edgeai.agents.planning.embedded import REFUSAL_CAUSES, refusal_cause
+from edgeai.agents.planning.evaluate import OUTCOMES, REFUSED_COLUMNS, outcome
 from edgeai.cli import main
 
 SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgeai.agents.planning.embedded import EmbeddedPlanner, PlannerConfig, negated_phrases, split_clauses
+from edgeai.agents.planning import EmbeddedPlanner, PlannerConfig
+from edgeai.agents.planning.read import negated_phrases, split_clauses
+from edgeai.agents.planning.units import build_units, limit_fragments, retrieval_units
 from edgeai.errors import UserInputError
 from edgeai.knowledge.manuals import parse_manual
-from edgeai.knowledge.store import add_to_home, limit_fragments, open_store, retrieval_units
+from edgeai.knowledge.store import add_to_home, open_store
 
 SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
 
@@ -22,7 +24,7 @@ def healthcare(healthcare_home: Path) -> EmbeddedPlanner:
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedPlanner:
     home = tmp_path_factory.mktemp("photo-home")
-    add_to_home(home, [SAMPLES / "photo" / "manuals"])
+    add_to_home(home, [SAMPLES / "photo" / "manuals"], build_units)
     return EmbeddedPlanner(open_store(home))
 
 

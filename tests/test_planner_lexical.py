@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgeai.agents.planning import EmbeddedPlanner, PlannerConfig
 from edgeai.agents.planning.lexical import LexicalIndex, stem, terms
-from edgeai.agents.planning.embedded import EmbeddedPlanner, PlannerConfig
+from edgeai.agents.planning.units import build_units
 from edgeai.knowledge.store import add_to_home, open_store
 
 SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
@@ -41,7 +42,7 @@ def test_a_word_only_one_model_uses_decides() -> None:
 
 def test_describe_this_photo_goes_to_the_captioner(tmp_path: Path) -> None:
     # "photo" alone is in every image model's manual; "describe" is the captioner's word
-    add_to_home(tmp_path, [SAMPLES / "photo" / "manuals"])
+    add_to_home(tmp_path, [SAMPLES / "photo" / "manuals"], build_units)
     plan = EmbeddedPlanner(open_store(tmp_path)).plan("Describe this photo.")
     assert plan.model_ids() == ["blip-image-captioner"]
 
@@ -49,7 +50,7 @@ def test_describe_this_photo_goes_to_the_captioner(tmp_path: Path) -> None:
 def test_the_cabinet_request_goes_to_the_cabinet_model_only(tmp_path: Path) -> None:
     # with embeddings alone, the weld-seam thermal models match as well (they won outright once
     # the co-goal window was 0): the word "cabinet" is what picks the cabinet model
-    add_to_home(tmp_path, [SAMPLES / "factory" / "manuals"])
+    add_to_home(tmp_path, [SAMPLES / "factory" / "manuals"], build_units)
     store = open_store(tmp_path)
     request = "Are there any hot spots in the electrical cabinet of weld cell 2?"
     plan = EmbeddedPlanner(store).plan(request)

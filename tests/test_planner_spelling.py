@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from edgeai.agents.planning.embedded import EmbeddedPlanner
+from edgeai.agents.planning import EmbeddedPlanner
 from edgeai.agents.planning.spelling import SpellFixer, osa_distance
+from edgeai.agents.planning.units import build_units
 from edgeai.knowledge.store import add_to_home, open_store
 
 SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
@@ -15,7 +16,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedPlanner:
     home = tmp_path_factory.mktemp("photo-home-spelling")
-    add_to_home(home, [SAMPLES / "photo" / "manuals"])
+    add_to_home(home, [SAMPLES / "photo" / "manuals"], build_units)
     return EmbeddedPlanner(open_store(home))
 
 

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from edgeai.knowledge.manuals import parse_manual
-from edgeai.knowledge.store import manual_paragraphs, retrieval_units
+from edgeai.agents.planning.units import retrieval_units
+from edgeai.knowledge.manuals import manual_paragraphs, parse_manual
 
 SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from edgeai.agents.model_selector import select_models
 from edgeai.agents.offloading import place_work
+from edgeai.agents.planning.units import build_units
 from edgeai.config import Settings
 from edgeai.knowledge.store import add_to_home, open_store
 from edgeai.schemas import Plan, Subtask
@@ -25,7 +26,7 @@ DAY = dt.date(2026, 11, 23)
 @pytest.fixture(scope="module")
 def photo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("photo-home")
-    add_to_home(home, [SAMPLES / "photo" / "manuals"])
+    add_to_home(home, [SAMPLES / "photo" / "manuals"], build_units)
     return home
 
 

@@ -3,7 +3,7 @@ models' declared inputs/outputs (papers/autonomous-edge-ai-gpt.md, III-A1), with
 
 How it decides, in order:
 0. Typos in English requests are repaired against the encoders' vocabularies and the manuals'
-   words (agents/spelling.py): "descirbe the pic" is embedded as "describe the pic". A
+   words (spelling.py): "descirbe the pic" is embedded as "describe the pic". A
    contrastive negation ("..., not from my phone", "the raw values, not a score", "without my
    heart data") is cut out of the text that is scored, and the model it names (when the phrase
    clears the whole-request gate on its own) leaves the plan, with the alternative whose
@@ -17,9 +17,9 @@ How it decides, in order:
    capabilities they deny, are 'limit' units.
 2. Retrieval and scoring: the request and each of its clauses are embedded with two offline
    encoders (MiniLM for English, USE-m3 for 16 languages; MiniLM reads a request in another
-   language as its word-by-word English gloss, agents/gloss.py); a model's relevance is its
+   language as its word-by-word English gloss, gloss.py); a model's relevance is its
    best weighted unit similarity; for ranking an English request's models, exact-word evidence
-   (BM25 over each model's units, agents/lexical.py) is added. A model is vetoed when the text matches a 'cannot do' unit of its
+   (BM25 over each model's units, lexical.py) is added. A model is vetoed when the text matches a 'cannot do' unit of its
    device's manual better than the model's own units.
 3. Open-set rejection: the best similarity is calibrated against the best similarity that a
    background set of generic requests (background.txt) gets in this pool; below `z_accept`
@@ -56,102 +56,15 @@ How it decides, in order:
 from __future__ import annotations
 
 import logging
-import re
-import time
-from dataclasses import dataclass, field
-from functools import lru_cache
-from itertools import pairwise
-from pathlib import Path
+from dataclasses import dataclass
 
-import numpy as np
-from edgeai.agents.planning.gloss import Glosser
-from edgeai.agents.planning.gloss import tokens as gloss_tokens
-from edgeai.agents.planning.lexical import LexicalIndex
-from edgeai.agents.planning.spelling import SpellFixer
-from edgeai.errors import UserInputError
-from edgeai.knowledge.embeddings import ENCODERS, multilingual_words
-from edgeai.knowledge.store import KnowledgeStore, PoolModel, humanize
-from edgeai.schemas import Plan, Subtask
+from edgeai.agents.planning.index import PoolIndex, Scored
+from edgeai.agents.planning.read import Reading, split_clauses
+from edgeai.agents.planning.structure import Choice
+from edgeai.agents.planning.words import NEGATION_MARK, TRANSLATION_CLAUSE
+from edgeai.knowledge.manuals import humanize
 
 log = logging.getLogger(__name__)
-
-BACKGROUND_FILE = Path(__file__).with_name("background.txt")
-# Weight of each kind of unit when it is the best match (what a model does > how a manual says it).
-KIND_WEIGHT = {
-    "task": 1.0,
-    "outputs": 1.0,
-    "query": 1.0,
-    "derived_query": 0.9,
-    "name": 0.95,
-    "description": 0.95,
-    "passage": 0.9,
-}
-ALTERNATIVE_TASK_SIM = 0.55
-"""task-label similarity (MiniLM cosine) above which two models with the same outputs are
-alternatives (measured: two mood classifiers 0.69; captioning/VQA/OCR/transcription <= 0.41)."""
-_SPLIT = re.compile(
-    r"\s*(?:[,;:!?。，；？！+&]|\band then\b|\bthen\b|\bbefore\b|\bafter\b|\band also\b|\balso\b|\bas well as\b|\bplus\b|\band\b"
-    r"|\bet\b|\bpuis\b|\by\b|\be\b|\bund\b|\bdann\b|\bsowie\b|\bed\b|以及|然后|还有|和|并且)\s*",
-    re.IGNORECASE,
-)
-# Languages other than English, named in the languages the planner reads: a request that names
-# one ("caption it in Spanish", "a voice note I recorded in German", "en français", "翻译成日语")
-# asks for text to cross languages, while the manuals (and so the models' text) are English.
-_OTHER_LANGUAGE = re.compile(
-    r"\b(?:french|german|spanish|italian|portuguese|chinese|mandarin|cantonese|japanese|korean"
-    r"|dutch|russian|arabic|hindi|turkish|polish|swedish|greek|vietnamese|thai|indonesian"
-    r"|français|francais|allemand|espagnol|italien|chinois|japonais|coréen|portugais|néerlandais"
-    r"|russe|arabe|französisch|deutsch|deutsche|deutschen|spanisch|italienisch|chinesisch"
-    r"|japanisch|koreanisch|portugiesisch|niederländisch|russisch|francés|alemán|español"
-    r"|italiano|chino|japonés|coreano|portugués|ruso|árabe|francese|tedesco|spagnolo|cinese"
-    r"|giapponese|portoghese|russo|francês|alemão|espanhol|chinês|japonês|português|frans|duits"
-    r"|spaans|italiaans|chinees|japans|nederlands)\b"
-    r"|法语|法文|德语|德文|西班牙语|西班牙文|意大利语|中文|汉语|日语|日文|韩语|韩文|葡萄牙语|俄语"
-    r"|フランス語|ドイツ語|スペイン語|イタリア語|中国語|韓国語|日本語|ポルトガル語|ロシア語",
-    re.IGNORECASE,
-)
-TRANSLATION_CLAUSE = "translate the text into another language"
-# A contrastive negation ("..., not from my phone", "the raw figure, not a verdict", "rather
-# than a score", "without my phone data"): the phrase after it names what the person does NOT
-# want. It runs to the end of its sentence or clause. "not" / "instead of" count only after a
-# comma, dash or sentence start or "but"/"only", and (like "rather than" / "without") only before
-# a determiner or preposition, so that a plain negated verb ("is one cylinder not firing?", "...
-# or not?", "without paying", "don't want it going over") is no such phrase; a negating
-# determiner ("..., no predictions", "keine Prognose", "geen oordeel", "no un pronóstico") counts
-# after a comma, dash or sentence start.
-_LEAD = r"(?:(?:and|but|just|only)\s+)?"
-_NEGATORS = r"not|instead of"  # only after a comma, dash, sentence start or "but"
-_CONTRASTS = r"rather than|without"  # anywhere
-_NEGATING_DETERMINERS = r"no|kein\w*|geen|aucune?|ningún|ninguna|nessun\w*"
-_DETERMINED = (
-    r"(?:(?:just|only|even|using|any|use)\s+)?"
-    r"(?:from|by|with|via|through|based on|a|an|the|my|our|any|his|her|their|its)\b"
-)
-_NEGATED = re.compile(
-    r"(?:(?:(?<=[,;:.!?\u2014\u2013])|(?<=\s[-\u2014\u2013])|^|\bbut\b)\s*"
-    + _LEAD
-    + rf"(?:(?:{_NEGATORS})\s+{_DETERMINED}|(?:{_NEGATING_DETERMINERS})\s+(?=\w))"
-    + rf"|\s*\b(?:{_CONTRASTS})\s+{_DETERMINED})"
-    + r"[^,;.!?\u3002]*",
-    re.IGNORECASE,
-)
-# the marker at the head of a negated phrase, cut off before the phrase is scored
-_NEGATION_MARK = re.compile(
-    rf"^{_LEAD}(?:{_NEGATORS}|{_CONTRASTS}|{_NEGATING_DETERMINERS})\s+(?:(?:using|use)\s+)?",
-    re.IGNORECASE,
-)
-_ENGLISH_WORDS = (
-    "the a an is are was were am be been my me mine i i'm you your we our he she his her they their "
-    "what how who when where which why whats what's do does did can could would will should please "
-    "of to in on for and or with from by about this that these those it its at as any some all "
-    "not no yes if so just now right today tonight yesterday tomorrow there here tell show give "
-    "check get let make find much many more most"
-)
-_ENGLISH = frozenset(re.findall(r"\S+", _ENGLISH_WORDS))
-ENCODER_WEIGHTS = {"minilm": 0.5, "multilingual": 0.5}
-"""Both encoders count alike for every request: MiniLM reads an English request as typed and a
-request in another language as its word-by-word English gloss; USE-m3 reads the text as typed."""
-
 
 _CAUSE_MARKS = {
     "manual limit": "manual of",  # step 3: a pool-wide 'cannot do' fragment matches better
@@ -171,35 +84,29 @@ def refusal_cause(reasons: list[str]) -> str:
 
 @dataclass
 class PlannerConfig:
-    """Thresholds shared by every pool and language (chosen on a flat region of a sweep)."""
+    """What each knob of the embedded chooser does and how it was chosen (one setting for every
+    pool and language, taken from a flat region of a sweep over the development pools)."""
 
     k_retrieve: int = 60
-    """units fetched from the store per encoder and scoring unit."""
-    mode: str = "raw"
-    """'raw': rank by similarity and gate on the pool-level background null (default);
-    'z': rank and gate on per-model z-scores against the background."""
+    """stored units fetched per encoder and scoring unit; a model is a candidate only if it owns
+    one of them (30 / 60 / 120 score alike on the nineteen development pools)."""
     z_accept: float = 1.0
-    """the whole request is served only if its best model clears this (open-set rejection;
-    in 'raw' mode a z-score of the best similarity against the background's best)."""
+    """the whole request is served only if its best model's raw relevance clears this z-score
+    against the pool's background best match (open-set rejection)."""
     z_clause: float = 1.5
-    """the same gate for one clause of a multi-part request (clauses are short, so noisier)."""
+    """the same gate for one clause of a multi-part request (clauses are short, so noisier;
+    1.2 / 1.5 / 1.8: 663 / 666 / 666 of 1011 development requests right)."""
     raw_window: float = 0.0
-    """'raw' mode: models within this cosine of the best in a scoring unit are goals too (0: a
+    """models within this cosine of the best in a scoring unit are goals too (0: a
     scoring unit asks for its best model only; its alternatives still join in step 5. 0.02 and
     0 score alike on the seven shipped pools, 0 is better on the twelve training pools: mean
     0.525 -> 0.550, ten pools up, none down)."""
-    z_window: float = 1.5
-    """'z' mode: models within this many z of the best are goals too."""
     evidence_margin: float = 0.08
     """one alternative's chain wins alone when its evidence beats the others' by this much
     (cosine; 0.05-0.10 score alike on the sample pools)."""
-    whole_with_clauses: bool = False
-    """score the whole request as well when its clauses are understood."""
-    window_alternatives_only: bool = False
-    """co-goals within the window must be alternatives of the best goal."""
     lexical_weight: float = 0.15
     """weight of exact-word evidence (BM25 over each model's units, scaled to the best model:
-    agents/lexical.py) added to the embedding relevance when ranking models for an English
+    lexical.py) added to the embedding relevance when ranking models for an English
     request (0.10-0.30 score alike on the sample pools; the gate does not use it)."""
     limit_margin: float = 0.0
     """a model is vetoed when the request matches a 'cannot do' fragment of its device's manual
@@ -224,359 +131,45 @@ class PlannerConfig:
     "recording" -> audio 0.55-0.58; unrelated words <= 0.45)."""
 
 
-@dataclass
-class Scored:
-    """z-scores of every candidate model for one piece of text."""
+class _MediaGrounding:
+    """Step 7's view of the request: the media it mentions, and how relevant a producer is."""
 
-    text: str
-    z: dict[str, float]
-    raw: dict[str, float] = field(default_factory=dict)
-    against: dict[str, float] = field(default_factory=dict)
-    """how much better the request matches what the model's manual says it cannot do."""
-    pool_z: dict[str, float] = field(default_factory=dict)
-    """raw relevance calibrated against the best match of background requests in this pool."""
-    pool_against: float = -1.0
-    """how much better the text matches the best uncovered 'cannot do' fragment of any manual in
-    the pool than it matches the best model's own units."""
-    pool_limit: str = ""
-    """that fragment, and the device whose manual says it ("device: text")."""
+    def __init__(self, index: PoolIndex, whole: Scored, mention_sim: float) -> None:
+        self.index, self.whole, self.mention_sim = index, whole, mention_sim
 
-    def best(self) -> tuple[str | None, float]:
-        """The most relevant model (ignoring vetoes) and its z-score."""
-        if not self.z:
-            return None, float("-inf")
-        name = max(self.z, key=self.z.get)
-        return name, self.z[name]
+    def mentioned(self) -> set[str]:
+        return self.index.mentioned_types(self.whole.text, self.mention_sim)
+
+    def rank(self, options: list[str]) -> dict[str, float]:
+        rel = self.index.raw_relevance(self.whole.text, set(options))
+        return {p: self.whole.raw.get(p, rel[p]) for p in options}
 
 
-def is_english(text: str) -> bool:
-    words = re.findall(r"[a-zA-Z']+", text.lower())
-    non_ascii = sum(1 for ch in text if ord(ch) > 127 and ch.isalpha())
-    if non_ascii > max(2, 0.15 * len(text)):
-        return False
-    return bool(words) and sum(w in _ENGLISH for w in words) / len(words) >= 0.15
-
-
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
-
-
-def split_clauses(text: str) -> list[str]:
-    """Parts of a multi-part request; a part must be two words or four characters long, a
-    Chinese, Japanese or Korean character counting as two ("心率", heart rate, is a clause)."""
-    parts = [p.strip() for p in _SPLIT.split(text) if p and p.strip()]
-    return [p for p in parts if len(p.split()) >= 2 or len(p) + len(_CJK.findall(p)) >= 4]
-
-
-def negated_phrases(text: str) -> tuple[str, list[str]]:
-    """The request without its contrastive negations, and the phrases they negate:
-    "Infer my mood from my body signals, not from my phone." -> ("Infer my mood from my body
-    signals.", ["not from my phone"])."""
-    phrases = [m.group(0).strip() for m in _NEGATED.finditer(text) if m.group(0).strip()]
-    if not phrases:
-        return text, []
-    rest = _NEGATED.sub("", text)
-    rest = re.sub(r"\s*[,;:\u2014\u2013-]\s*(?=[.!?]|$)", "", rest)  # what the phrase hung on
-    rest = re.sub(r"([.!?])[.!?]+", r"\1", rest)
-    rest = " ".join(rest.split())
-    return (rest if len(rest.split()) >= 2 else text), phrases
-
-
-@lru_cache(maxsize=1)
-def background_requests() -> tuple[str, ...]:
-    lines = BACKGROUND_FILE.read_text(encoding="utf-8").splitlines()
-    return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
-
-
-class PoolIndex:
-    """The pool as read from the store once: models, their units' embeddings, null statistics."""
-
-    def __init__(self, store: KnowledgeStore) -> None:
-        self.store = store
-        self.models: dict[str, PoolModel] = {m.name: m for m in store.models()}
-        self.producers: dict[str, list[str]] = {}
-        for m in self.models.values():
-            for out in m.outputs:
-                self.producers.setdefault(out, []).append(m.name)
-        # types some model both consumes and produces exist before any model runs
-        self.raw_available = {t for m in self.models.values() for t in m.inputs if t in m.outputs}
-        self.alternatives = self._alternatives()
-        self.units: dict[str, tuple[list[dict], np.ndarray]] = {}
-        stored = {enc: store.units(enc) for enc in ENCODERS}
-        self.glosser = Glosser(m["text"] for m in stored["minilm"][0])
-        self.limits: dict[str, tuple[list[dict], np.ndarray]] = {}
-        for enc in ENCODERS:
-            metas, emb = stored[enc]
-            keep = [
-                i for i, m in enumerate(metas) if m["model"] in self.models and m["kind"] != "limit"
-            ]
-            keep = self._distinctive(metas, keep)
-            self.units[enc] = ([metas[i] for i in keep], emb[keep] if keep else emb[:0])
-            lim = [i for i, m in enumerate(metas) if m["kind"] == "limit"]
-            self.limits[enc] = ([metas[i] for i in lim], emb[lim] if lim else emb[:0])
-        # every unit as stored, for exact nearest-unit retrieval (chromadb's HNSW index is
-        # approximate: its top 60 for the same query vector differed from run to run)
-        self.stored = stored
-        self.limit_cover = self._limit_cover()
-        # a question about a transformed output ("what is my translated text?") and the same
-        # question about the input it transforms ("what is my text?"): the first counts only
-        # when the request is closer to it, i.e. asks for the transformation itself
-        self.plain_of: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for enc in ENCODERS:
-            rows, plain = [], []
-            for i, meta in enumerate(self.units[enc][0]):
-                text = plain_question(meta, self.models[meta["model"]])
-                if text is not None:
-                    rows.append(i)
-                    plain.append(text)
-            self.plain_of[enc] = (np.array(rows, dtype=int), self.embed(enc, plain))
-        documents: dict[str, list[str]] = {}
-        for meta in self.units["minilm"][0]:
-            documents.setdefault(meta["model"], []).append(meta["text"])
-        self.lexical = LexicalIndex(documents)
-        self._relevance: dict[tuple[str, frozenset[str]], dict[str, float]] = {}
-        self._type_emb: tuple[list[str], np.ndarray] | None = None
-        self._calibrate()
-
-    def _limit_cover(self, other_devices: bool = True) -> np.ndarray:
-        """Per 'cannot do' unit, how close the nearest own unit of a model comes to it (of a
-        model on another device when `other_devices`: what a manual denies its own models is
-        no cover for it)."""
-        cover = None
-        for enc, w in ENCODER_WEIGHTS.items():
-            lim_metas, lim = self.limits[enc]
-            own_metas, own = self.units[enc]
-            if not len(lim) or not len(own):
-                c = np.full(len(lim), -1.0)
-            else:
-                sims = lim @ own.T
-                if other_devices:
-                    own_dev = np.array([self.models[m["model"]].device for m in own_metas])
-                    lim_dev = np.array([m["device"] for m in lim_metas])
-                    sims = np.where(lim_dev[:, None] == own_dev[None, :], -1.0, sims)
-                c = sims.max(axis=1)
-            cover = w * c if cover is None else cover + w * c
-        return cover if cover is not None else np.zeros(0)
-
-    def _calibrate(self) -> None:
-        """Null statistics from background requests that this pool does not serve: per
-        (encoder, English?) each model's median and MAD, and the pool's best-match median/MAD."""
-        self.null: dict[tuple[str, bool], tuple[dict[str, float], dict[str, float]]] = {}
-        background = list(background_requests())
-        for enc in ENCODERS:
-            bg_emb = self.embed(enc, background)
-            for english in (True, False):
-                rows = [i for i, text in enumerate(background) if is_english(text) == english]
-                sims = self._model_sims(enc, bg_emb[rows])
-                med = {m: float(np.median(s)) for m, s in sims.items()}
-                mad = {
-                    m: float(np.median(np.abs(s - med[m]))) * 1.4826 + 1e-3 for m, s in sims.items()
-                }
-                self.null[(enc, english)] = (med, mad)
-        self.pool_null: dict[bool, tuple[float, float]] = {}
-        for english in (True, False):
-            rows = [text for text in background if is_english(text) == english]
-            best = np.full(len(rows), -1.0)
-            combined: dict[str, np.ndarray] = {}
-            for enc, w in ENCODER_WEIGHTS.items():
-                for name, s in self._model_sims(enc, self.embed(enc, rows)).items():
-                    combined[name] = combined.get(name, 0.0) + w * s
-            for s in combined.values():
-                best = np.maximum(best, s)
-            med = float(np.median(best))
-            self.pool_null[english] = (med, float(np.median(np.abs(best - med))) * 1.4826 + 1e-3)
-
-    def mentioned_types(self, text: str, threshold: float) -> set[str]:
-        """Declared input types that a word (or two-word phrase) of `text` names, by USE-m3
-        cosine to the type's name: "photo"/"Bild"/"照片" -> image, "voice note" -> audio."""
-        if self._type_emb is None:
-            names = sorted({t for m in self.models.values() for t in m.inputs})
-            self._type_emb = (names, self.embed("multilingual", [humanize(t) for t in names]))
-        names, emb = self._type_emb
-        words = gloss_tokens(text)
-        phrases = words + [f"{a} {b}" for a, b in pairwise(words)]
-        if not phrases or not names:
-            return set()
-        sims = self.embed("multilingual", phrases) @ emb.T
-        return {names[j] for j in np.flatnonzero(sims.max(axis=0) >= threshold)}
-
-    def embed(self, enc: str, texts: list[str]) -> np.ndarray:
-        """Unit-length embeddings of texts with one encoder; the English encoder reads a text
-        in another language as its English gloss (agents/gloss.py)."""
-        if enc == "minilm":
-            texts = [t if is_english(t) else self.glosser.gloss(t) for t in texts]
-        return np.asarray(ENCODERS[enc](list(texts)), dtype=np.float32)
-
-    def _alternatives(self) -> dict[str, set[str]]:
-        """Models that estimate the same thing another way: same outputs and a similar task
-        (two mood classifiers fed by different evidence), as opposed to different tasks that
-        merely share a generic output type (captioning and OCR both return text)."""
-        names = sorted(self.models)
-        emb = ENCODERS["minilm"]([self.models[n].task for n in names]) if names else None
-        out: dict[str, set[str]] = {n: set() for n in names}
-        for i, a in enumerate(names):
-            for j in range(i + 1, len(names)):
-                b = names[j]
-                same = set(self.models[a].outputs) == set(self.models[b].outputs)
-                if same and float(emb[i] @ emb[j]) >= ALTERNATIVE_TASK_SIM:
-                    out[a].add(b)
-                    out[b].add(a)
-        return out
-
-    def _distinctive(self, metas: list[dict], keep: list[int]) -> list[int]:
-        """Drop generated units (output questions, output lists) whose text several models share
-        without being alternatives: "what is my text?" tells captioning from OCR nothing."""
-        owners: dict[str, set[str]] = {}
-        for i in keep:
-            owners.setdefault(metas[i]["text"], set()).add(metas[i]["model"])
-        out = []
-        for i in keep:
-            meta = metas[i]
-            others = owners[meta["text"]] - {meta["model"]} - self.alternatives[meta["model"]]
-            if meta["kind"] in ("query", "derived_query", "outputs") and others:
-                continue
-            out.append(i)
-        return out
-
-    def _model_sims(self, enc: str, queries: np.ndarray, only: set[str] | None = None) -> dict:
-        """Best weighted similarity of each model's units to each query: {model: (n_queries,)}."""
-        metas, emb = self.units[enc]
-        if not len(metas):
-            return {}
-        weights = np.array([KIND_WEIGHT.get(m["kind"], 0.9) for m in metas], dtype=np.float32)
-        sims = queries @ emb.T  # (n_queries, n_units)
-        rows, plain = self.plain_of.get(enc, (np.zeros(0, dtype=int), None))
-        if len(rows):
-            derived = sims[:, rows]
-            sims[:, rows] = np.where(derived > queries @ plain.T, derived, -1.0)
-        sims = sims * weights
-        out: dict[str, np.ndarray] = {}
-        for j, meta in enumerate(metas):
-            name = meta["model"]
-            if only is not None and name not in only:
-                continue
-            out[name] = sims[:, j] if name not in out else np.maximum(out[name], sims[:, j])
-        return out
-
-    def _limit_sims(self, enc: str, query: np.ndarray) -> dict[str, float]:
-        """Best similarity of the query to what each device's manual says it cannot do."""
-        metas, emb = self.limits[enc]
-        out: dict[str, float] = {}
-        if len(metas):
-            sims = emb @ query
-            for meta, s in zip(metas, sims):
-                out[meta["device"]] = max(out.get(meta["device"], -1.0), float(s))
-        return out
-
-    def candidates(self, enc: str, query: np.ndarray, k: int) -> set[str]:
-        """Models that own one of the k stored units nearest to the query: an exact search over
-        the units read from the store (the same cosine as the store's index, no approximation,
-        so a request gets the same plan every time)."""
-        metas, emb = self.stored[enc]
-        if not len(metas):
-            return set()
-        order = np.argsort(-(emb @ query), kind="stable")[:k]
-        return {metas[i]["model"] for i in order if metas[i]["model"] in self.models}
-
-    def raw_relevance(self, text: str, names: set[str]) -> dict[str, float]:
-        """Encoder-weighted best unit similarity of `text` to each named model (no retrieval
-        cut-off: every named model gets a value, -1 if it has no units)."""
-        key = (text, frozenset(names))
-        if key not in self._relevance:
-            out = dict.fromkeys(names, 0.0)
-            for enc, w in ENCODER_WEIGHTS.items():
-                sims = self._model_sims(enc, self.embed(enc, [text]), only=names)
-                for name in names:
-                    out[name] += w * (float(sims[name][0]) if name in sims else -1.0)
-            if len(self._relevance) >= 4096:
-                self._relevance.clear()
-            self._relevance[key] = out
-        return self._relevance[key]
-
-    def score(
-        self, text: str, k: int, lexical_weight: float = 0.0, pool_cover: float = 1.01
-    ) -> Scored:
-        """Calibrated relevance of every retrieved candidate model to `text`; an English text's
-        ranking relevance (`raw`) also gets `lexical_weight` x its scaled BM25 score, while
-        the gate (`pool_z`) stays on the embeddings."""
-        english = is_english(text)
-        z: dict[str, float] = {}
-        raw: dict[str, float] = {}
-        against: dict[str, float] = {}
-        pool_against, pool_limit, pool_limit_sim = 0.0, "", -1.0
-        open_ = np.flatnonzero(self.limit_cover < pool_cover)  # the pool-wide 'cannot do's
-        for enc, w in ENCODER_WEIGHTS.items():
-            q = self.embed(enc, [text])  # encoded once per encoder, for retrieval and scoring
-            cands = self.candidates(enc, q[0], k)
-            sims = self._model_sims(enc, q, only=cands)
-            limits = self._limit_sims(enc, q[0])
-            med, mad = self.null[(enc, english)]
-            for name, s in sims.items():
-                z[name] = z.get(name, 0.0) + w * (float(s[0]) - med[name]) / mad[name]
-                raw[name] = raw.get(name, 0.0) + w * float(s[0])
-                lim = limits.get(self.models[name].device, -1.0)
-                against[name] = against.get(name, 0.0) + w * (lim - float(s[0]))
-            best_own = max((float(s[0]) for s in sims.values()), default=-1.0)
-            lim_metas, lim_emb = self.limits[enc]
-            lim_all = -1.0
-            if len(open_):
-                sims_lim = lim_emb[open_] @ q[0]
-                j = int(np.argmax(sims_lim))
-                lim_all = float(sims_lim[j])
-                if lim_all > pool_limit_sim:
-                    meta = lim_metas[open_[j]]
-                    pool_limit, pool_limit_sim = f"{meta['device']}: {meta['text']}", lim_all
-            pool_against += w * (lim_all - best_own)
-        med, mad = self.pool_null[english]
-        pool_z = {name: (r - med) / mad for name, r in raw.items()}
-        if english and lexical_weight:
-            words = self.lexical.scores(text)
-            raw = {name: r + lexical_weight * words.get(name, 0.0) for name, r in raw.items()}
-        return Scored(text, z, raw, against, pool_z, pool_against, pool_limit)
-
-
-class EmbeddedPlanner:
-    """Retrieval + calibrated scoring + declared I/O structure; see the module docstring."""
+class EmbeddedChooser:
+    """Retrieval + calibrated scoring chooses the goals; see the module docstring (steps 0-5)."""
 
     name = "embedded"
 
-    def __init__(self, store: KnowledgeStore, config: PlannerConfig | None = None) -> None:
+    def __init__(self, index: PoolIndex, config: PlannerConfig | None = None) -> None:
+        self.index = index
+        self.graph = index.graph
         self.config = config or PlannerConfig()
-        self.index = PoolIndex(store)
         self._translation: Scored | None = None
-        self.speller = SpellFixer(
-            (m["text"] for m in self.index.units["minilm"][0]), multilingual_words()
-        )
 
-    # ------------------------------------------------------------------ public
-    def plan(self, request: str) -> Plan:
-        started = time.perf_counter()
-        request = validate_request(request)
+    def read(self, request: str) -> Reading:
+        return self.index.reader.read(request)
+
+    def choose(self, reading: Reading) -> Choice:
         cfg = self.config
-        if not self.index.models:
-            return Plan(
-                request=request,
-                unsupported=["the knowledge store holds no models: add device manuals first"],
-                planner=self.name,
-            )
-        text = self.speller.fix(request) if is_english(request) else request
-        # "..., not from my phone": scored without the phrase; what it names leaves the plan
-        text, negated = negated_phrases(text)
-        whole = self.index.score(text, cfg.k_retrieve, cfg.lexical_weight, cfg.pool_limit_cover)
-        clauses = split_clauses(text)
-        parts = (
-            [
-                self.index.score(c, cfg.k_retrieve, cfg.lexical_weight, cfg.pool_limit_cover)
-                for c in clauses
-            ]
-            if len(clauses) > 1
-            else []
-        )
+        score = self._scorer()
+        whole = score(reading.text)
+        parts = [score(c) for c in reading.clauses] if len(reading.clauses) > 1 else []
         # what each scoring unit asks for: clauses when the request splits and some clause is
         # understood, else the whole request
         picks = [self._unit_goals(u, cfg.z_clause) for u in parts]
-        if not any(picks) or cfg.whole_with_clauses:
+        if not any(picks):
             picks.insert(0, self._unit_goals(whole, cfg.z_accept))
-        if _OTHER_LANGUAGE.search(text):
+        if reading.other_language:
             # an implicit sub-task: the English text some model produces must cross languages
             picks.append(self._unit_goals(self._translation_clause(), cfg.z_clause)[:1])
         goals: list[str] = []
@@ -584,22 +177,28 @@ class EmbeddedPlanner:
             goals.extend(n for n in pick if n not in goals)
         named = {pick[0] for pick in picks if pick}
         goals = self._resolve_alternatives(goals, whole)
-        excluded = self._excluded(goals, negated, named)
+        excluded = self._excluded(goals, list(reading.negated), named)
         goals = self._drop_excluded(goals, excluded)
-
         if not goals:
-            hint = self._closest_hint(whole)
-            return Plan(
-                request=request,
-                unsupported=[f"no registered model serves this request{hint}"],
-                planner=self.name,
-                seconds=round(time.perf_counter() - started, 4),
-            )
-        plan = self._build(request, goals, whole, named, ground=cfg.ground_media, excluded=excluded)
-        plan.seconds = round(time.perf_counter() - started, 4)  # type: ignore[attr-defined]
-        return plan
+            reason = f"no registered model serves this request{self._closest_hint(whole)}"
+            return Choice(goals=[], unsupported=reason)
+        grounding = _MediaGrounding(self.index, whole, cfg.mention_sim)
+        return Choice(
+            goals=goals,
+            named=named,
+            rank=whole.raw,
+            relevance=whole.z,
+            excluded=excluded,
+            grounding=grounding if cfg.ground_media else None,
+        )
 
     # --------------------------------------------------------------- internals
+    def _scorer(self):
+        cfg = self.config
+        return lambda text: self.index.score(
+            text, cfg.k_retrieve, cfg.lexical_weight, cfg.pool_limit_cover
+        )
+
     def _translation_clause(self) -> Scored:
         """The fixed translation clause, scored once per planner (its text never changes)."""
         if self._translation is None:
@@ -611,16 +210,15 @@ class EmbeddedPlanner:
     def _closest_hint(self, whole: Scored) -> str:
         """Why the closest model was not taken, in the terms the gate used."""
         cfg = self.config
-        score = whole.z if cfg.mode == "z" else whole.raw
-        if not score:
+        if not whole.raw:
             return ""
-        best = max(score, key=score.get)
+        best = max(whole.raw, key=whole.raw.get)
         if cfg.pool_limit_margin is not None and whole.pool_against >= cfg.pool_limit_margin:
             device, _, said = whole.pool_limit.partition(": ")
             return f"; the {_CAUSE_MARKS['manual limit']} '{device}' says: \"{said}\""
         if whole.against.get(best, -1.0) >= cfg.limit_margin:
             return f"; closest is '{best}', but {_CAUSE_MARKS['device limit']} do this"
-        gate = whole.z[best] if cfg.mode == "z" else whole.pool_z[best]
+        gate = whole.pool_z[best]
         if gate < cfg.z_accept:
             return (
                 f"; closest is '{best}' ({_CAUSE_MARKS['below gate']} {gate:.1f} < {cfg.z_accept})"
@@ -628,53 +226,37 @@ class EmbeddedPlanner:
         return f"; closest is '{best}', but {_CAUSE_MARKS['no unit asks']}"
 
     def _unit_goals(self, unit: Scored, threshold: float) -> list[str]:
+        """What one scoring unit asks for: its best allowed model if it clears the gate, and
+        the models within `raw_window` of it that do not merely feed it."""
         cfg = self.config
         allowed = [n for n in unit.raw if unit.against.get(n, -1.0) < cfg.limit_margin]
         if cfg.pool_limit_margin is not None and unit.pool_against >= cfg.pool_limit_margin:
             return []
         if not allowed:
             return []
-        if cfg.mode == "z":
-            score = unit.z
-        else:
-            score = unit.raw
+        score = unit.raw
         best = max(allowed, key=lambda n: score[n])
-        gate = unit.pool_z[best] if cfg.mode == "raw" else unit.z[best]
-        if gate < threshold:
+        if unit.pool_z[best] < threshold:
             return []
-        window = cfg.z_window if cfg.mode == "z" else cfg.raw_window
-        feeds_best = self.upstream(best)
+        feeds_best = self.graph.upstream(best)
         out = [best]
         for n in sorted(allowed, key=lambda n: -score[n]):
-            if n == best or n in feeds_best or score[n] < score[best] - window:
-                continue
-            if cfg.mode == "z" and score[n] < threshold:
-                continue
-            if cfg.window_alternatives_only and n not in self.index.alternatives[best]:
+            if n == best or n in feeds_best or score[n] < score[best] - cfg.raw_window:
                 continue
             out.append(n)
         return out
 
-    def upstream(self, name: str, seen: set[str] | None = None) -> set[str]:
-        """Every model that can feed `name`, transitively, through declared inputs/outputs."""
-        seen = set() if seen is None else seen
-        for t in self.index.models[name].inputs:
-            for p in self.index.producers.get(t, []):
-                if p != name and p not in seen:
-                    seen.add(p)
-                    self.upstream(p, seen)
-        return seen
-
     def _resolve_alternatives(self, goals: list[str], whole: Scored) -> list[str]:
         """Each goal brings its alternatives (same outputs, another way); they are fused unless
         the request names one chain's evidence (see the module docstring, step 5)."""
+        alternatives = self.index.alternatives
         out = list(goals)
         for g in goals:
-            out.extend(a for a in sorted(self.index.alternatives[g]) if a not in out)
+            out.extend(a for a in sorted(alternatives[g]) if a not in out)
         groups: list[list[str]] = []
         for g in out:
             for group in groups:
-                if group[0] in self.index.alternatives[g]:
+                if group[0] in alternatives[g]:
                     group.append(g)
                     break
             else:
@@ -691,10 +273,11 @@ class EmbeddedPlanner:
         """The alternative whose chain the request (or a clause of it) names clearly more than
         the others', or None (fuse them all): also None when different clauses name different
         chains ("combine my app usage and my vital signs")."""
+        upstream = self.graph.upstream
         chains = {}
         for m in members:
-            others = set().union(*(self.upstream(o) for o in members if o != m))
-            chains[m] = self.upstream(m) - others
+            others = set().union(*(upstream(o) for o in members if o != m))
+            chains[m] = upstream(m) - others
         names = set(members).union(*chains.values())
         output = humanize(self.index.models[members[0]].outputs[0])
         neutral = self.index.raw_relevance(f"what is my {output}?", names)
@@ -719,10 +302,10 @@ class EmbeddedPlanner:
         if not negated or not goals:
             return set()
         pool = set(goals).union(*(self.index.alternatives[g] for g in goals))
-        pool = pool.union(*(self.upstream(g) for g in list(pool)))
+        pool = pool.union(*(self.graph.upstream(g) for g in list(pool)))
         out = set()
         for phrase in negated:
-            body = _NEGATION_MARK.sub("", phrase)
+            body = NEGATION_MARK.sub("", phrase)
             heard = self.index.score(body, self.config.k_retrieve).pool_z
             if max(heard.values(), default=float("-inf")) < self.config.z_accept:
                 continue  # "not a judgement": too vague to name any model of the pool
@@ -739,162 +322,12 @@ class EmbeddedPlanner:
         some goal remains."""
         if not excluded:
             return goals
+        upstream, alternatives = self.graph.upstream, self.index.alternatives
         kept = [g for g in goals if g not in excluded]
         out = [
             g
             for g in kept
-            if not (self.upstream(g) & excluded)
-            or not any(
-                a in kept and not self.upstream(a) & excluded for a in self.index.alternatives[g]
-            )
+            if not (upstream(g) & excluded)
+            or not any(a in kept and not upstream(a) & excluded for a in alternatives[g])
         ]
         return out or goals
-
-    def _choose_producers(
-        self,
-        consumer: str,
-        t: str,
-        whole: Scored,
-        named: set[str],
-        excluded: set[str] = frozenset(),
-    ) -> list[str]:
-        """Who feeds `consumer` its input `t`.
-
-        A type with one producer that exists only as that producer's output (a heart rate) is
-        unambiguous: the producer joins. Otherwise (several producers, or the type also exists
-        raw, like a photo or text the user supplies) only producers the request itself asks
-        for (the top model of a scoring unit) feed it; none asked for -> the user supplies it.
-        """
-        options = [
-            p for p in self.index.producers.get(t, []) if p != consumer and p not in excluded
-        ]
-        if not options:
-            return []
-        asked = [p for p in options if p in named]
-        if asked:
-            return sorted(asked, key=lambda p: -whole.raw.get(p, float("-inf")))
-        if len(options) == 1 and t not in self.index.raw_available:
-            return options
-        return []
-
-    def _grounding_producer(
-        self, consumer: str, t: str, whole: Scored, media: set[str], grounded: set[str]
-    ) -> list[str]:
-        """The producer of `t` that reads a medium the request mentions and no goal reads, and
-        whose every input the request mentions: the most relevant one to the request (the
-        ranking relevance, exact words included; step 7); [] if there is none."""
-        options = [
-            p
-            for p in self.index.producers.get(t, [])
-            if p != consumer
-            and media & set(self.index.models[p].inputs)
-            and set(self.index.models[p].inputs) <= grounded
-        ]
-        if not options:
-            return []
-        rel = self.index.raw_relevance(whole.text, set(options))
-        return [max(options, key=lambda p: whole.raw.get(p, rel[p]))]
-
-    def _build(
-        self,
-        request: str,
-        goals: list[str],
-        whole: Scored,
-        named: set[str],
-        ground: bool = False,
-        excluded: set[str] = frozenset(),
-    ) -> Plan:
-        models = self.index.models
-        order: list[str] = []
-        deps: dict[str, list[str]] = {}
-        # step 7, only once some input has no producer: the types the request mentions, and
-        # of those the media that no goal reads (the goals' inputs may come from them)
-        grounding: dict[str, set[str]] = {}
-
-        def ground_producer(name: str, t: str) -> list[str]:
-            if not grounding:
-                mentioned = self.index.mentioned_types(whole.text, self.config.mention_sim)
-                grounding["mentioned"] = mentioned
-                grounding["media"] = mentioned - {i for g in goals for i in models[g].inputs}
-            media = grounding["media"]
-            if not media:
-                return []
-            chosen = self._grounding_producer(name, t, whole, media, grounding["mentioned"])
-            chosen = [c for c in chosen if c not in excluded]
-            media.difference_update(*(models[p].inputs for p in chosen))
-            return chosen
-
-        def visit(name: str, stack: tuple[str, ...]) -> None:
-            if name in deps or name in stack:
-                return
-            deps[name] = []
-            for t in models[name].inputs:
-                chosen = self._choose_producers(name, t, whole, named, excluded)
-                if not chosen and ground and self.index.producers.get(t):
-                    chosen = ground_producer(name, t)
-                for p in chosen:
-                    if p in stack + (name,):
-                        continue
-                    visit(p, stack + (name,))
-                    if p not in deps[name]:
-                        deps[name].append(p)
-            order.append(name)  # producers first
-
-        for g in goals:
-            visit(g, ())
-        ids = {name: i + 1 for i, name in enumerate(order)}
-        subtasks = [
-            Subtask(
-                id=ids[name],
-                model=name,
-                device=models[name].device,
-                goal=goal_text(models[name]),
-                deps=[ids[p] for p in deps[name]],
-                relevance=round(whole.z.get(name, 0.0), 2),
-            )
-            for name in order
-        ]
-        consumed = {p for ps in deps.values() for p in ps}
-        sinks = [n for n in order if n not in consumed]
-        combine = None
-        if len(sinks) > 1:
-            combine = "combine " + " and ".join(
-                humanize(t) for s in sinks for t in models[s].outputs
-            )
-            same = {tuple(models[s].outputs) for s in sinks}
-            if len(same) == 1:
-                combine = f"fuse the {len(sinks)} {humanize(sinks and models[sinks[0]].outputs[0])} estimates into one answer"
-        return Plan(
-            request=request, subtasks=subtasks, combine=combine, unsupported=[], planner=self.name
-        )
-
-
-def plain_question(meta: dict, model: PoolModel) -> str | None:
-    """For a generated question about an output that is a form of an input ("what is my
-    translated text?" of a text -> translated_text model), the same question about the input
-    ("what is my text?"); None for every other unit."""
-    if meta["kind"] != "derived_query":
-        return None
-    text = meta["text"].lower()
-    for out in model.outputs:
-        out_words = humanize(out).lower()
-        for inp in model.inputs:
-            if set(humanize(inp).lower().split()) < set(out_words.split()) and out_words in text:
-                return text.replace(out_words, humanize(inp).lower())
-    return None
-
-
-def goal_text(model: PoolModel) -> str:
-    outs = ", ".join(humanize(o) for o in model.outputs)
-    return f"{model.task}" + (f" ({outs})" if outs else "")
-
-
-def validate_request(request: str | None) -> str:
-    if request is None or not str(request).strip():
-        raise UserInputError(
-            'the request is empty: say what you want, e.g. "how is my mood today?"'
-        )
-    request = " ".join(str(request).split())
-    if len(request) > 2000:
-        raise UserInputError(f"the request is {len(request)} characters long; the limit is 2000")
-    return request

@@ -18,47 +18,16 @@ import math
 import re
 from collections import Counter
 
+from edgeai.agents.planning.words import BRITISH_SPELLINGS, CONTENT_STOP_WORDS, STEM_SUFFIXES
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 _WORD = re.compile(r"[a-z]+")
-# scikit-learn's English stop-word list also holds content words that name what a model does
-# or what a request asks about ("describe this photo", "empty shelves", "fill level")
-_CONTENT_WORDS = frozenset(
-    [
-        "amount",
-        "bill",
-        "bottom",
-        "call",
-        "describe",
-        "detail",
-        "empty",
-        "fill",
-        "find",
-        "fire",
-        "front",
-        "full",
-        "interest",
-        "move",
-        "name",
-        "part",
-        "serious",
-        "show",
-        "side",
-        "system",
-        "thick",
-        "thin",
-    ]
-)
-STOP_WORDS = ENGLISH_STOP_WORDS - _CONTENT_WORDS
-_SUFFIXES = ("ing", "ed", "es", "s", "ly")
+STOP_WORDS = ENGLISH_STOP_WORDS - CONTENT_STOP_WORDS
 K1, B = 1.2, 0.75
 """the usual BM25 constants (term-frequency saturation, length normalisation)."""
 
 
-_BRITISH = (
-    (re.compile(r"our(s|ed|ing)?$"), r"or\1"),
-    (re.compile(r"([iy])s(e|es|ed|ing|ation)$"), r"\1z\2"),
-)
+
 
 
 def stem(word: str) -> str:
@@ -66,11 +35,11 @@ def stem(word: str) -> str:
     "describe" with "describing"; British spellings meet American ones ("colour", "color";
     "recognise", "recognize"); "-tional" becomes "-tion" ("emotional", "emotions")."""
     if len(word) > 4:
-        for pattern, repl in _BRITISH:
+        for pattern, repl in BRITISH_SPELLINGS:
             word = pattern.sub(repl, word)
     if word.endswith("tional") and len(word) > 8:  # Porter's step 2
         word = word[:-2]
-    for suffix in _SUFFIXES:
+    for suffix in STEM_SUFFIXES:
         if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
             word = word[: -len(suffix)]
             break

@@ -1,25 +1,29 @@
-"""LLM planner (`openai` backend): the LLM proposes the decomposition, constrained to registered ids.
+"""LLM chooser (`openai` backend): the LLM proposes which models serve a request, constrained to
+registered ids; the structure step closes them over the declared inputs/outputs.
 
 The proposal schema lists the store's model ids as an enum and is requested as structured output
 with an explicit `method=` (json_schema by default, which OpenAI, vLLM and `edgeai llm serve`
-enforce by guided decoding). The proposal is then validated against the store; output that does
-not parse, names an unknown id or has broken dependencies falls back to the embedded planner, with
-the reason logged and kept in the plan (`fallback_reason`).
+enforce by guided decoding). The proposal is checked against the store; output that does not
+parse or names an unknown id falls back to the embedded chooser, with the reason logged and kept
+in the plan (`fallback_reason`). The LLM's own dependency ids are not trusted: the chains come
+from the manuals' declared types, as for every chooser (structure.py).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Literal
 
 import httpx
 import openai
-from edgeai.agents.model_selector import PlanValidationError, validate_plan
-from edgeai.agents.planning.embedded import EmbeddedPlanner, validate_request
+from edgeai.agents.planning.embedded import EmbeddedChooser
+from edgeai.agents.planning.index import PoolIndex
+from edgeai.agents.planning.planner import Planner
 from edgeai.agents.planning.prompts import PLANNER_SYSTEM, PLANNER_USER
+from edgeai.agents.planning.read import Reading
+from edgeai.agents.planning.structure import Choice, structure
 from edgeai.knowledge.store import KnowledgeStore
-from edgeai.schemas import Plan, Subtask
+from edgeai.schemas import Plan
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field, ValidationError, create_model
 
@@ -58,8 +62,8 @@ def pool_table(store: KnowledgeStore) -> str:
     )
 
 
-class LLMPlanner:
-    """Plans with an OpenAI-compatible chat model; the embedded planner is its safety net."""
+class LLMChooser:
+    """Asks an OpenAI-compatible chat model; the embedded chooser is its safety net."""
 
     name = "openai"
 
@@ -67,12 +71,13 @@ class LLMPlanner:
         self,
         store: KnowledgeStore,
         chat_model: BaseChatModel,
-        fallback: EmbeddedPlanner,
+        fallback: EmbeddedChooser,
         method: Literal["json_schema", "json_mode", "function_calling", "text"] = "json_schema",
         system_prompt: str = PLANNER_SYSTEM,
     ) -> None:
         self.store = store
         self.fallback = fallback
+        self.graph = fallback.graph
         self.method = method
         self.system_prompt = system_prompt
         self.owners = store.owner_of()
@@ -85,8 +90,23 @@ class LLMPlanner:
             else chat_model.with_structured_output(self.schema, method=method, include_raw=True)
         )
 
-    def propose(self, request: str) -> Plan:
-        """The LLM's plan, validated against the store; raises ProposalError/PlanValidationError."""
+    def read(self, request: str) -> Reading:
+        return self.fallback.read(request)
+
+    def choose(self, reading: Reading) -> Choice:
+        try:
+            return self.propose(reading.request)
+        except ProposalError as exc:
+            log.warning("LLM plan rejected (%s); falling back to the embedded planner", exc)
+            choice = self.fallback.choose(reading)
+            choice.provenance = {
+                "planner": f"{self.fallback.name} (fallback from {self.name})",
+                "fallback_reason": str(exc),
+            }
+            return choice
+
+    def propose(self, request: str) -> Choice:
+        """The LLM's choice of models, checked against the store; raises ProposalError."""
         messages = [
             ("system", self.system_prompt.format(pool=pool_table(self.store))),
             ("user", PLANNER_USER.format(request=request)),
@@ -112,26 +132,16 @@ class LLMPlanner:
                 raise ProposalError(
                     f"output does not match the plan schema: {exc.errors()[0]['msg']}"
                 ) from exc
-        subtasks = []
+        goals: list[str] = []
         for s in proposal.subtasks:
             if s.model not in self.owners:
                 raise ProposalError(f"unknown model id '{s.model}'")
-            subtasks.append(
-                Subtask(
-                    id=s.id, model=s.model, device=self.owners[s.model], goal=s.goal, deps=s.deps
-                )
-            )
-        plan = Plan(
-            request=request,
-            subtasks=subtasks,
-            combine=proposal.combine or None,
-            unsupported=list(proposal.unsupported) if not subtasks else [],
-            planner=self.name,
-        )
-        if not subtasks and not plan.unsupported:
-            plan.unsupported = ["the LLM found no registered model for this request"]
-        validate_plan(plan, self.store)
-        return plan
+            if s.model not in goals:
+                goals.append(s.model)
+        reasons = list(proposal.unsupported) or [
+            "the LLM found no registered model for this request"
+        ]
+        return Choice(goals=goals, named=set(goals), unsupported="; ".join(reasons))
 
     def _parse_text(self, message: Any) -> dict[str, Any]:
         """The same shape as include_raw structured output, from a free-text answer."""
@@ -145,25 +155,31 @@ class LLMPlanner:
             return {"raw": message, "parsed": None, "parsing_error": exc}
         return {"raw": message, "parsed": parsed, "parsing_error": None}
 
-    def plan(self, request: str) -> Plan:
-        started = time.perf_counter()
-        request = validate_request(request)
-        try:
-            plan = self.propose(request)
-        except (ProposalError, PlanValidationError) as exc:
-            log.warning("LLM plan rejected (%s); falling back to the embedded planner", exc)
-            plan = self.fallback.plan(request)
-            plan.planner = f"{self.fallback.name} (fallback from {self.name})"  # type: ignore[attr-defined]
-            plan.fallback_reason = str(exc)  # type: ignore[attr-defined]
-        plan.seconds = round(time.perf_counter() - started, 4)  # type: ignore[attr-defined]
-        return plan
+
+class LLMPlanner(Planner):
+    """The LLM chooser behind the planner's read -> choose -> structure."""
+
+    def __init__(
+        self,
+        store: KnowledgeStore,
+        chat_model: BaseChatModel,
+        fallback: Planner | None = None,
+        **kwargs: Any,
+    ) -> None:
+        chooser = fallback.chooser if fallback is not None else EmbeddedChooser(PoolIndex(store))
+        super().__init__(LLMChooser(store, chat_model, chooser, **kwargs))
+
+    def propose(self, request: str) -> Plan:
+        """The LLM's own plan, no fallback (raises ProposalError)."""
+        return structure(request, self.chooser.propose(request), self.chooser.graph, self.name)
 
 
-def make_planner(settings: Any, store: KnowledgeStore, method: str = "json_schema"):
+def make_planner(settings: Any, store: KnowledgeStore, method: str = "json_schema") -> Planner:
     """The planner the settings select: embedded, or the LLM planner with the embedded fallback."""
-    embedded = EmbeddedPlanner(store)
+    from edgeai.agents.planning.planner import EmbeddedPlanner
+
     if settings.llm_backend == "embedded":
-        return embedded
+        return EmbeddedPlanner(store)
     from edgeai.tools.llm.embedded import get_chat_model
 
-    return LLMPlanner(store, get_chat_model(settings, max_tokens=400), embedded, method=method)
+    return LLMPlanner(store, get_chat_model(settings, max_tokens=400), method=method)

@@ -28,14 +28,18 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from edgeai.agents.planning.structure import PoolGraph
+from edgeai.agents.planning.units import named_models
 from edgeai.errors import WeightsError
 from edgeai.knowledge.manuals import (
     DeviceManual,
     collect_manual_files,
+    humanize,
+    manual_paragraphs,
     parse_manual,
     split_passages,
 )
-from edgeai.knowledge.store import _owners, humanize, manual_paragraphs
+from edgeai.knowledge.store import PoolModel
 
 CHECKPOINT = Path(__file__).with_name("checkpoints") / "relevance.pt"
 TRAINING_DIR = Path(__file__).resolve().parents[2] / "knowledge" / "training"
@@ -60,7 +64,7 @@ def model_cards(devices: Iterable[tuple[DeviceManual, list[str]]]) -> list[Card]
     cards = []
     for entry, passages in devices:
         for m in entry.models:
-            own = [p for p in passages if _owners(p, entry.models) == [m.name]]
+            own = [p for p in passages if named_models(p, entry.models) == [m.name]]
             extra = " ".join(" ".join(own).replace("*", "").split()[:CARD_WORDS])
             text = (
                 f"{m.task} ({humanize(m.name)}): {m.description} "
@@ -83,26 +87,12 @@ def store_cards(store) -> list[Card]:
 
 
 def forced_producers(cards: list[Card], chosen: Iterable[str]) -> set[str]:
-    """Models the plan's structure brings in whatever the request says: the only producer of an
-    input of a chosen model, when that input type exists only as a model output (transitively).
-    The same rule as the planner's structure step (EmbeddedPlanner._choose_producers), on cards,
-    so that training needs no store."""
-    by_name = {c.model: c for c in cards}
-    producers: dict[str, list[str]] = {}
-    for c in cards:
-        for out in c.outputs:
-            producers.setdefault(out, []).append(c.model)
-    raw = {t for c in cards for t in c.inputs if t in c.outputs}
-    out: set[str] = set()
-    stack = [n for n in chosen if n in by_name]
-    while stack:
-        name = stack.pop()
-        for t in by_name[name].inputs:
-            options = [p for p in producers.get(t, []) if p != name]
-            if len(options) == 1 and t not in raw and options[0] not in out:
-                out.add(options[0])
-                stack.append(options[0])
-    return out
+    """Models the plan's structure brings in whatever the request says (the structure step's
+    own rule, structure.PoolGraph.forced, on cards, so that training needs no store)."""
+    models = [
+        PoolModel(c.model, c.device, "", "", "", c.inputs, c.outputs, {}) for c in cards
+    ]
+    return PoolGraph.of(models).forced(chosen)
 
 
 def pair_labels(cards: list[Card], expected: Iterable[str]) -> dict[str, float | None]:
@@ -270,31 +260,21 @@ def training_pools(root: Path = TRAINING_DIR) -> list[Path]:
     return sorted(p for p in Path(root).iterdir() if (p / "manuals").is_dir())
 
 
-def read_request(text: str, speller, glosser) -> str:
-    """What the judge reads of a request: an English one with its typos repaired, one in another
-    language as its English gloss followed by the original."""
-    from edgeai.agents.planning.embedded import is_english
-
-    if is_english(text):
-        return speller.fix(text)
-    return f"{glosser.gloss(text)} ({text})"
-
-
-def pool_readers(pool: Pool):
-    from edgeai.agents.planning.gloss import Glosser
-    from edgeai.agents.planning.spelling import SpellFixer
+def pool_reader(pool: Pool):
+    """A Reader over the pool's own texts (typo repair and gloss, as the planner reads)."""
+    from edgeai.agents.planning.read import Reader
     from edgeai.knowledge.embeddings import multilingual_words
 
-    return SpellFixer(pool.domain_texts, multilingual_words()), Glosser(pool.domain_texts)
+    return Reader(pool.domain_texts, pool.domain_texts, multilingual_words())
 
 
 def examples(pool: Pool) -> list[tuple[str, str, float]]:
     """(request as read, card text, label) for every labelled pair of a pool."""
-    speller, glosser = pool_readers(pool)
+    reader = pool_reader(pool)
     text_of = {c.model: c.text for c in pool.cards}
     out = []
     for r in pool.requests:
-        read = read_request(r["request"], speller, glosser)
+        read = reader.for_judge(r["request"])
         for name, label in pair_labels(pool.cards, r.get("models", [])).items():
             if label is not None:
                 out.append((read, text_of[name], label))
@@ -370,11 +350,11 @@ def train(
 
 def pool_probabilities(judge: Judge, pool: Pool) -> list[dict[str, float]]:
     """The judge's p for every model of every request of a pool."""
-    speller, glosser = pool_readers(pool)
+    reader = pool_reader(pool)
     texts = [c.text for c in pool.cards]
     out = []
     for r in pool.requests:
-        p = judge.probabilities(read_request(r["request"], speller, glosser), texts)
+        p = judge.probabilities(reader.for_judge(r["request"]), texts)
         out.append({c.model: float(v) for c, v in zip(pool.cards, p)})
     return out
 

@@ -19,43 +19,10 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
+from edgeai.agents.planning.words import KNOWN_ENDINGS
+
 _WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 MIN_LEN = 5
-# A 30k-piece vocabulary misses many inflected words ("metrics", "caption" = "cap" + "##tion");
-# a known stem plus one of these endings counts as known.
-SUFFIXES = (
-    "s",
-    "es",
-    "d",
-    "ed",
-    "ing",
-    "er",
-    "ers",
-    "ly",
-    "ion",
-    "ions",
-    "tion",
-    "tions",
-    "ation",
-    "ations",
-    "ment",
-    "ments",
-    "ness",
-    "ity",
-    "al",
-    "ally",
-    "able",
-    "ive",
-    "ise",
-    "ize",
-    "ised",
-    "ized",
-    "ising",
-    "izing",
-    "y",
-)
-
-
 @lru_cache(maxsize=1)
 def vocabulary() -> dict[str, int]:
     """Whole words of the shipped MiniLM vocabulary -> rank (lower = more frequent)."""
@@ -136,7 +103,7 @@ class SpellFixer:
                 # likely a slip of an English word than an English form of a foreign one
                 or (len(word) - len(suf) >= 6 and word[: -len(suf)] in self.extra)
             )
-            for suf in SUFFIXES
+            for suf in KNOWN_ENDINGS
         )
 
     def correct_word(self, word: str) -> str:

@@ -1,28 +1,31 @@
 """TF-IDF nearest-model baseline: the zero-shot classification row of the paper's Table I.
 
 Each model is one TF-IDF document (task, name, description, outputs and the manual passages that
-mention it); a request goes to its single nearest model, or is unsupported below a similarity floor.
-No chains, no fusion: the yardstick the embedded planner has to beat.
+mention it); a request, read as typed, goes to its single nearest model, or is unsupported below
+a similarity floor. No chains, no fusion (`Choice.chains` off): the yardstick the embedded
+planner has to beat.
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
-from edgeai.agents.planning.embedded import goal_text, validate_request
-from edgeai.knowledge.store import KnowledgeStore, humanize
-from edgeai.schemas import Plan, Subtask
+from edgeai.agents.planning.planner import Planner
+from edgeai.agents.planning.read import Reading, is_english, split_clauses
+from edgeai.agents.planning.structure import Choice, PoolGraph
+from edgeai.knowledge.manuals import humanize
+from edgeai.knowledge.store import KnowledgeStore
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 
-class TfidfPlanner:
+class TfidfChooser:
+    """The single nearest model by TF-IDF cosine, above `floor`."""
+
     name = "tfidf-nearest"
 
     def __init__(self, store: KnowledgeStore, floor: float = 0.1) -> None:
-        self.models = {m.name: m for m in store.models()}
+        self.graph = PoolGraph.of(store.models())
         metas, _ = store.units("minilm")
-        docs: dict[str, list[str]] = {name: [] for name in self.models}
+        docs: dict[str, list[str]] = {name: [] for name in self.graph.models}
         for meta in metas:
             if meta["model"] in docs:
                 docs[meta["model"]].append(meta["text"])
@@ -32,24 +35,27 @@ class TfidfPlanner:
         texts = [" ".join(docs[n]) + " " + humanize(n) for n in self.names]
         self.matrix = self.vectorizer.fit_transform(texts) if texts else None
 
-    def plan(self, request: str) -> Plan:
-        started = time.perf_counter()
-        request = validate_request(request)
-        if self.matrix is None:
-            return Plan(request=request, unsupported=["no models"], planner=self.name)
-        sims = (self.vectorizer.transform([request]) @ self.matrix.T).toarray()[0]
+    def read(self, request: str) -> Reading:
+        """As typed: the baseline repairs nothing and splits nothing."""
+        return Reading(
+            request=request,
+            english=is_english(request),
+            fixed=request,
+            text=request,
+            negated=(),
+            clauses=tuple(split_clauses(request)),
+            other_language=False,
+        )
+
+    def choose(self, reading: Reading) -> Choice:
+        sims = (self.vectorizer.transform([reading.text]) @ self.matrix.T).toarray()[0]
         best = int(np.argmax(sims))
         if sims[best] < self.floor:
-            return Plan(
-                request=request,
-                unsupported=[f"nearest model similarity {sims[best]:.2f} < {self.floor}"],
-                planner=self.name,
-                seconds=round(time.perf_counter() - started, 4),
-            )
-        model = self.models[self.names[best]]
-        return Plan(
-            request=request,
-            subtasks=[Subtask(id=1, model=model.name, device=model.device, goal=goal_text(model))],
-            planner=self.name,
-            seconds=round(time.perf_counter() - started, 4),
-        )
+            reason = f"nearest model similarity {sims[best]:.2f} < {self.floor}"
+            return Choice(goals=[], unsupported=reason)
+        return Choice(goals=[self.names[best]], relevance=None, chains=False)
+
+
+class TfidfPlanner(Planner):
+    def __init__(self, store: KnowledgeStore, floor: float = 0.1) -> None:
+        super().__init__(TfidfChooser(store, floor))

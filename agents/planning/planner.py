@@ -1,0 +1,70 @@
+"""The planner: read -> choose -> structure, the same three stages for every chooser.
+
+`Planner.plan(request)` checks and reads the request (read.py), lets its chooser decide which
+models the request asks for (`Chooser.choose` -> `Choice`: the embedded chooser in embedded.py,
+the learned judge in judged.py, the TF-IDF baseline in tfidf.py, an LLM in llm.py), and closes
+that choice over the manuals' declared inputs/outputs into a plan (structure.py). The plan
+records which planner made it and how long it took (`planner`, `seconds`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from edgeai.agents.planning.embedded import EmbeddedChooser, PlannerConfig
+from edgeai.agents.planning.index import PoolIndex
+from edgeai.agents.planning.read import Reading, validate_request
+from edgeai.agents.planning.structure import Choice, PoolGraph, structure
+from edgeai.knowledge.store import KnowledgeStore
+from edgeai.schemas import Plan
+
+EMPTY_STORE = "the knowledge store holds no models: add device manuals first"
+
+
+class Chooser(Protocol):
+    """Decides which models a request asks for; the structure step does the rest."""
+
+    name: str
+    graph: PoolGraph
+
+    def read(self, request: str) -> Reading:
+        """The request as this chooser reads it (typos, negations, clauses, language)."""
+        ...
+
+    def choose(self, reading: Reading) -> Choice:
+        """The goals (models whose results are asked for) and what structure needs to know."""
+        ...
+
+
+class Planner:
+    """A request -> a plan, through one chooser (see the module docstring)."""
+
+    def __init__(self, chooser: Chooser) -> None:
+        self.chooser = chooser
+        self.name = chooser.name
+
+    def plan(self, request: str) -> Plan:
+        started = time.perf_counter()
+        request = validate_request(request)
+        if not self.chooser.graph.models:
+            return Plan(request=request, unsupported=[EMPTY_STORE], planner=self.name)
+        choice = self.chooser.choose(self.chooser.read(request))
+        plan = structure(request, choice, self.chooser.graph, self.name)
+        plan.seconds = round(time.perf_counter() - started, 4)
+        return plan
+
+
+class EmbeddedPlanner(Planner):
+    """The default planner: the embedded chooser over a store (no LLM needed)."""
+
+    def __init__(self, store: KnowledgeStore, config: PlannerConfig | None = None) -> None:
+        super().__init__(EmbeddedChooser(PoolIndex(store), config))
+
+    @property
+    def index(self) -> PoolIndex:
+        return self.chooser.index
+
+    @property
+    def config(self) -> PlannerConfig:
+        return self.chooser.config
