@@ -183,7 +183,8 @@ def _compute_from_manuals(
 
 def serve_edge_command(args: argparse.Namespace, settings: Settings) -> int:
     import torch
-    from edgeai.tools.split_inference.runtime import WeightsError, load_task_model, serve_edge
+    from edgeai.errors import WeightsError
+    from edgeai.tools.split_inference.runtime import load_task_model, serve_edge
 
     torch.set_num_threads(1)
     port = args.port

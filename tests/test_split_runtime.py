@@ -594,14 +594,15 @@ def test_server_refuses_a_bad_downlink_request(edge: EdgeServer) -> None:
 
 
 def test_broken_weights_are_one_line_errors(tmp_path) -> None:
+    from edgeai.errors import WeightsError
     from edgeai.tools.split_inference.codec import save_codec
-    from edgeai.tools.split_inference.runtime import WeightsError, load_task_codec, load_task_model
+    from edgeai.tools.split_inference.runtime import load_task_codec, load_task_model
 
     (tmp_path / "classify.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(WeightsError) as info:
         load_task_model("classify", tmp_path)
     assert "\n" not in str(info.value)
-    with pytest.raises(WeightsError, match="no caption checkpoint"):
+    with pytest.raises(WeightsError, match="caption checkpoint .*caption.pt' not found"):
         load_task_model("caption", tmp_path)
     with pytest.raises(WeightsError) as info:
         load_task_codec(path=tmp_path / "classify.pt")

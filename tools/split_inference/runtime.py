@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import signal
 import socket
 import socketserver
@@ -94,36 +93,12 @@ class UnknownSchemeError(UserInputError):
     """A scheme name that the runtime does not know."""
 
 
-class WeightsError(SplitRuntimeError):
-    """A model or feature-codec checkpoint that could not be loaded (one-line reason)."""
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-# What torch.load / load_state_dict raise on a corrupt, truncated or mismatched checkpoint.
-_WEIGHT_ERRORS = (
-    EdgeAIError,
-    RuntimeError,
-    KeyError,
-    ValueError,
-    TypeError,
-    EOFError,
-    OSError,
-    pickle.UnpicklingError,
-)
-
-
 def load_task_model(task: str, checkpoint_dir: str | Path | None = None) -> SplitModel:
     """The task's photo model (shipped weights, or <checkpoint_dir>/<task>.pt), eval mode."""
     check_task(task)
     from edgeai.tools.split_inference.models import load_model
 
-    try:
-        return load_model(task, checkpoint_dir)  # type: ignore[arg-type]
-    except _WEIGHT_ERRORS as exc:
-        raise WeightsError(_one_line(str(exc))) from exc
+    return load_model(task, checkpoint_dir)  # type: ignore[arg-type]
 
 
 def load_task_codecs(task: str) -> list[Any]:
@@ -152,17 +127,12 @@ def load_task_codec(task: str | None = None, path: str | Path | None = None) -> 
     """A feature codec from `path`, else the task's shipped default codec."""
     from edgeai.tools.split_inference.codec import default_codec_path, load_codec
 
-    try:
-        if path is None:
-            if task is None:
-                raise UserInputError("load_task_codec needs a task or a path")
-            check_task(task)
-            path = default_codec_path(task)
-        return load_codec(path)
-    except UserInputError:
-        raise
-    except _WEIGHT_ERRORS as exc:
-        raise WeightsError(_one_line(str(exc))) from exc
+    if path is None:
+        if task is None:
+            raise UserInputError("load_task_codec needs a task or a path")
+        check_task(task)
+        path = default_codec_path(task)
+    return load_codec(path)
 
 
 # -- results ---------------------------------------------------------------------------------
