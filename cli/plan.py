@@ -52,8 +52,8 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
-    from edgeai.agents.planning.embedded import validate_request
     from edgeai.agents.planning.llm import make_planner
+    from edgeai.agents.planning.embedded import validate_request
     from edgeai.knowledge.store import open_store
 
     request = validate_request(args.request)
@@ -96,9 +96,9 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from edgeai.agents.planning.embedded import EmbeddedPlanner
-    from edgeai.agents.planning.evaluate import evaluate, load_requests, write_details
     from edgeai.agents.planning.tfidf import TfidfPlanner
+    from edgeai.agents.planning.evaluate import evaluate, load_requests, write_details
+    from edgeai.agents.planning.embedded import EmbeddedPlanner
     from edgeai.knowledge.pools import expand_pools, sample_pools
     from edgeai.knowledge.store import add_to_home, open_store
     from tqdm import tqdm
