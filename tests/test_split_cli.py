@@ -159,7 +159,7 @@ def test_sample_image_prints_question_and_targets(tmp_path: Path, capsys) -> Non
 
 
 def test_manual_pacing_uses_the_photo_pool_hosts(capsys, tmp_path: Path) -> None:
-    from edgeai.cli.split_runtime import _compute_from_manuals
+    from edgeai.cli.split.runtime import _compute_from_manuals
 
     manuals = Path(__file__).resolve().parents[1] / "knowledge" / "samples" / "photo" / "manuals"
     torch.manual_seed(0)
