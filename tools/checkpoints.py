@@ -7,7 +7,7 @@ reads a torch file (`weights_only=True`) or a joblib file, checks the fields the
 turns every way this can fail (missing file, corrupt or truncated bytes, a field or tensor shape
 that does not fit this code) into one `edgeai.errors.WeightsError` whose message is one line and
 names the file; `load_cached` keeps one copy per file and modification time. `save_torch` writes the format the offloading networks share (config, float32
-state dict, metadata). torch and joblib are imported only when a checkpoint is read or written.
+state dict, metadata) and `module_from` rebuilds a module from it. torch and joblib are imported only when a checkpoint is read or written.
 """
 
 from __future__ import annotations
@@ -107,6 +107,14 @@ def _cached(path: str, mtime: float, what: str, build: Callable[[Any], T], hint:
     return load(path, what, build, hint=hint)
 
 
+def module_from(data: Mapping[str, Any], make: Callable[[Any], Any], config: type) -> Any:
+    """The torch module a `save_torch` payload describes: `make(config(**data["config"]))` with
+    the stored weights, in eval mode (a KeyError/RuntimeError here is "does not fit this code")."""
+    module = make(config(**data["config"]))
+    module.load_state_dict(data["state_dict"])
+    return module.eval()
+
+
 def save_torch(model: Any, path: str | Path, meta: dict[str, Any]) -> Path:
     """Weights (float32) + config + how they were made, in one torch file (any model with a
     dataclass `cfg`: the AED and the DROO network share this format)."""
@@ -119,4 +127,4 @@ def save_torch(model: Any, path: str | Path, meta: dict[str, Any]) -> Path:
     return path
 
 
-__all__ = ["WeightsError", "load", "load_cached", "one_line", "read", "save_torch"]
+__all__ = ["WeightsError", "load", "load_cached", "module_from", "one_line", "read", "save_torch"]

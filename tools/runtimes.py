@@ -97,15 +97,11 @@ def installed_models() -> dict[str, ModelRuntime]:
     return out
 
 
-def run_installed(
-    model_id: str,
-    upstream: Mapping[str, Any],
-    day: dt.date,
-    seed: int,
-    placement: Mapping[str, Any] | None = None,
-    request: str | None = None,
-) -> ModelResult:
-    """Run a model in the runtime that serves it; ModelNotInstalledError when none does."""
+def run_installed(model_id: str, upstream: Mapping[str, Any], day: dt.date, seed: int,
+                  placement: Mapping[str, Any] | None = None, request: str | None = None
+                  ) -> ModelResult:
+    """`ModelRuntime.run` on the runtime that serves `model_id` (the graph's one call); raises
+    ModelNotInstalledError when none does."""
     runtime = installed_models().get(model_id)
     if runtime is None:
         raise ModelNotInstalledError(model_id, "not installed in any runtime yet")

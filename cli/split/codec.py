@@ -110,17 +110,8 @@ def cmd_train_codec(args: argparse.Namespace, settings: Settings) -> int:
         raise UserInputError(f"--out {out} is a folder; give a file path like {out}/{name}.pt")
     model = load_model(args.task, args.model_dir)
     codec, record = train_codec(
-        model,
-        args.split,
-        args.lam,
-        args.channels,
-        args.steps,
-        args.seed,
-        hidden=args.hidden,
-        beta=args.beta,
-        gain=args.gain,
-        pool=args.pool,
-        progress=not args.no_progress,
+        model, args.split, args.lam, args.channels, args.steps, args.seed, hidden=args.hidden,
+        beta=args.beta, gain=args.gain, pool=args.pool, progress=not args.no_progress,
     )
     held_out = make_examples(args.task, args.eval_n, 0)
     with_codec = evaluate_codec(model, codec, args.split, held_out)

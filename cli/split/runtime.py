@@ -182,7 +182,7 @@ def _compute_from_manuals(
 def serve_edge_command(args: argparse.Namespace, settings: Settings) -> int:
     import torch
     from edgeai.errors import WeightsError
-    from edgeai.tools.split_inference.runtime import load_task_model, serve_edge
+    from edgeai.tools.split_inference.runtime import EdgeServer, load_task_model
 
     torch.set_num_threads(1)
     port = args.port
@@ -223,16 +223,10 @@ def serve_edge_command(args: argparse.Namespace, settings: Settings) -> int:
         )
 
     compute = _compute_from_manuals(models, args.manuals) if args.manuals else None
-    serve_edge(
-        args.host,
-        port,
-        models,
-        codecs,
-        compute,
-        role=args.role,
-        plan_seconds=args.plan_ms / 1000.0,
-        on_ready=ready,
+    server = EdgeServer(
+        args.host, port, models, codecs, compute, role=args.role, plan_seconds=args.plan_ms / 1e3
     )
+    server.serve_until_interrupted(on_ready=ready)
     print(f"{args.role} server stopped", flush=True)
     return 0
 

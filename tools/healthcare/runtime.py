@@ -83,34 +83,35 @@ def _number(ctx: RunContext, name: str, lo: float, hi: float) -> float:
 # --------------------------------------------------------------------------------------------------
 
 
-def _run_heartbeat(ctx: RunContext) -> tuple[dict[str, Any], str, dict[str, Any]]:
+def _run_vital_rate(ctx: RunContext, output: str, estimate: Callable[[Any], Any], sentence: str,
+                    with_carrier: bool = False) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """A rate the speaker measures from the day's acoustic recording (heart beat, breathing);
+    `output` names both the model's output and the recording's true value."""
     rec = ctx.home.audio
-    est = vitals.estimate_heart_rate(rec)
+    est = estimate(rec)
     bpm = _r(est.rate_bpm, 1)
-    return (
-        {"heart_rate_bpm": bpm},
-        f"The speaker measured a heart rate of {bpm:.0f} beats per minute from chest micro-motion.",
-        {"peak_hz": _r(est.peak_hz, 4), "peak_to_median": _r(est.peak_to_median, 1),
-         "duration_s": rec.duration_s, "baseband_fs_hz": rec.fs_hz, "carrier_hz": rec.carrier_hz,
-         "motion_events": rec.motion_events,
-         "ground_truth": {"heart_rate_bpm": _r(rec.heart_rate_bpm, 1)},
-         "error_bpm": _r(bpm - rec.heart_rate_bpm, 1)},
-    )
+    truth = getattr(rec, output)
+    details: dict[str, Any] = {"peak_hz": _r(est.peak_hz, 4),
+                               "peak_to_median": _r(est.peak_to_median, 1),
+                               "duration_s": rec.duration_s, "baseband_fs_hz": rec.fs_hz}
+    if with_carrier:
+        details["carrier_hz"] = rec.carrier_hz
+    details |= {"motion_events": rec.motion_events, "ground_truth": {output: _r(truth, 1)},
+                "error_bpm": _r(bpm - truth, 1)}
+    return {output: bpm}, sentence.format(bpm=bpm), details
+
+
+def _run_heartbeat(ctx: RunContext) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    return _run_vital_rate(
+        ctx, "heart_rate_bpm", vitals.estimate_heart_rate,
+        "The speaker measured a heart rate of {bpm:.0f} beats per minute from chest micro-motion.",
+        with_carrier=True)
 
 
 def _run_respiration(ctx: RunContext) -> tuple[dict[str, Any], str, dict[str, Any]]:
-    rec = ctx.home.audio
-    est = vitals.estimate_respiration(rec)
-    bpm = _r(est.rate_bpm, 1)
-    return (
-        {"respiration_rate_bpm": bpm},
-        f"The speaker measured {bpm:.0f} breaths per minute from chest and abdomen movement.",
-        {"peak_hz": _r(est.peak_hz, 4), "peak_to_median": _r(est.peak_to_median, 1),
-         "duration_s": rec.duration_s, "baseband_fs_hz": rec.fs_hz,
-         "motion_events": rec.motion_events,
-         "ground_truth": {"respiration_rate_bpm": _r(rec.respiration_rate_bpm, 1)},
-         "error_bpm": _r(bpm - rec.respiration_rate_bpm, 1)},
-    )
+    return _run_vital_rate(
+        ctx, "respiration_rate_bpm", vitals.estimate_respiration,
+        "The speaker measured {bpm:.0f} breaths per minute from chest and abdomen movement.")
 
 
 def _run_app_usage(ctx: RunContext) -> tuple[dict[str, Any], str, dict[str, Any]]:

@@ -49,6 +49,7 @@ PAIR_FEATURES = 6
 DYN_FEATURES = 6
 CLIP = 4.0
 DEFAULT_CHECKPOINT = "aed.pt"
+TRAIN = "`edgeai offload train`"
 
 
 # ----------------------------------------------------------------------------- input embedding
@@ -421,18 +422,14 @@ def build_model(cfg: AEDConfig | None = None, seed: int = 0) -> AED:
 
 def model_from(data: dict[str, Any]) -> AED:
     """The AED a checkpoint payload describes (config + state dict), in eval mode."""
-    model = AED(AEDConfig(**data["config"]))
-    model.load_state_dict(data["state_dict"])
-    return model.eval()
+    return checkpoints.module_from(data, AED, AEDConfig)
 
 
 def load_model(path: str | Path | None = None) -> LoadedModel:
     """Load a checkpoint (default: the shipped one); cached per path and modification time;
     WeightsError when it is missing or does not fit this code."""
-    path = Path(path) if path is not None else checkpoint_dir() / DEFAULT_CHECKPOINT
-    return checkpoints.load_cached(
-        path, "AED checkpoint", _loaded, hint="train one with `edgeai offload train`"
-    )
+    path = path or checkpoint_dir() / DEFAULT_CHECKPOINT
+    return checkpoints.load_cached(path, "AED checkpoint", _loaded, hint=f"train one with {TRAIN}")
 
 
 def _loaded(data: dict[str, Any]) -> LoadedModel:

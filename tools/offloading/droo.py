@@ -271,16 +271,17 @@ def save_droo(model: DROONet, path: str | Path, meta: dict[str, Any]) -> Path:
 def load_droo(path: str | Path | None = None) -> LoadedDROO:
     """Load a checkpoint (default: the shipped one); cached per path and modification time;
     WeightsError when it is missing or does not fit this code."""
-    path = Path(path) if path is not None else checkpoint_dir() / DEFAULT_CHECKPOINT
     return checkpoints.load_cached(
-        path, "DROO checkpoint", _loaded, hint="train one with `edgeai offload train-droo`"
+        path or checkpoint_dir() / DEFAULT_CHECKPOINT,
+        "DROO checkpoint",
+        _loaded,
+        hint="train one with `edgeai offload train-droo`",
     )
 
 
 def _loaded(data: dict[str, Any]) -> LoadedDROO:
-    model = DROONet(DROOConfig(**data["config"]))
-    model.load_state_dict(data["state_dict"])
-    loaded = LoadedDROO(model.eval(), dict(data.get("meta", {})))
+    net = checkpoints.module_from(data, DROONet, DROOConfig)
+    loaded = LoadedDROO(net, dict(data.get("meta", {})))
     _warm_up(loaded)
     return loaded
 

@@ -1,7 +1,7 @@
 """Device / edge / cloud runtime: real bytes over TCP on 127.0.0.1 through an emulated link.
 
 The device (`DeviceClient.infer`, or the function `infer`) and the server (`EdgeServer` in a
-thread, `serve_edge` blocking) run their parts of a task's SplitModel for real and exchange real
+thread, or blocking with `serve_until_interrupted`) run their parts of a task's SplitModel for real and exchange real
 frames (`protocol`) over a socket whose every byte is paced by the emulated link (`link`).
 Schemes (paper Table II and Fig. 3):
 
@@ -430,6 +430,28 @@ class EdgeServer:
         """Serve in this thread until stop() (from another thread) or KeyboardInterrupt."""
         self._tcp.serve_forever(poll_interval=0.1)
 
+    def serve_until_interrupted(
+        self, on_ready: Callable[[tuple[str, int]], None] | None = None
+    ) -> None:
+        """Serve until Ctrl-C or SIGTERM (blocking; the CLI's serve-edge); `on_ready` gets the
+        bound address."""
+        previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C and SIGTERM stop the server even from a shell that ignores SIGINT.
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, _interrupt)
+        log.info("%s server listening on %s:%d", self.role, *self.address)
+        try:
+            if on_ready is not None:
+                on_ready(self.address)
+            self.serve_forever()
+        except KeyboardInterrupt:
+            log.info("%s server on %s:%d stopped", self.role, *self.address)
+        finally:
+            self.stop()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
     def stop(self) -> None:
         """Stop accepting, close open connections, release the port."""
         self.stopping = True
@@ -546,37 +568,6 @@ class EdgeServer:
             "role": self.role,
             "model_id": model.model_id,
         }
-
-
-def serve_edge(
-    host: str = "127.0.0.1",
-    port: int = 0,
-    models: Mapping[str, SplitModel] | None = None,
-    codecs: Mapping[str, Any] | None = None,
-    compute: ComputeSeconds | None = None,
-    role: Literal["edge", "cloud"] = "edge",
-    plan_seconds: float = 0.0,
-    on_ready: Callable[[tuple[str, int]], None] | None = None,
-) -> None:
-    """Serve until Ctrl-C (blocking; the CLI's serve-edge). on_ready gets the bound address."""
-    server = EdgeServer(host, port, models, codecs, compute, role, plan_seconds)
-    previous: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        # Ctrl-C and SIGTERM stop the server even when started from a shell that ignores SIGINT.
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, _interrupt)
-    log.info("%s server listening on %s:%d", role, *server.address)
-    try:
-        if on_ready is not None:
-            on_ready(server.address)
-        server.serve_forever()
-    except KeyboardInterrupt:
-        log.info("%s server on %s:%d stopped", role, *server.address)
-    finally:
-        server.stopping = True
-        server._tcp.server_close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -871,5 +862,4 @@ __all__ = [
     "ProtocolError",
     "RemoteError",
     "infer",
-    "serve_edge",
 ]
