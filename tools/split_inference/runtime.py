@@ -1,6 +1,6 @@
 """Device / edge / cloud runtime: real bytes over TCP on 127.0.0.1 through an emulated link.
 
-The device (`DeviceClient.infer`, or the function `infer`) and the server (`EdgeServer` in a
+The device (`DeviceClient.infer`) and the server (`EdgeServer` in a
 thread, or blocking with `serve_until_interrupted`) run their parts of a task's SplitModel for real and exchange real
 frames (`protocol`) over a socket whose every byte is paced by the emulated link (`link`).
 Schemes (paper Table II and Fig. 3):
@@ -832,26 +832,6 @@ def _left(deadline: float, address: tuple[str, int]) -> float:
     return left
 
 
-def infer(
-    image: np.ndarray | bytes,
-    task: str,
-    scheme: str,
-    rate_bps: float,
-    question: str | None = None,
-    server: tuple[str, int] | str | None = None,
-    *,
-    models: Mapping[str, SplitModel] | None = None,
-    codecs: Mapping[str, Any] | None = None,
-    compute: ComputeSeconds | None = None,
-    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    **options: Any,
-) -> InferenceResult:
-    """One request from a fresh device (see DeviceClient.infer for `options`)."""
-    client = DeviceClient(models, codecs, compute, connect_timeout_s, timeout_s)
-    return client.infer(image, task, scheme, rate_bps, question, server, **options)
-
-
 __all__ = [
     "SCHEMES",
     "Breakdown",
@@ -861,5 +841,4 @@ __all__ = [
     "InferenceResult",
     "ProtocolError",
     "RemoteError",
-    "infer",
 ]
