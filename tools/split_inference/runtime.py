@@ -1,7 +1,7 @@
 """Device / edge / cloud runtime: real bytes over TCP on 127.0.0.1 through an emulated link.
 
-The device (`DeviceClient.infer`) and the server (`EdgeServer` in a
-thread, or blocking with `serve_until_interrupted`) run their parts of a task's SplitModel for real and exchange real
+The device (`DeviceClient.infer`) and the server (`EdgeServer` in a thread, or blocking with
+`serve_until_interrupted`) run their parts of a task's SplitModel for real and exchange real
 frames (`protocol`) over a socket whose every byte is paced by the emulated link (`link`).
 Schemes (paper Table II and Fig. 3):
 
