@@ -6,8 +6,9 @@ reads a torch file (`weights_only=True`) or a joblib file, checks the fields the
 (`expect`: a task or kind the file must hold), hands the payload to the caller's `build`, and
 turns every way this can fail (missing file, corrupt or truncated bytes, a field or tensor shape
 that does not fit this code) into one `edgeai.errors.WeightsError` whose message is one line and
-names the file; `load_cached` keeps one copy per file and modification time. `save_torch` writes the format the offloading networks share (config, float32
-state dict, metadata) and `module_from` rebuilds a module from it. torch and joblib are imported only when a checkpoint is read or written.
+names the file; `load_cached` keeps one copy per file and modification time. `save_torch` writes
+the format the offloading networks share (config, float32 state dict, metadata) and `module_from`
+rebuilds a module from it. torch and joblib are imported only when a checkpoint is read or written.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def read(path: str | Path, what: str, *, hint: str = "",
+def _read(path: str | Path, what: str, *, hint: str = "",
          fmt: Literal["torch", "joblib"] = "torch") -> Any:
     """The raw payload of the checkpoint at `path`; WeightsError when it is missing or unreadable.
 
@@ -77,7 +78,7 @@ def load(
     model, not 'classify'"), and any error `build` raises while fitting the weights into this
     code's model, become one WeightsError naming the file.
     """
-    payload = read(path, what, hint=hint, fmt=fmt)
+    payload = _read(path, what, hint=hint, fmt=fmt)
     if not isinstance(payload, dict):
         raise WeightsError(f"{what} '{path}' holds a {type(payload).__name__}, not a checkpoint")
     for key, want in (expect or {}).items():
@@ -127,4 +128,4 @@ def save_torch(model: Any, path: str | Path, meta: dict[str, Any]) -> Path:
     return path
 
 
-__all__ = ["WeightsError", "load", "load_cached", "module_from", "one_line", "read", "save_torch"]
+__all__ = ["WeightsError", "load", "load_cached", "module_from", "one_line", "save_torch"]
