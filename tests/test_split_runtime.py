@@ -293,7 +293,7 @@ def test_unreachable_edge_fails_fast() -> None:
 def test_silent_edge_times_out_instead_of_hanging(models: dict, examples) -> None:
     with socket.create_server(("127.0.0.1", 0)) as hole:  # accepts (backlog), never answers
         client = DeviceClient(models, timeout_s=1.0)
-        with pytest.raises(EdgeUnreachableError, match="within 1 s|did not answer in time"):
+        with pytest.raises(EdgeUnreachableError, match="answer within|did not answer in time"):
             client.infer(
                 examples["classify"].image,
                 "classify",
