@@ -59,9 +59,10 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    from edgeai.tools.healthcare.errors import ModelNotInstalledError
+    from edgeai.errors import WeightsError
     from edgeai.tools.healthcare.runtime import DECLARED_NOT_INSTALLED, MODELS
     from edgeai.tools.healthcare.weights import CHECKPOINT_FILES, load_checkpoint
+    from edgeai.tools.runtimes import ModelNotInstalledError
 
     table = Table(title="healthcare-home models")
     for col in ("model", "device", "inputs -> outputs", "status"):
@@ -71,7 +72,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         if mid in CHECKPOINT_FILES:
             try:
                 load_checkpoint(mid)
-            except ModelNotInstalledError as exc:
+            except (ModelNotInstalledError, WeightsError) as exc:
                 status = str(exc)
         table.add_row(mid, spec.device, f"{', '.join(spec.inputs)} -> {', '.join(spec.outputs)}",
                       status)

@@ -1,12 +1,18 @@
-"""`edgeai offload generate|solve|score`: make instances, solve them, score decisions."""
+"""`edgeai offload generate|solve|score|train|train-droo|finetune` and `edgeai bench offload`:
+make MEC instances, solve and score them, train the AED and DROO networks, fine-tune with ALEF.
+
+A command's hyper-parameter dataclass (TrainArgs, DROOArgs, AlefArgs, BenchArgs) is filled from
+the flags of the same names (`_from_flags`), so each flag is spelled once, in its parser."""
 
 from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any, TypeVar
 
 from edgeai.cli import add_common
 from edgeai.config import Settings
@@ -23,6 +29,14 @@ from edgeai.tools.offloading import (
     write_decision,
     write_instance,
 )
+
+T = TypeVar("T")
+
+
+def _from_flags(cls: type[T], args: argparse.Namespace, **given: Any) -> T:
+    """The dataclass `cls` with every field a flag of the same name set, `given` overriding."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in vars(args).items() if k in names} | given)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -157,15 +171,11 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
     del settings
     from edgeai.tools.offloading.train import TrainArgs, train
 
-    train_args = TrainArgs(
-        seed=args.seed,
-        sup_instances=args.sup_instances,
-        sup_epochs=args.sup_epochs,
-        acl_iters=args.acl_iters,
+    train_args = _from_flags(
+        TrainArgs,
+        args,
         acl_sizes=tuple(int(x) for x in args.acl_sizes.split(",")),
-        acl_lr=args.acl_lr,
         init=str(args.init) if args.init else None,
-        threads=args.threads,
     )
     meta = train(train_args, args.out, command=_command_line())
     print(f"wrote {args.out} ({meta['parameters']} parameters, {meta['train_seconds']} s)")
@@ -176,15 +186,7 @@ def train_droo_command(args: argparse.Namespace, settings: Settings) -> int:
     del settings
     from edgeai.tools.offloading.droo import DROOArgs, train_droo
 
-    droo_args = DROOArgs(
-        seed=args.seed,
-        steps=args.steps,
-        n=args.n,
-        train_interval=args.train_interval,
-        lr=args.lr,
-        threads=args.threads,
-    )
-    _, meta = train_droo(droo_args, args.out, command=_command_line())
+    _, meta = train_droo(_from_flags(DROOArgs, args), args.out, command=_command_line())
     print(f"wrote {args.out} ({meta['parameters']} parameters, {meta['train_seconds']} s)")
     return 0
 
@@ -198,16 +200,7 @@ def finetune_command(args: argparse.Namespace, settings: Settings) -> int:
     get_solver(args.expert)  # unknown expert: one-line error before any work
     loaded = load_model(args.checkpoint)
     model = copy.deepcopy(loaded.model)
-    alef = AlefArgs(
-        labels=args.labels,
-        pool=args.pool,
-        scenario=args.scenario,
-        n=args.n,
-        expert=args.expert,
-        seed=args.seed,
-        threads=args.threads,
-    )
-    done = finetune(model, alef, progress=lambda msg: print(msg, file=sys.stderr))
+    done = finetune(model, _from_flags(AlefArgs, args), progress=lambda msg: print(msg, file=sys.stderr))
     meta = {**loaded.meta, **done, "command": _command_line(), "pretrained": loaded.meta}
     save_checkpoint(model, args.out, meta)
     print(f"wrote {args.out} (decoder fine-tuned on {args.labels} {args.expert} labels)")
@@ -243,8 +236,5 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
 def bench_command(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.tools.offloading.bench import BenchArgs, run_bench
 
-    run_bench(
-        BenchArgs(instances=args.instances, seed=args.seed, quick=args.quick, parts=args.parts),
-        settings.bench_dir / "offload",
-    )
+    run_bench(_from_flags(BenchArgs, args), settings.bench_dir / "offload")
     return 0

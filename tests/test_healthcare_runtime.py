@@ -10,20 +10,17 @@ import numpy as np
 import pytest
 from edgeai.tools.healthcare import mood as mood_mod
 from edgeai.tools.healthcare import vitals
-from edgeai.tools.healthcare.errors import (
-    InvalidInputError,
-    MissingInputError,
-    ModelNotInstalledError,
-)
+from edgeai.tools.healthcare.errors import InvalidInputError, MissingInputError
 from edgeai.tools.healthcare.runtime import (
     DECLARED_NOT_INSTALLED,
     MODELS,
-    known_model_ids,
+    RUNTIME,
     run_chain,
     run_model,
 )
 from edgeai.tools.healthcare.sensors import MOODS, simulate_home
 from edgeai.tools.healthcare.weights import CHECKPOINT_DIR, CHECKPOINT_FILES, load_checkpoint
+from edgeai.tools.runtimes import ModelNotInstalledError, ModelRuntime
 
 DAY = dt.date(2025, 6, 2)
 SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples" / "healthcare" / "manuals"
@@ -40,7 +37,7 @@ def test_registry_matches_the_sample_manuals() -> None:
     for mid, spec in MODELS.items():
         assert declared[mid] == (spec.device, spec.inputs, spec.outputs), mid
     assert set(declared) == set(MODELS) | set(DECLARED_NOT_INSTALLED)
-    assert "visitor-detection" not in known_model_ids()
+    assert "visitor-detection" not in RUNTIME.model_ids()
 
 
 def test_shipped_checkpoints_are_small_and_load() -> None:
@@ -51,7 +48,7 @@ def test_shipped_checkpoints_are_small_and_load() -> None:
 
 def test_every_installed_model_outputs_its_declared_names() -> None:
     results = {}
-    for mid in known_model_ids():
+    for mid in RUNTIME.model_ids():
         results.update(run_chain(mid, DAY, 3))
     for mid, res in results.items():
         assert set(res.outputs) == set(MODELS[mid].outputs), mid
@@ -132,3 +129,55 @@ def test_apps_tree_beats_chance_end_to_end() -> None:
         correct += res.outputs["mood"] == truth[-1]
     majority = max(truth.count(m) for m in MOODS) / len(truth)
     assert correct / len(truth) > max(0.4, majority + 0.1)
+
+
+def test_the_healthcare_home_is_a_registered_model_runtime() -> None:
+    import subprocess
+    import sys
+
+    from edgeai.tools import runtimes
+
+    assert isinstance(RUNTIME, ModelRuntime)
+    assert runtimes.installed_models()["mood-from-vitals"] is RUNTIME
+    res = runtimes.run_installed("heartbeat-acoustic", {}, DAY, 21, placement={"mode": "local"})
+    assert res.outputs == run_model("heartbeat-acoustic", {}, DAY, 21).outputs
+    with pytest.raises(ModelNotInstalledError, match="not installed in any runtime"):
+        runtimes.run_installed("visitor-detection", {}, DAY, 1)
+    # Importing the contract loads no runtime and no torch: runtimes load on first use.
+    code = "import sys, edgeai.tools.runtimes; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_a_registered_runtime_serves_its_models() -> None:
+    from edgeai.tools import runtimes
+
+    class Echo:
+        name = "echo"
+
+        def model_ids(self) -> list[str]:
+            return ["echo-model", "heartbeat-acoustic"]
+
+        def run(self, model_id, upstream, day, seed, placement=None, request=None):
+            return runtimes.ModelResult(model=model_id, device="here", outputs={"said": request},
+                                        summary="echo", seconds=0.0)
+
+    echo = runtimes.register(Echo())
+    try:
+        assert runtimes.run_installed("echo-model", {}, DAY, 0, request="hi").outputs == {
+            "said": "hi"}
+        assert runtimes.installed_models()["heartbeat-acoustic"] is RUNTIME  # built-in first
+        with pytest.raises(TypeError, match="ModelRuntime"):
+            runtimes.register(object())  # type: ignore[arg-type]
+    finally:
+        runtimes._REGISTERED.remove(echo)
+
+
+def test_a_corrupt_weights_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    from edgeai.errors import WeightsError
+
+    (tmp_path / CHECKPOINT_FILES["mood-from-vitals"]).write_bytes(b"not joblib\n\x00")
+    load_checkpoint.cache_clear()
+    with pytest.raises(WeightsError) as info:
+        load_checkpoint("mood-from-vitals", tmp_path)
+    assert "\n" not in str(info.value) and CHECKPOINT_FILES["mood-from-vitals"] in str(info.value)

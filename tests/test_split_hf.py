@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from edgeai.errors import EdgeAIError, UserInputError
+from edgeai.errors import EdgeAIError, UserInputError, WeightsError
 from edgeai.tools.split_inference.base import Example
-from edgeai.tools.split_inference.hf import HFModelError, load_hf_model
+from edgeai.tools.split_inference.hf import load_hf_model
 
 torch.set_num_threads(1)
 
@@ -190,35 +190,35 @@ def test_blip_losses_are_finite_and_differentiable(folders: dict[str, Path]) -> 
 
 
 def test_clear_errors(folders: dict[str, Path], tmp_path: Path) -> None:
-    with pytest.raises(HFModelError, match="no such folder"):
+    with pytest.raises(WeightsError, match="no such folder"):
         load_hf_model(tmp_path / "nowhere", "classify")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(HFModelError, match="no config.json"):
+    with pytest.raises(WeightsError, match="no config.json"):
         load_hf_model(tmp_path / "empty", "caption")
-    with pytest.raises(HFModelError, match="needs a 'blip'"):
+    with pytest.raises(WeightsError, match="needs a 'blip'"):
         load_hf_model(folders["classify"], "caption")
-    with pytest.raises(HFModelError, match="needs a 'vit'"):
+    with pytest.raises(WeightsError, match="needs a 'vit'"):
         load_hf_model(folders["vqa"], "classify")
-    with pytest.raises(HFModelError, match="needs BlipForQuestionAnswering"):
+    with pytest.raises(WeightsError, match="needs BlipForQuestionAnswering"):
         load_hf_model(folders["caption"], "vqa")
     with pytest.raises(UserInputError, match="unknown task"):
         load_hf_model(folders["classify"], "segment")  # type: ignore[arg-type]
     no_tok = tmp_path / "no-tokenizer"
     shutil.copytree(folders["caption"], no_tok)
     (no_tok / "vocab.txt").unlink()
-    with pytest.raises(HFModelError, match="no tokenizer"):
+    with pytest.raises(WeightsError, match="no tokenizer"):
         load_hf_model(no_tok, "caption")
     no_weights = tmp_path / "no-weights"
     no_weights.mkdir()
     shutil.copy(folders["classify"] / "config.json", no_weights / "config.json")
-    with pytest.raises(HFModelError, match="cannot load"):
+    with pytest.raises(WeightsError, match="cannot load"):
         load_hf_model(no_weights, "classify")
     (no_weights / "model.safetensors").write_bytes(b"not a safetensors file")
-    with pytest.raises(HFModelError, match="cannot load"):
+    with pytest.raises(WeightsError, match="cannot load"):
         load_hf_model(no_weights, "classify")
     model = load_hf_model(folders["classify"], "classify")
     with pytest.raises(UserInputError):
         model.run_stages(model.preprocess(_images(1)), 2, 5)
     with pytest.raises(UserInputError):
         model.preprocess(np.zeros((1, 8, 8), dtype=np.float32))
-    assert issubclass(HFModelError, EdgeAIError)
+    assert issubclass(WeightsError, EdgeAIError)

@@ -222,10 +222,8 @@ def test_payload_over_the_limit_is_refused_before_reading_it() -> None:
 def test_silent_peer_times_out_and_clean_close_is_typed() -> None:
     a, b = socket.socketpair()
     with a, b:
-        start = time.perf_counter()
         with pytest.raises(EdgeUnreachableError, match="within 0.3 s"):
             recv_frame(b, timeout_s=0.3)
-        assert time.perf_counter() - start < 2.0
         a.shutdown(socket.SHUT_WR)
         with pytest.raises(ConnectionClosedError):
             recv_frame(b, timeout_s=1)

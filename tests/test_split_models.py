@@ -9,13 +9,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-from edgeai.errors import UserInputError
+from edgeai.errors import UserInputError, WeightsError
 from edgeai.tools.split_inference.base import TASKS
 from edgeai.tools.split_inference.metrics import task_score
 from edgeai.tools.split_inference.models import (
     CHECKPOINT_DIR,
     MODEL_IDS,
-    ModelCheckpointError,
     build_model,
     load_model,
     save_model,
@@ -92,10 +91,10 @@ def test_save_load_round_trip_fp16(tmp_path, batches):
     half = {k: v.half().float() for k, v in model.state_dict().items()}
     for k, v in loaded.state_dict().items():
         assert torch.equal(v, half[k])
-    with pytest.raises(ModelCheckpointError):
+    with pytest.raises(WeightsError, match="not found"):
         load_model("vqa", tmp_path)  # no file
     path.rename(tmp_path / "vqa.pt")
-    with pytest.raises(ModelCheckpointError):
+    with pytest.raises(WeightsError, match="holds task 'caption', not 'vqa'"):
         load_model("vqa", tmp_path)  # a caption model under the vqa name
 
 

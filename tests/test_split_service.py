@@ -13,7 +13,7 @@ from edgeai.agents.planning.units import build_units
 from edgeai.config import Settings
 from edgeai.knowledge.store import add_to_home, open_store
 from edgeai.schemas import Plan, Subtask
-from edgeai.tools.runtimes import installed_models, run_installed
+from edgeai.tools.runtimes import ModelRuntime, installed_models, run_installed
 from edgeai.tools.split_inference import service
 from edgeai.tools.split_inference.imagecodecs import encode_png
 from edgeai.tools.split_inference.world import example
@@ -33,7 +33,8 @@ def photo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_photo_models_are_installed_runtimes() -> None:
     installed = installed_models()
     for mid in ("vit-image-classifier", "blip-image-captioner", "blip-vqa"):
-        assert installed[mid] == "edgeai.tools.split_inference.service"
+        assert installed[mid] is service.RUNTIME
+    assert isinstance(service.RUNTIME, ModelRuntime)
     assert "ocr-text-reader" not in installed  # declared in a manual, never faked
 
 

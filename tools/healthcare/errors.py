@@ -1,16 +1,11 @@
-"""Typed errors of the healthcare-home models; all are EdgeAIError, so the CLI prints one line."""
+"""Typed input errors of the healthcare-home models; all are EdgeAIError, so the CLI prints one line.
+
+(A model that does not run here is `tools.runtimes.ModelNotInstalledError`, shared by every runtime.)
+"""
 
 from __future__ import annotations
 
-from edgeai.errors import EdgeAIError, UserInputError
-
-
-class ModelNotInstalledError(EdgeAIError):
-    """The model id is unknown here, declared by a device but has no runtime, or lacks its weights."""
-
-    def __init__(self, model: str, reason: str) -> None:
-        self.model = model
-        super().__init__(f"model '{model}' is not installed: {reason}")
+from edgeai.errors import UserInputError
 
 
 class MissingInputError(UserInputError):

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 from edgeai.errors import UserInputError
 from edgeai.tools.healthcare import mood as mood_mod
-from edgeai.tools.healthcare.errors import ModelNotInstalledError
 from edgeai.tools.healthcare.runtime import (
     DECLARED_NOT_INSTALLED,
     MODELS,
@@ -24,6 +23,7 @@ from edgeai.tools.healthcare.runtime import (
 )
 from edgeai.tools.healthcare.sensors import APP_CATEGORIES, MOODS
 from edgeai.tools.healthcare.weights import CHECKPOINT_DIR, load_checkpoint
+from edgeai.tools.runtimes import ModelNotInstalledError
 from pydantic import BaseModel
 from tqdm import tqdm
 

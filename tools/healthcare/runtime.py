@@ -5,7 +5,8 @@ outputs. A device model (speaker, router, thermostat, plug) reads its raw input 
 `simulate_home(day, seed)`; an edge-server model reads its inputs from `upstream`, the outputs of the
 models that ran before it, keyed by output name (`{"heart_rate_bpm": 71.8, ...}`). Every result
 carries one human sentence and details (signal statistics and, because the homes are simulated, the
-ground truth the output can be checked against).
+ground truth the output can be checked against). `RUNTIME` serves these models to
+`tools/runtimes.py`.
 """
 
 from __future__ import annotations
@@ -21,25 +22,10 @@ from typing import Any
 
 import numpy as np
 from edgeai.tools.healthcare import appliances, mood, traffic, vitals
-from edgeai.tools.healthcare.errors import (
-    InvalidInputError,
-    MissingInputError,
-    ModelNotInstalledError,
-)
+from edgeai.tools.healthcare.errors import InvalidInputError, MissingInputError
 from edgeai.tools.healthcare.sensors import RAW_INPUTS, HomeRecordings, simulate_home
 from edgeai.tools.healthcare.weights import CHECKPOINT_DIR, load_checkpoint
-from pydantic import BaseModel, Field
-
-
-class ModelResult(BaseModel):
-    """What one model run returns."""
-
-    model: str
-    device: str
-    outputs: dict[str, Any] = Field(description="keyed by the model's declared output names")
-    summary: str = Field(description="one sentence for a person")
-    details: dict[str, Any] = Field(default_factory=dict, description="signal stats, ground truth")
-    seconds: float = Field(description="wall time of the run")
+from edgeai.tools.runtimes import ModelNotInstalledError, ModelResult
 
 
 @dataclass(frozen=True)
@@ -97,34 +83,35 @@ def _number(ctx: RunContext, name: str, lo: float, hi: float) -> float:
 # --------------------------------------------------------------------------------------------------
 
 
-def _run_heartbeat(ctx: RunContext) -> tuple[dict[str, Any], str, dict[str, Any]]:
+def _run_vital_rate(ctx: RunContext, output: str, estimate: Callable[[Any], Any], sentence: str,
+                    with_carrier: bool = False) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    """A rate the speaker measures from the day's acoustic recording (heart beat, breathing);
+    `output` names both the model's output and the recording's true value."""
     rec = ctx.home.audio
-    est = vitals.estimate_heart_rate(rec)
+    est = estimate(rec)
     bpm = _r(est.rate_bpm, 1)
-    return (
-        {"heart_rate_bpm": bpm},
-        f"The speaker measured a heart rate of {bpm:.0f} beats per minute from chest micro-motion.",
-        {"peak_hz": _r(est.peak_hz, 4), "peak_to_median": _r(est.peak_to_median, 1),
-         "duration_s": rec.duration_s, "baseband_fs_hz": rec.fs_hz, "carrier_hz": rec.carrier_hz,
-         "motion_events": rec.motion_events,
-         "ground_truth": {"heart_rate_bpm": _r(rec.heart_rate_bpm, 1)},
-         "error_bpm": _r(bpm - rec.heart_rate_bpm, 1)},
-    )
+    truth = getattr(rec, output)
+    details: dict[str, Any] = {"peak_hz": _r(est.peak_hz, 4),
+                               "peak_to_median": _r(est.peak_to_median, 1),
+                               "duration_s": rec.duration_s, "baseband_fs_hz": rec.fs_hz}
+    if with_carrier:
+        details["carrier_hz"] = rec.carrier_hz
+    details |= {"motion_events": rec.motion_events, "ground_truth": {output: _r(truth, 1)},
+                "error_bpm": _r(bpm - truth, 1)}
+    return {output: bpm}, sentence.format(bpm=bpm), details
+
+
+def _run_heartbeat(ctx: RunContext) -> tuple[dict[str, Any], str, dict[str, Any]]:
+    return _run_vital_rate(
+        ctx, "heart_rate_bpm", vitals.estimate_heart_rate,
+        "The speaker measured a heart rate of {bpm:.0f} beats per minute from chest micro-motion.",
+        with_carrier=True)
 
 
 def _run_respiration(ctx: RunContext) -> tuple[dict[str, Any], str, dict[str, Any]]:
-    rec = ctx.home.audio
-    est = vitals.estimate_respiration(rec)
-    bpm = _r(est.rate_bpm, 1)
-    return (
-        {"respiration_rate_bpm": bpm},
-        f"The speaker measured {bpm:.0f} breaths per minute from chest and abdomen movement.",
-        {"peak_hz": _r(est.peak_hz, 4), "peak_to_median": _r(est.peak_to_median, 1),
-         "duration_s": rec.duration_s, "baseband_fs_hz": rec.fs_hz,
-         "motion_events": rec.motion_events,
-         "ground_truth": {"respiration_rate_bpm": _r(rec.respiration_rate_bpm, 1)},
-         "error_bpm": _r(bpm - rec.respiration_rate_bpm, 1)},
-    )
+    return _run_vital_rate(
+        ctx, "respiration_rate_bpm", vitals.estimate_respiration,
+        "The speaker measured {bpm:.0f} breaths per minute from chest and abdomen movement.")
 
 
 def _run_app_usage(ctx: RunContext) -> tuple[dict[str, Any], str, dict[str, Any]]:
@@ -238,11 +225,6 @@ DECLARED_NOT_INSTALLED: dict[str, str] = {"visitor-detection": "doorbell-camera"
 """Models a sample manual declares that have no runtime here (model id -> device)."""
 
 
-def known_model_ids() -> list[str]:
-    """Ids of the models that really run here."""
-    return list(MODELS)
-
-
 def model_spec(model_id: str) -> ModelSpec:
     """The registry entry of `model_id`; ModelNotInstalledError for anything else."""
     spec = MODELS.get(model_id)
@@ -273,6 +255,25 @@ def run_model(model_id: str, upstream: Mapping[str, Any], day: dt.date, seed: in
                                                     Path(checkpoint_dir)))
     return ModelResult(model=model_id, device=spec.device, outputs=outputs, summary=summary,
                        details=details, seconds=round(time.perf_counter() - started, 4))
+
+
+class HealthcareRuntime:
+    """The healthcare home as a `tools.runtimes.ModelRuntime` (runs wherever it is placed)."""
+
+    name = "healthcare home"
+
+    def model_ids(self) -> list[str]:
+        """Ids of the models that really run here."""
+        return list(MODELS)
+
+    def run(self, model_id: str, upstream: Mapping[str, Any], day: dt.date, seed: int,
+            placement: Mapping[str, Any] | None = None, request: str | None = None
+            ) -> ModelResult:
+        del placement, request  # simulated sensors: the same reading wherever the model runs
+        return run_model(model_id, upstream, day, seed)
+
+
+RUNTIME = HealthcareRuntime()
 
 
 def producers_of(name: str) -> list[str]:

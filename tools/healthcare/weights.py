@@ -1,4 +1,8 @@
-"""Where the trained healthcare models live on disk, and loading them (cached, version-checked)."""
+"""Where the trained healthcare models live on disk, and loading them (cached, version-checked).
+
+The joblib files are read through `tools/checkpoints.py`, so a corrupt one is a WeightsError
+naming the file; a model with no file is not installed (ModelNotInstalledError).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from typing import Any
 
 import joblib
 import sklearn
-from edgeai.tools.healthcare.errors import ModelNotInstalledError
+from edgeai.tools import checkpoints
+from edgeai.tools.runtimes import ModelNotInstalledError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +41,8 @@ def save_checkpoint(directory: Path, model_id: str, payload: dict[str, Any]) -> 
 
 @lru_cache(maxsize=16)
 def load_checkpoint(model_id: str, directory: Path = CHECKPOINT_DIR) -> dict[str, Any]:
-    """The stored payload of `model_id`; raises ModelNotInstalledError when its file is missing."""
+    """The stored payload of `model_id`; ModelNotInstalledError when it has no file, WeightsError
+    when the file does not load."""
     name = CHECKPOINT_FILES.get(model_id)
     if name is None:
         raise ModelNotInstalledError(model_id, "it has no trained weights in this package")
@@ -45,7 +51,7 @@ def load_checkpoint(model_id: str, directory: Path = CHECKPOINT_DIR) -> dict[str
         raise ModelNotInstalledError(
             model_id, f"weights file {path} is missing (train with `edgeai models train`)"
         )
-    payload = joblib.load(path)
+    payload = checkpoints.load(path, f"{model_id} weights", dict, fmt="joblib")
     if payload.get("sklearn_version") != sklearn.__version__:
         log.warning("%s was saved with scikit-learn %s, running %s; retrain if predictions look off",
                     path.name, payload.get("sklearn_version"), sklearn.__version__)

@@ -22,22 +22,21 @@ min_energy), the best is verified with the exact per-server values, and when ser
 binds (min_energy) per-server knapsack re-fills and ejection chains are tried. The policy gives
 the start; the search does most of the final improvement at N = 50. `search=False` and
 `samples=1` give the pure learned policy; the benchmark reports both, so what is learned and
-what is search stays visible.
+what is search stays visible. Checkpoints are read through `tools/checkpoints.py`.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from edgeai.errors import EdgeAIError
+from edgeai.tools import checkpoints
 from edgeai.tools.offloading.evaluate import Evaluator, Stopwatch, finish
 from edgeai.tools.offloading.problem import OBJECTIVES, Decision, Instance, Objective
 from torch import nn
@@ -50,10 +49,7 @@ PAIR_FEATURES = 6
 DYN_FEATURES = 6
 CLIP = 4.0
 DEFAULT_CHECKPOINT = "aed.pt"
-
-
-class CheckpointError(EdgeAIError):
-    """An AED checkpoint is missing or does not fit this code."""
+TRAIN = "`edgeai offload train`"
 
 
 # ----------------------------------------------------------------------------- input embedding
@@ -414,13 +410,9 @@ def checkpoint_dir() -> Path:
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, meta: dict[str, Any]) -> Path:
-    """Weights (float32) + config + how they were made, in one torch file (any model with a
-    dataclass `cfg`: the AED and the DROO network share this format)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
-    torch.save({"config": asdict(model.cfg), "state_dict": state, "meta": meta}, path)
-    return path
+    """Weights (float32) + config + how they were made, in one torch file (the AED and the DROO
+    network share this format)."""
+    return checkpoints.save_torch(model, path, meta)
 
 
 def build_model(cfg: AEDConfig | None = None, seed: int = 0) -> AED:
@@ -428,26 +420,20 @@ def build_model(cfg: AEDConfig | None = None, seed: int = 0) -> AED:
     return AED(cfg or AEDConfig())
 
 
+def model_from(data: dict[str, Any]) -> AED:
+    """The AED a checkpoint payload describes (config + state dict), in eval mode."""
+    return checkpoints.module_from(data, AED, AEDConfig)
+
+
 def load_model(path: str | Path | None = None) -> LoadedModel:
-    """Load a checkpoint (default: the shipped one); cached per path."""
-    path = Path(path) if path is not None else checkpoint_dir() / DEFAULT_CHECKPOINT
-    return _load_cached(str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0)
+    """Load a checkpoint (default: the shipped one); cached per path and modification time;
+    WeightsError when it is missing or does not fit this code."""
+    path = path or checkpoint_dir() / DEFAULT_CHECKPOINT
+    return checkpoints.load_cached(path, "AED checkpoint", _loaded, hint=f"train one with {TRAIN}")
 
 
-@functools.lru_cache(maxsize=4)
-def _load_cached(path: str, mtime: float) -> LoadedModel:
-    del mtime  # part of the cache key: a retrained file is reloaded
-    if not Path(path).is_file():
-        raise CheckpointError(
-            f"AED checkpoint '{path}' not found (train one with `edgeai offload train`)"
-        )
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        model = AED(AEDConfig(**data["config"]))
-        model.load_state_dict(data["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise CheckpointError(f"AED checkpoint '{path}' does not fit this code: {exc}") from None
-    model.eval()
+def _loaded(data: dict[str, Any]) -> LoadedModel:
+    model = model_from(data)
     loaded = LoadedModel(model, FastDecoder(model), dict(data.get("meta", {})))
     _warm_up(loaded)
     return loaded

@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from edgeai.errors import EdgeAIError
-from edgeai.tools.offloading.aed import checkpoint_dir, save_checkpoint
+from edgeai.tools import checkpoints
+from edgeai.tools.offloading.aed import checkpoint_dir
 from edgeai.tools.offloading.evaluate import Evaluator, Stopwatch, finish
 from edgeai.tools.offloading.problem import OBJECTIVES, Decision, Instance, Objective
 from torch import nn
@@ -48,10 +48,6 @@ SERVER_FEATURES = 4
 CLIP = 4.0
 DEFAULT_CHECKPOINT = "droo.pt"
 TRAIN_SEED_BASE = 30_000_000  # AED training uses 10 000 000+, ALEF 20 000 000+, benches 0+
-
-
-class DROOCheckpointError(EdgeAIError):
-    """A DROO checkpoint is missing or does not fit this code."""
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -269,32 +265,23 @@ class LoadedDROO:
 
 def save_droo(model: DROONet, path: str | Path, meta: dict[str, Any]) -> Path:
     """Same file format as the AED's checkpoints."""
-    return save_checkpoint(model, path, meta)
+    return checkpoints.save_torch(model, path, meta)
 
 
 def load_droo(path: str | Path | None = None) -> LoadedDROO:
-    """Load a checkpoint (default: the shipped one); cached per path and modification time."""
-    path = Path(path) if path is not None else checkpoint_dir() / DEFAULT_CHECKPOINT
-    return _load_cached(str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0)
+    """Load a checkpoint (default: the shipped one); cached per path and modification time;
+    WeightsError when it is missing or does not fit this code."""
+    return checkpoints.load_cached(
+        path or checkpoint_dir() / DEFAULT_CHECKPOINT,
+        "DROO checkpoint",
+        _loaded,
+        hint="train one with `edgeai offload train-droo`",
+    )
 
 
-@functools.lru_cache(maxsize=4)
-def _load_cached(path: str, mtime: float) -> LoadedDROO:
-    del mtime
-    if not Path(path).is_file():
-        raise DROOCheckpointError(
-            f"DROO checkpoint '{path}' not found (train one with `edgeai offload train-droo`)"
-        )
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        model = DROONet(DROOConfig(**data["config"]))
-        model.load_state_dict(data["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise DROOCheckpointError(
-            f"DROO checkpoint '{path}' does not fit this code: {exc}"
-        ) from None
-    model.eval()
-    loaded = LoadedDROO(model, dict(data.get("meta", {})))
+def _loaded(data: dict[str, Any]) -> LoadedDROO:
+    net = checkpoints.module_from(data, DROONet, DROOConfig)
+    loaded = LoadedDROO(net, dict(data.get("meta", {})))
     _warm_up(loaded)
     return loaded
 

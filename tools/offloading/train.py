@@ -12,8 +12,10 @@
    per-step entropy ranks them; the top-k are labelled by the expert (exact or MILP) and only
    the decoder and heads are trained on them (encoder and input embedding frozen).
 
-Runs on CPU with one or two threads (small runs, minutes); every hyper-parameter is in one
-dataclass and written into the checkpoint's metadata with the command that made it.
+Runs on CPU with one or two threads (small runs, minutes); under torchrun the exact labels are
+sharded over ranks and ACL runs data-parallel through torch's DistributedDataParallel (gloo),
+every rank rolling out its own instances. Every hyper-parameter is in one dataclass and written
+into the checkpoint's metadata with the command that made it.
 Training instances use seeds from `seed_base` upwards, far from the seeds benchmarks and tests use.
 """
 
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from edgeai.tools import checkpoints
 from edgeai.tools.offloading.aed import (
     AED,
     AEDConfig,
@@ -222,28 +225,20 @@ def rank_world() -> tuple[int, int]:
 
 
 def init_distributed() -> tuple[int, int]:
-    """Join the process group torchrun describes (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPUs."""
+    """Join the process group torchrun describes (WORLD_SIZE > 1). The AED trains on CPU (its
+    decoding loop interleaves numpy), so the backend is gloo; NCCL would need CUDA tensors."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group(backend="gloo")
     return rank_world()
 
 
-def sync_gradients(params: Sequence[torch.nn.Parameter]) -> None:
-    """Average gradients over ranks (data parallelism: each rank rolls out its own instances)."""
-    _, world = rank_world()
-    if world == 1:
-        return
-    for p in params:
-        if p.grad is not None:
-            dist.all_reduce(p.grad)
-            p.grad /= world
-
-
-def broadcast_parameters(model: torch.nn.Module) -> None:
-    """Start every rank from rank 0's weights."""
-    if rank_world()[1] > 1:
-        for p in model.state_dict().values():
-            dist.broadcast(p, 0)
+def data_parallel(module: torch.nn.Module) -> torch.nn.Module:
+    """`module` wrapped in DistributedDataParallel under torchrun (it broadcasts rank 0's weights
+    now and averages gradients across ranks in every backward through its forward); the module
+    itself in one process. Unused parameters (the share head in ACL) are found per step."""
+    if rank_world()[1] == 1:
+        return module
+    return torch.nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
 
 
 @dataclass
@@ -346,9 +341,35 @@ def fit_supervised(
 # ----------------------------------------------------------------------------- ACL
 
 
+class ACLLoss(torch.nn.Module):
+    """One actor-critic step's loss as a module's forward (what DistributedDataParallel wraps):
+    sample `reps` rollouts per instance, cost = objective / all-local objective, advantage
+    against the critic, actor + critic loss minus an entropy bonus. Returns (loss, costs)."""
+
+    def __init__(self, model: AED, entropy_coef: float) -> None:
+        super().__init__()
+        self.model = model
+        self.entropy_coef = entropy_coef
+
+    def forward(self, batch: Batch, rng: np.random.Generator) -> tuple[torch.Tensor, np.ndarray]:
+        out = rollout(self.model, batch, "sample", rng)
+        cost = np.empty(len(batch.evaluators))
+        for b, (ev, f) in enumerate(zip(batch.evaluators, batch.feats, strict=True)):
+            targets = to_targets(f, out.choices[b])
+            cost[b] = float(ev.total(targets)[0] / ev.total(ev.local_targets())[0])
+        cost_t = torch.from_numpy(cost).float()
+        advantage = cost_t - out.value.detach()
+        advantage = advantage / (advantage.std() + 1e-6)
+        actor_loss = (advantage * out.logp).mean()
+        critic_loss = ((out.value - cost_t) ** 2).mean()
+        return actor_loss + critic_loss - self.entropy_coef * out.entropy.mean(), cost
+
+
 def acl(model: AED, args: TrainArgs, rng: np.random.Generator, start_k: int) -> list[float]:
-    """Actor-critic pre-training on generated instances (both prompts, sampled)."""
+    """Actor-critic pre-training on generated instances (both prompts, sampled). Under torchrun
+    every rank rolls out its own instances and DistributedDataParallel averages the gradients."""
     opt = torch.optim.Adam(model.parameters(), lr=args.acl_lr)
+    step = data_parallel(ACLLoss(model, args.entropy_coef))
     history = []
     rank = rank_world()[0]
     k = start_k + rank * args.acl_iters * args.acl_batch  # every rank draws its own instances
@@ -368,20 +389,9 @@ def acl(model: AED, args: TrainArgs, rng: np.random.Generator, start_k: int) -> 
         batch = make_batch(
             [e for e in evaluators for _ in range(reps)], [f for f in feats for _ in range(reps)]
         )
-        out = rollout(model, batch, "sample", rng)
-        cost = np.empty(len(batch.evaluators))
-        for b, (ev, f) in enumerate(zip(batch.evaluators, batch.feats, strict=True)):
-            targets = to_targets(f, out.choices[b])
-            cost[b] = float(ev.total(targets)[0] / ev.total(ev.local_targets())[0])
-        cost_t = torch.from_numpy(cost).float()
-        advantage = cost_t - out.value.detach()
-        advantage = advantage / (advantage.std() + 1e-6)
-        actor_loss = (advantage * out.logp).mean()
-        critic_loss = ((out.value - cost_t) ** 2).mean()
-        loss = actor_loss + critic_loss - args.entropy_coef * out.entropy.mean()
+        loss, cost = step(batch, rng)
         opt.zero_grad()
         loss.backward()
-        sync_gradients(list(model.parameters()))
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         history.append(float(cost.mean()))
@@ -398,10 +408,7 @@ def train(args: TrainArgs, out: Path, command: str = "") -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     model = build_model(args.config, args.seed)
     if args.init is not None:
-        init = torch.load(args.init, map_location="cpu", weights_only=True)
-        model = build_model(AEDConfig(**init["config"]), args.seed)
-        model.load_state_dict(init["state_dict"])
-    broadcast_parameters(model)
+        model = checkpoints.load(args.init, "AED checkpoint", lambda init: _reseeded(init, args))
     start = time.perf_counter()
     sup_losses: list[float] = []
     if args.sup_instances > 0:
@@ -430,6 +437,7 @@ def train(args: TrainArgs, out: Path, command: str = "") -> dict[str, Any]:
         "parameters": sum(p.numel() for p in model.parameters()),
         "torch": str(torch.__version__),
         "world_size": world,
+        "data_parallel": f"DistributedDataParallel ({dist.get_backend()})" if world > 1 else None,
     }
     if rank == 0:
         save_checkpoint(model, out, meta)
@@ -512,6 +520,14 @@ def finetune(
         "pool_entropy_mean": round(float(entropy.mean()), 4),
         "loss_first_last": [round(losses[0], 4), round(losses[-1], 4)] if losses else [],
     }
+
+
+def _reseeded(init: dict[str, Any], args: TrainArgs) -> AED:
+    """The AED of checkpoint payload `init`, built after the same re-seeding as a fresh one (so
+    torch's generator is where a run with `--init` always had it)."""
+    model = build_model(AEDConfig(**init["config"]), args.seed)
+    model.load_state_dict(init["state_dict"])
+    return model
 
 
 def _jsonable(obj: Any) -> Any:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import torch
+from edgeai.tools.split_inference import TASKS, Task
 from torch import nn
 
-Task = Literal["classify", "caption", "vqa"]
-TASKS: tuple[Task, ...] = ("classify", "caption", "vqa")
+__all__ = ["TASKS", "Example", "SplitModel", "Task"]
 
 
 @dataclass

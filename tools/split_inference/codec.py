@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import struct
 import zlib
 from dataclasses import asdict, dataclass
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from edgeai.errors import EdgeAIError
+from edgeai.tools import checkpoints
 from edgeai.tools.split_inference.entropy import CodecError, EntropyBottleneck
 from torch import nn
 
@@ -196,26 +196,16 @@ def save_codec(codec: FeatureCodec, path: Path | str, extra: dict | None = None)
 
 
 def load_codec(path: Path | str) -> FeatureCodec:
-    """Read a codec written by `save_codec`, ready to compress/decompress (eval mode)."""
-    path = Path(path)
-    if not path.is_file():
-        raise EdgeAIError(f"codec checkpoint not found: {path}")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        codec = FeatureCodec(CodecMeta(**blob["meta"]))
-        codec.load_state_dict(blob["state"])
-    except (
-        RuntimeError,
-        KeyError,
-        TypeError,
-        ValueError,
-        EOFError,
-        OSError,
-        pickle.UnpicklingError,
-    ) as err:
-        raise EdgeAIError(f"codec checkpoint {path} does not load: {err}") from err
+    """Read a codec written by `save_codec`, ready to compress/decompress (eval mode);
+    WeightsError when the file is missing, does not load or has no symbol tables."""
+    return checkpoints.load(path, "codec checkpoint", _codec_from)
+
+
+def _codec_from(blob: dict) -> FeatureCodec:
+    codec = FeatureCodec(CodecMeta(**blob["meta"]))
+    codec.load_state_dict(blob["state"])
     if not codec.entropy.ready:
-        raise EdgeAIError(f"codec checkpoint {path} has no symbol tables")
+        raise ValueError("it has no symbol tables")
     return codec.eval()
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from edgeai.errors import EdgeAIError, UserInputError
+from edgeai.errors import UserInputError, WeightsError
 from edgeai.tools.split_inference.base import TASKS, Example, SplitModel, Task
 from PIL import Image
 from torch import nn
@@ -53,10 +53,6 @@ _BLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 _BLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
-class HFModelError(EdgeAIError):
-    """A Hugging Face model folder is missing, incomplete or holds the wrong architecture."""
-
-
 def _offline() -> None:
     """Never touch the hub, whatever the caller's environment says."""
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -67,28 +63,28 @@ def _check_folder(path: Path, task: str) -> dict[str, Any]:
     if task not in TASKS:
         raise UserInputError(f"unknown task '{task}' (expected one of: {', '.join(TASKS)})")
     if not path.exists():
-        raise HFModelError(f"{path}: no such folder (expected a Hugging Face model folder)")
+        raise WeightsError(f"{path}: no such folder (expected a Hugging Face model folder)")
     if not path.is_dir():
-        raise HFModelError(f"{path}: not a folder (expected a Hugging Face model folder)")
+        raise WeightsError(f"{path}: not a folder (expected a Hugging Face model folder)")
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise HFModelError(f"{path}: no config.json (not a Hugging Face model folder)")
+        raise WeightsError(f"{path}: no config.json (not a Hugging Face model folder)")
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HFModelError(f"{config_file}: not valid JSON ({exc})") from None
+        raise WeightsError(f"{config_file}: not valid JSON ({exc})") from None
     if not isinstance(config, dict):
-        raise HFModelError(f"{config_file}: not a JSON object")
+        raise WeightsError(f"{config_file}: not a JSON object")
     model_type, class_name = _ARCHITECTURES[task]
     found_type = config.get("model_type")
     if found_type != model_type:
-        raise HFModelError(
+        raise WeightsError(
             f"{path}: config model_type is '{found_type}', task '{task}' needs a '{model_type}' "
             f"checkpoint ({class_name})"
         )
     architectures = config.get("architectures") or []
     if architectures and class_name not in architectures:
-        raise HFModelError(
+        raise WeightsError(
             f"{path}: checkpoint architecture is {', '.join(map(str, architectures))}, "
             f"task '{task}' needs {class_name}"
         )
@@ -102,18 +98,18 @@ def _from_pretrained(cls: Any, path: Path) -> nn.Module:
         model, info = cls.from_pretrained(path, local_files_only=True, output_loading_info=True)
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HFModelError(f"{path}: cannot load {cls.__name__}: {first}") from None
+        raise WeightsError(f"{path}: cannot load {cls.__name__}: {first}") from None
     mismatched = sorted(
         str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys") or []
     )
     if mismatched:
-        raise HFModelError(
+        raise WeightsError(
             f"{path}: weights of the wrong shape for {cls.__name__} ({', '.join(mismatched[:3])})"
         )
     missing = sorted(info.get("missing_keys") or [])
     if missing:
         shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-        raise HFModelError(
+        raise WeightsError(
             f"{path}: weights missing for {len(missing)} tensors of {cls.__name__} ({shown})"
         )
     model.eval()
@@ -131,7 +127,7 @@ class _Pixels:
             try:
                 self.processor = AutoImageProcessor.from_pretrained(path, local_files_only=True)
             except (OSError, ValueError) as exc:
-                raise HFModelError(f"{path}: bad preprocessor_config.json: {exc}") from None
+                raise WeightsError(f"{path}: bad preprocessor_config.json: {exc}") from None
         self.image_size, self.resample = image_size, resample
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
@@ -380,13 +376,13 @@ def _tokenizer(path: Path) -> Any:
     from transformers import AutoTokenizer
 
     if not any((path / name).is_file() for name in ("tokenizer.json", "vocab.txt")):
-        raise HFModelError(
+        raise WeightsError(
             f"{path}: no tokenizer (tokenizer.json or vocab.txt) for the text decoder"
         )
     try:
         return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise HFModelError(f"{path}: cannot load the tokenizer: {exc}") from None
+        raise WeightsError(f"{path}: cannot load the tokenizer: {exc}") from None
 
 
 def load_hf_model(

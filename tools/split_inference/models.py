@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from edgeai.errors import EdgeAIError, UserInputError
+from edgeai.errors import UserInputError
+from edgeai.tools import checkpoints
 from edgeai.tools.split_inference.base import TASKS, Example, SplitModel, Task
 from edgeai.tools.split_inference.text import ANSWERS, BOS, CLASSES, EOS, PAD, WORDS, Vocab
 from torch import nn
@@ -32,10 +33,6 @@ MODEL_IDS: dict[str, str] = {
     "vqa": "blip-vqa",
 }
 _MEAN, _STD = 0.5, 0.25
-
-
-class ModelCheckpointError(EdgeAIError):
-    """A model checkpoint is missing, unreadable or does not match its task."""
 
 
 @dataclass
@@ -402,17 +399,18 @@ def checkpoint_path(task: Task, checkpoint_dir: str | Path | None = None) -> Pat
 
 
 def load_model(task: Task, checkpoint_dir: str | Path | None = None) -> PhotoModel:
-    """The trained model of `task` (shipped weights by default), float32, eval mode."""
-    path = checkpoint_path(task, checkpoint_dir)
-    if not path.is_file():
-        raise ModelCheckpointError(
-            f"no {task} checkpoint at {path} (train one: edgeai split train-model --task {task})")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, OSError, ValueError) as e:
-        raise ModelCheckpointError(f"cannot read checkpoint {path}: {e}") from e
-    if blob.get("task") != task:
-        raise ModelCheckpointError(f"{path} holds a '{blob.get('task')}' model, not '{task}'")
-    model = build_model(task, **blob["config"])
+    """The trained model of `task` (shipped weights by default), float32, eval mode;
+    WeightsError when the file is missing, unreadable or holds another task's model."""
+    return checkpoints.load(
+        checkpoint_path(task, checkpoint_dir),
+        f"{task} checkpoint",
+        _model_from,
+        hint=f"train one: edgeai split train-model --task {task}",
+        expect={"task": task},
+    )
+
+
+def _model_from(blob: dict) -> PhotoModel:
+    model = build_model(blob["task"], **blob["config"])
     model.load_state_dict({k: v.float() for k, v in blob["state_dict"].items()})
     return model.eval()

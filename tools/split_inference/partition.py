@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from edgeai.errors import ManualError, UserInputError
 from edgeai.knowledge.manuals import Manual, collect_manual_files, parse_manual
+from edgeai.tools.split_inference import PHOTO_MANUALS
 from edgeai.tools.split_inference.base import SplitModel
 from edgeai.tools.split_inference.profile import (
     ComputeSeconds,
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 Objective = Literal["latency", "device_energy"]
 OBJECTIVES: tuple[str, ...] = ("latency", "device_energy")
 CLIENT_ONLY = "client-only"
-PHOTO_MANUALS = Path(__file__).resolve().parents[2] / "knowledge" / "samples" / "photo" / "manuals"
 DEFAULT_ANSWER_BYTES = 64  # a label, a caption or a short answer, with framing
 
 

@@ -1,7 +1,7 @@
 """Device / edge / cloud runtime: real bytes over TCP on 127.0.0.1 through an emulated link.
 
-The device (`DeviceClient.infer`, or the function `infer`) and the server (`EdgeServer` in a
-thread, `serve_edge` blocking) run their parts of a task's SplitModel for real and exchange real
+The device (`DeviceClient.infer`) and the server (`EdgeServer` in a thread, or blocking with
+`serve_until_interrupted`) run their parts of a task's SplitModel for real and exchange real
 frames (`protocol`) over a socket whose every byte is paced by the emulated link (`link`).
 Schemes (paper Table II and Fig. 3):
 
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import signal
 import socket
 import socketserver
@@ -94,36 +93,12 @@ class UnknownSchemeError(UserInputError):
     """A scheme name that the runtime does not know."""
 
 
-class WeightsError(SplitRuntimeError):
-    """A model or feature-codec checkpoint that could not be loaded (one-line reason)."""
-
-
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
-
-
-# What torch.load / load_state_dict raise on a corrupt, truncated or mismatched checkpoint.
-_WEIGHT_ERRORS = (
-    EdgeAIError,
-    RuntimeError,
-    KeyError,
-    ValueError,
-    TypeError,
-    EOFError,
-    OSError,
-    pickle.UnpicklingError,
-)
-
-
 def load_task_model(task: str, checkpoint_dir: str | Path | None = None) -> SplitModel:
     """The task's photo model (shipped weights, or <checkpoint_dir>/<task>.pt), eval mode."""
     check_task(task)
     from edgeai.tools.split_inference.models import load_model
 
-    try:
-        return load_model(task, checkpoint_dir)  # type: ignore[arg-type]
-    except _WEIGHT_ERRORS as exc:
-        raise WeightsError(_one_line(str(exc))) from exc
+    return load_model(task, checkpoint_dir)  # type: ignore[arg-type]
 
 
 def load_task_codecs(task: str) -> list[Any]:
@@ -152,17 +127,12 @@ def load_task_codec(task: str | None = None, path: str | Path | None = None) -> 
     """A feature codec from `path`, else the task's shipped default codec."""
     from edgeai.tools.split_inference.codec import default_codec_path, load_codec
 
-    try:
-        if path is None:
-            if task is None:
-                raise UserInputError("load_task_codec needs a task or a path")
-            check_task(task)
-            path = default_codec_path(task)
-        return load_codec(path)
-    except UserInputError:
-        raise
-    except _WEIGHT_ERRORS as exc:
-        raise WeightsError(_one_line(str(exc))) from exc
+    if path is None:
+        if task is None:
+            raise UserInputError("load_task_codec needs a task or a path")
+        check_task(task)
+        path = default_codec_path(task)
+    return load_codec(path)
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -460,6 +430,28 @@ class EdgeServer:
         """Serve in this thread until stop() (from another thread) or KeyboardInterrupt."""
         self._tcp.serve_forever(poll_interval=0.1)
 
+    def serve_until_interrupted(
+        self, on_ready: Callable[[tuple[str, int]], None] | None = None
+    ) -> None:
+        """Serve until Ctrl-C or SIGTERM (blocking; the CLI's serve-edge); `on_ready` gets the
+        bound address."""
+        previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            # Ctrl-C and SIGTERM stop the server even from a shell that ignores SIGINT.
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, _interrupt)
+        log.info("%s server listening on %s:%d", self.role, *self.address)
+        try:
+            if on_ready is not None:
+                on_ready(self.address)
+            self.serve_forever()
+        except KeyboardInterrupt:
+            log.info("%s server on %s:%d stopped", self.role, *self.address)
+        finally:
+            self.stop()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
     def stop(self) -> None:
         """Stop accepting, close open connections, release the port."""
         self.stopping = True
@@ -576,37 +568,6 @@ class EdgeServer:
             "role": self.role,
             "model_id": model.model_id,
         }
-
-
-def serve_edge(
-    host: str = "127.0.0.1",
-    port: int = 0,
-    models: Mapping[str, SplitModel] | None = None,
-    codecs: Mapping[str, Any] | None = None,
-    compute: ComputeSeconds | None = None,
-    role: Literal["edge", "cloud"] = "edge",
-    plan_seconds: float = 0.0,
-    on_ready: Callable[[tuple[str, int]], None] | None = None,
-) -> None:
-    """Serve until Ctrl-C (blocking; the CLI's serve-edge). on_ready gets the bound address."""
-    server = EdgeServer(host, port, models, codecs, compute, role, plan_seconds)
-    previous: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        # Ctrl-C and SIGTERM stop the server even when started from a shell that ignores SIGINT.
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, _interrupt)
-    log.info("%s server listening on %s:%d", role, *server.address)
-    try:
-        if on_ready is not None:
-            on_ready(server.address)
-        server.serve_forever()
-    except KeyboardInterrupt:
-        log.info("%s server on %s:%d stopped", role, *server.address)
-    finally:
-        server.stopping = True
-        server._tcp.server_close()
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -871,26 +832,6 @@ def _left(deadline: float, address: tuple[str, int]) -> float:
     return left
 
 
-def infer(
-    image: np.ndarray | bytes,
-    task: str,
-    scheme: str,
-    rate_bps: float,
-    question: str | None = None,
-    server: tuple[str, int] | str | None = None,
-    *,
-    models: Mapping[str, SplitModel] | None = None,
-    codecs: Mapping[str, Any] | None = None,
-    compute: ComputeSeconds | None = None,
-    connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    **options: Any,
-) -> InferenceResult:
-    """One request from a fresh device (see DeviceClient.infer for `options`)."""
-    client = DeviceClient(models, codecs, compute, connect_timeout_s, timeout_s)
-    return client.infer(image, task, scheme, rate_bps, question, server, **options)
-
-
 __all__ = [
     "SCHEMES",
     "Breakdown",
@@ -900,6 +841,4 @@ __all__ = [
     "InferenceResult",
     "ProtocolError",
     "RemoteError",
-    "infer",
-    "serve_edge",
 ]

@@ -1,6 +1,6 @@
 """The photo pool's models as a runtime of tools/runtimes.py: run through the socket runtime.
 
-`run_model(model_id, upstream, day, seed, placement=..., request=...)` answers one sub-task:
+`RUNTIME` (a `PhotoRuntime`, registered in `tools.runtimes.builtin_runtimes`) answers one sub-task:
 the photo is the household camera's photo of the day (a seeded photo-world image, like the
 healthcare home's simulated sensors) unless `upstream["image"]` gives one (an array or a file
 path); the VQA question is `upstream["question"]`, else the person's request. Where it runs
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from edgeai.errors import UserInputError
 from edgeai.knowledge.manuals import DeviceManual, Manual
-from edgeai.tools.healthcare.runtime import ModelResult
+from edgeai.tools.runtimes import ModelResult
 from edgeai.tools.split_inference.base import TASKS, SplitModel, Task
 from edgeai.tools.split_inference.codec import FeatureCodec
 from edgeai.tools.split_inference.imagecodecs import read_image
@@ -69,10 +69,6 @@ OUTPUT_NAME = {"classify": "class_label", "caption": "text", "vqa": "text"}
 DEFAULT_ONE_WAY_S = 0.010
 
 
-def known_model_ids() -> list[str]:
-    return sorted(MODEL_TASKS)
-
-
 @lru_cache(maxsize=1)
 def _models() -> dict[Task, SplitModel]:
     return {task: load_task_model(task) for task in TASKS}
@@ -87,7 +83,7 @@ def _codecs() -> dict[Task, list[FeatureCodec]]:
 def _task(model_id: str) -> Task:
     if model_id not in MODEL_TASKS:
         raise UserInputError(
-            f"'{model_id}' is not a split-inference model (known: {', '.join(known_model_ids())})"
+            f"'{model_id}' is not a split-inference model (known: {', '.join(sorted(MODEL_TASKS))})"
         )
     return MODEL_TASKS[model_id]
 
@@ -179,14 +175,26 @@ def _image(upstream: Mapping[str, Any], task: Task, day: dt.date, seed: int):
     return np.asarray(given, dtype=np.uint8), None, "the given image"
 
 
-def run_model(
-    model_id: str,
-    upstream: Mapping[str, Any],
-    day: dt.date,
-    seed: int,
-    placement: Mapping[str, Any] | None = None,
-    request: str | None = None,
-) -> ModelResult:
+class PhotoRuntime:
+    """The photo pool's models as a `tools.runtimes.ModelRuntime` (the socket runtime starts, and
+    the weights load, on the first run)."""
+
+    name = "photo split inference"
+
+    def model_ids(self) -> list[str]:
+        return sorted(MODEL_TASKS)
+
+    def run(self, model_id: str, upstream: Mapping[str, Any], day: dt.date, seed: int,
+            placement: Mapping[str, Any] | None = None, request: str | None = None
+            ) -> ModelResult:
+        return _run(model_id, upstream, day, seed, placement or {}, request)
+
+
+RUNTIME = PhotoRuntime()
+
+
+def _run(model_id: str, upstream: Mapping[str, Any], day: dt.date, seed: int,
+         placement: Mapping[str, Any], request: str | None) -> ModelResult:
     """Run one photo model where the placement says, through the socket runtime."""
     task = _task(model_id)
     image, ex, source = _image(upstream, task, day, seed)
@@ -195,8 +203,8 @@ def run_model(
         question = upstream.get("question") or request
         if not question:
             raise UserInputError("blip-vqa needs a question about the photo")
-    mode = (placement or {}).get("mode", "split")
-    k = (placement or {}).get("split")
+    mode = placement.get("mode", "split")
+    k = placement.get("split")
     rt = _runtime()
     rate = float(rt.hosts.device.uplink_bps or 2.4e6) / 8.0  # bytes/s
     started = time.perf_counter()

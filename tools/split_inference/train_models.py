@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from edgeai.errors import UserInputError
+from edgeai.errors import UserInputError, WeightsError
+from edgeai.tools import checkpoints
 from edgeai.tools.split_inference.base import TASKS, Example, Task
 from edgeai.tools.split_inference.metrics import task_metrics
 from edgeai.tools.split_inference.models import (
@@ -115,18 +116,15 @@ def evaluate(model: PhotoModel, n: int = 500, seed: int = 0) -> dict[str, float]
 def _load_encoder(model: PhotoModel, path: Path, everything: bool = False) -> None:
     """Copy the image encoder (and its final norm) of checkpoint `path` into model; with
     everything=True copy every weight (continue training a model of the same task)."""
-    if not path.is_file():
-        raise UserInputError(f"init checkpoint {path}: no such file")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if everything and blob.get("task") != model.task:
-        raise UserInputError(f"{path} holds a '{blob.get('task')}' model, not '{model.task}'")
+    expect = {"task": model.task} if everything else None
+    blob = checkpoints.load(path, "init checkpoint", dict, expect=expect)
     state = {k: v.float() for k, v in blob["state_dict"].items()
              if everything or k.startswith(("encoder.", "enc_norm."))}
     own = model.state_dict()
     bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
     if bad or not state:
-        raise UserInputError(f"{path}: weights do not fit this model's config "
-                             f"({', '.join(bad[:3]) or 'no encoder weights'})")
+        raise WeightsError(f"init checkpoint '{path}' does not fit this model's config "
+                           f"({', '.join(bad[:3]) or 'no encoder weights'})")
     model.load_state_dict(state, strict=False)
 
 

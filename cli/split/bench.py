@@ -1,4 +1,5 @@
-"""`edgeai bench split`: Table II (bytes and quality per scheme) and Fig. 3 (latency vs link rate)."""
+"""`edgeai bench split`: Table II (bytes and quality per scheme) and Fig. 3 (latency vs link rate),
+tables on stdout, CSV + PNG under the data home's bench folder."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ import sys
 from edgeai.cli import add_common
 from edgeai.config import Settings
 from edgeai.errors import UserInputError
-from rich.console import Console
-from rich.table import Table
 
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
@@ -57,6 +56,8 @@ def _rates(text: str | None) -> tuple[float, ...]:
 
 def bench_split_command(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.tools.split_inference import bench
+    from rich.console import Console
+    from rich.table import Table
 
     if args.images < 1 or args.latency_images < 1:
         raise UserInputError("--images and --latency-images must be >= 1")

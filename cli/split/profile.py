@@ -1,4 +1,5 @@
-"""`edgeai split profile | partition`: per-stage profile of a split model and the best split point."""
+"""`edgeai split profile | partition`: per-stage profile of a split model (ours or a local Hugging
+Face folder) and the best split point for a link rate and the pool's device manuals."""
 
 from __future__ import annotations
 
@@ -6,29 +7,32 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from edgeai.cli import add_common
+from edgeai.cli.split.common import SHIPPED, TASK_CHOICES, table
 from edgeai.config import Settings
 from edgeai.errors import UserInputError
-from edgeai.tools.split_inference.base import TASKS, SplitModel
-from edgeai.tools.split_inference.partition import PHOTO_MANUALS
+from edgeai.tools.split_inference import PHOTO_MANUALS
+
+if TYPE_CHECKING:
+    import numpy as np
+    from edgeai.tools.split_inference.base import SplitModel
 
 log = logging.getLogger(__name__)
 
 
 def _default_codec(task: str) -> Path | None:
     """The task's shipped feature codec (codec.DEFAULT_CODECS), when there is one."""
-    from edgeai.tools.split_inference.codec import CHECKPOINT_DIR, DEFAULT_CODECS
+    from edgeai.tools.split_inference.codec import DEFAULT_CODECS
 
     name = DEFAULT_CODECS.get(task)
-    path = CHECKPOINT_DIR / name if name else None
+    path = SHIPPED / name if name else None
     return path if path is not None and path.is_file() else None
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", required=True, choices=TASKS)
+    parser.add_argument("--task", required=True, choices=TASK_CHOICES)
     parser.add_argument(
         "--hf", type=Path, help="local Hugging Face ViT/BLIP folder (default: our shipped model)"
     )
@@ -40,7 +44,7 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def register_split(split_sub: argparse._SubParsersAction) -> None:
+def register(split_sub: argparse._SubParsersAction) -> None:
     prof = split_sub.add_parser(
         "profile", help="time a split model stage by stage; activation sizes and cycle shares"
     )
@@ -101,6 +105,7 @@ def _load(args: argparse.Namespace) -> SplitModel:
 
 
 def _photos(args: argparse.Namespace) -> tuple[np.ndarray, list[str | None] | None]:
+    import numpy as np
     from edgeai.tools.split_inference.world import make_examples
 
     if not 1 <= args.images <= 64:
@@ -122,16 +127,10 @@ def _measure(args: argparse.Namespace) -> tuple[Any, SplitModel | None, np.ndarr
 
 def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table()
-    for i, col in enumerate(columns):
-        table.add_column(col, justify="left" if i == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
     console = Console(width=max(120, len(title)))
     console.print(title, highlight=False)
-    console.print(table)
+    console.print(table(columns, rows))
 
 
 def profile_command(args: argparse.Namespace, settings: Settings) -> int:

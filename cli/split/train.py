@@ -1,4 +1,5 @@
-"""`edgeai split train-model`: train a photo-pool model from a seed and print its held-out metrics."""
+"""`edgeai split train-model`: train a photo-pool model from a seed and print its held-out metrics
+(and record the command that reproduces it in the checkpoint folder's manifest)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,15 @@ import argparse
 from pathlib import Path
 
 from edgeai.cli import add_common
+from edgeai.cli.split.common import TASK_CHOICES, check_positive, shown, table
 from edgeai.config import Settings
 from edgeai.errors import UserInputError
-from rich.console import Console
-from rich.table import Table
 
 
-def register_split(split_sub: argparse._SubParsersAction) -> None:
+def register(split_sub: argparse._SubParsersAction) -> None:
     p = split_sub.add_parser(
         "train-model", help="train the photo classifier, captioner or VQA model from a seed")
-    p.add_argument("--task", required=True, choices=["classify", "caption", "vqa"])
+    p.add_argument("--task", required=True, choices=TASK_CHOICES)
     p.add_argument("--seed", type=int, default=0, help="torch init and training-photo offset")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps (task default)")
     p.add_argument("--batch-size", type=int, default=None, help="photos per step (default 64)")
@@ -34,15 +34,6 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train_model)
 
 
-def _shown(path: Path) -> str:
-    """A path as the reproducing command shows it: repository-relative for shipped files."""
-    from edgeai.tools.split_inference.models import CHECKPOINT_DIR
-
-    if path.resolve().parent == CHECKPOINT_DIR.resolve():
-        return f"tools/split_inference/checkpoints/{path.name}"
-    return str(path)
-
-
 def _command(args: argparse.Namespace, record: dict, out: Path) -> str:
     """The command line that reproduces this run, every hyper-parameter spelled out."""
     run = record["args"]
@@ -51,20 +42,18 @@ def _command(args: argparse.Namespace, record: dict, out: Path) -> str:
     if args.eval_n is not None:
         parts.append(f"--eval-n {args.eval_n}")
     if args.init_encoder is not None:
-        parts.append(f"--init-encoder {_shown(args.init_encoder)}")
+        parts.append(f"--init-encoder {shown(args.init_encoder)}")
     if args.init_model is not None:
-        parts.append(f"--init-model {_shown(args.init_model)}")
-    parts.append(f"--out {_shown(out)}")
+        parts.append(f"--init-model {shown(args.init_model)}")
+    parts.append(f"--out {shown(out)}")
     return " ".join(parts)
 
 
 def cmd_train_model(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.tools.split_inference.train_models import train_model, update_manifest
+    from rich.console import Console
 
-    for flag in ("steps", "batch_size", "eval_n", "lr"):
-        value = getattr(args, flag)
-        if value is not None and value <= 0:
-            raise UserInputError(f"--{flag.replace('_', '-')} must be > 0, got {value}")
+    check_positive(args, "steps", "batch_size", "eval_n", "lr")
     out = args.out or settings.home / "split" / "models" / f"{args.task}.pt"
     if out.exists() and out.is_dir():
         raise UserInputError(f"--out {out} is a folder; give a file path like {out}/model.pt")
@@ -76,11 +65,8 @@ def cmd_train_model(args: argparse.Namespace, settings: Settings) -> int:
     record.pop("model")
     record["command"] = _command(args, record, out)
     update_manifest(args.task, record, out.parent / "manifest.json")
-    table = Table(title=f"{args.task}: trained in {record['seconds']} s ({record['eval']})")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in record["metrics"].items():
-        table.add_row(name, f"{value:.2f}")
-    Console().print(table)
+    rows = [[name, f"{value:.2f}"] for name, value in record["metrics"].items()]
+    title = f"{args.task}: trained in {record['seconds']} s ({record['eval']})"
+    Console().print(table(["metric", "value"], rows, title))
     print(f"wrote {out} ({record['bytes']} bytes) and {out.parent / 'manifest.json'}")
     return 0

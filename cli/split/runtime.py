@@ -1,4 +1,5 @@
-"""`edgeai split serve-edge | infer | sample-image`: the device/edge runtime over a real socket."""
+"""`edgeai split serve-edge | infer | sample-image`: the device/edge runtime over a real socket
+(an edge or cloud server, one device request through the emulated link, a generated photo)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,7 @@ from typing import Any
 from edgeai.cli import add_common
 from edgeai.config import Settings
 from edgeai.errors import EdgeAIError, UserInputError
-from edgeai.tools.split_inference.base import TASKS
-from edgeai.tools.split_inference.link import format_rate, parse_rate
-from edgeai.tools.split_inference.protocol import parse_address
+from edgeai.tools.split_inference import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ PROFILE_SEED = 2_900_000  # photos that only time the stages (codec-training ran
 SCHEME_CHOICES = ("coinfer", "split-raw", "edge-lossless", "edge-lossy", "client-only", "cloud")
 
 
-def register_split(split_sub: argparse._SubParsersAction) -> None:
+def register(split_sub: argparse._SubParsersAction) -> None:
     srv = split_sub.add_parser(
         "serve-edge",
         help="run an edge (or cloud) server that finishes the photo models on what devices send",
@@ -37,12 +36,8 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
         help=f"port (default {DEFAULT_EDGE_PORT} for edge, {DEFAULT_CLOUD_PORT} for cloud; 0 = any free)",
     )
     srv.add_argument("--role", choices=("edge", "cloud"), default="edge")
-    srv.add_argument(
-        "--checkpoints", type=Path, help="folder of model checkpoints <task>.pt (default: shipped)"
-    )
-    srv.add_argument(
-        "--codec",
-        type=Path,
+    _weights_flags(
+        srv,
         action="append",
         default=[],
         help="feature codec file (repeatable; default: each task's shipped codecs, one per split point)",
@@ -95,12 +90,7 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
         "--max-bytes", type=int, help="edge-lossy: best quality within this many bytes"
     )
     inf.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds")
-    inf.add_argument(
-        "--checkpoints", type=Path, help="folder of model checkpoints <task>.pt (default: shipped)"
-    )
-    inf.add_argument(
-        "--codec", type=Path, help="feature codec file (default: the task's shipped one)"
-    )
+    _weights_flags(inf, help="feature codec file (default: the task's shipped one)")
     inf.add_argument(
         "--manuals",
         type=Path,
@@ -123,6 +113,14 @@ def register_split(split_sub: argparse._SubParsersAction) -> None:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _weights_flags(parser: argparse.ArgumentParser, **codec: Any) -> None:
+    """--checkpoints (a folder of <task>.pt) and --codec (`codec`: its action, default, help)."""
+    parser.add_argument(
+        "--checkpoints", type=Path, help="folder of model checkpoints <task>.pt (default: shipped)"
+    )
+    parser.add_argument("--codec", type=Path, **codec)
 
 
 def _load_models(checkpoints: Path | None, tasks: tuple[str, ...]) -> dict[str, Any]:
@@ -183,7 +181,8 @@ def _compute_from_manuals(
 
 def serve_edge_command(args: argparse.Namespace, settings: Settings) -> int:
     import torch
-    from edgeai.tools.split_inference.runtime import WeightsError, load_task_model, serve_edge
+    from edgeai.errors import WeightsError
+    from edgeai.tools.split_inference.runtime import EdgeServer, load_task_model
 
     torch.set_num_threads(1)
     port = args.port
@@ -224,16 +223,10 @@ def serve_edge_command(args: argparse.Namespace, settings: Settings) -> int:
         )
 
     compute = _compute_from_manuals(models, args.manuals) if args.manuals else None
-    serve_edge(
-        args.host,
-        port,
-        models,
-        codecs,
-        compute,
-        role=args.role,
-        plan_seconds=args.plan_ms / 1000.0,
-        on_ready=ready,
+    server = EdgeServer(
+        args.host, port, models, codecs, compute, role=args.role, plan_seconds=args.plan_ms / 1e3
     )
+    server.serve_until_interrupted(on_ready=ready)
     print(f"{args.role} server stopped", flush=True)
     return 0
 
@@ -241,6 +234,8 @@ def serve_edge_command(args: argparse.Namespace, settings: Settings) -> int:
 def infer_command(args: argparse.Namespace, settings: Settings) -> int:
     import torch
     from edgeai.tools.split_inference.imagecodecs import read_image
+    from edgeai.tools.split_inference.link import parse_rate
+    from edgeai.tools.split_inference.protocol import parse_address
     from edgeai.tools.split_inference.runtime import DeviceClient
 
     torch.set_num_threads(1)
@@ -294,6 +289,7 @@ def infer_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_result(result: Any, rate: float, args: argparse.Namespace) -> None:
+    from edgeai.tools.split_inference.link import format_rate
     from rich.console import Console
     from rich.table import Table
 

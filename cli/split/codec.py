@@ -1,20 +1,22 @@
-"""`edgeai split train-codec` / `eval-codec`: the learned feature codec at a split point."""
+"""`edgeai split train-codec` / `eval-codec`: the learned feature codec at a split point (train it
+on a frozen model, score it on held-out photos against the raw activation and PNG)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeai.cli import add_common
+from edgeai.cli.split.common import TASK_CHOICES, check_positive, shown, table
 from edgeai.config import Settings
 from edgeai.errors import UserInputError
-from rich.console import Console
-from rich.table import Table
 
-TASK_CHOICES = ["classify", "caption", "vqa"]
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
-def register_split(split_sub: argparse._SubParsersAction) -> None:
+def register(split_sub: argparse._SubParsersAction) -> None:
     p = split_sub.add_parser(
         "train-codec",
         help="train a feature codec (task loss + lambda * bits) at split k of a frozen model",
@@ -64,8 +66,6 @@ def codec_name(task: str, k: int, lam: float) -> str:
 
 def _command(args: argparse.Namespace, out: Path) -> str:
     """The command line that reproduces this run (repo-relative when out is shipped)."""
-    from edgeai.tools.split_inference.codec import CHECKPOINT_DIR
-
     parts = [
         "edgeai split train-codec",
         f"--task {args.task} --split {args.split} --lam {args.lam:g}",
@@ -74,24 +74,17 @@ def _command(args: argparse.Namespace, out: Path) -> str:
     ]
     if args.model_dir is not None:
         parts.append(f"--model-dir {args.model_dir}")
-    try:
-        rel = out.resolve().relative_to(CHECKPOINT_DIR.resolve())
-        parts.append(f"--out tools/split_inference/checkpoints/{rel}")
-    except ValueError:
-        parts.append(f"--out {out}")
+    parts.append(f"--out {shown(out)}")
     return " ".join(parts)
 
 
 def _table(title: str, rows: list[dict]) -> Table:
-    table = Table(title=title)
-    for col in ("scheme", "score", "mean bytes", "max bytes", "est. bytes"):
-        table.add_column(col, justify="right" if col != "scheme" else "left")
-    for r in rows:
-        est = f"{r['estimated_bytes']:.0f}" if "estimated_bytes" in r else "-"
-        table.add_row(
-            r["scheme"], f"{r['score']:.2f}", f"{r['mean_bytes']:.0f}", str(r["max_bytes"]), est
-        )
-    return table
+    cells = [
+        [r["scheme"], f"{r['score']:.2f}", f"{r['mean_bytes']:.0f}", str(r["max_bytes"]),
+         f"{r['estimated_bytes']:.0f}" if "estimated_bytes" in r else "-"]
+        for r in rows
+    ]
+    return table(["scheme", "score", "mean bytes", "max bytes", "est. bytes"], cells, title)
 
 
 def cmd_train_codec(args: argparse.Namespace, settings: Settings) -> int:
@@ -104,10 +97,9 @@ def cmd_train_codec(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.tools.split_inference.train_codec import evaluate_codec, train_codec
     from edgeai.tools.split_inference.train_models import update_manifest
     from edgeai.tools.split_inference.world import make_examples
+    from rich.console import Console
 
-    for flag in ("channels", "steps", "hidden", "pool", "eval_n"):
-        if getattr(args, flag) < 1:
-            raise UserInputError(f"--{flag.replace('_', '-')} must be >= 1")
+    check_positive(args, "channels", "steps", "hidden", "pool", "eval_n")
     if args.gain <= 0:
         raise UserInputError(f"--gain must be > 0, got {args.gain:g}")
     if args.lam < 0 or args.beta < 0:
@@ -118,17 +110,8 @@ def cmd_train_codec(args: argparse.Namespace, settings: Settings) -> int:
         raise UserInputError(f"--out {out} is a folder; give a file path like {out}/{name}.pt")
     model = load_model(args.task, args.model_dir)
     codec, record = train_codec(
-        model,
-        args.split,
-        args.lam,
-        args.channels,
-        args.steps,
-        args.seed,
-        hidden=args.hidden,
-        beta=args.beta,
-        gain=args.gain,
-        pool=args.pool,
-        progress=not args.no_progress,
+        model, args.split, args.lam, args.channels, args.steps, args.seed, hidden=args.hidden,
+        beta=args.beta, gain=args.gain, pool=args.pool, progress=not args.no_progress,
     )
     held_out = make_examples(args.task, args.eval_n, 0)
     with_codec = evaluate_codec(model, codec, args.split, held_out)
@@ -161,6 +144,7 @@ def cmd_eval_codec(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.tools.split_inference.models import load_model
     from edgeai.tools.split_inference.train_codec import evaluate_codec
     from edgeai.tools.split_inference.world import make_examples
+    from rich.console import Console
 
     if args.n < 1 or args.start < 0:
         raise UserInputError("--n must be >= 1 and --start >= 0")
