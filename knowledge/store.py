@@ -273,6 +273,15 @@ class KnowledgeStore:
 
         return self.query_units(encode_minilm([query])[0], "minilm", k)
 
+    def embed(self, encoder: str, texts: list[str]) -> np.ndarray:
+        """`ENCODERS[encoder](texts)`, bit for bit, cached in the data home beside the store
+        (knowledge.embeddings.EmbeddingCache); the encoder loads only when a list is new."""
+        from edgeai.knowledge.embeddings import EmbeddingCache
+
+        if getattr(self, "_embedding_cache", None) is None:
+            self._embedding_cache = EmbeddingCache(self.store_dir / "embeddings.sqlite")
+        return self._embedding_cache.embed(encoder, texts)
+
     # ----------------------------------------------------------------- writes
     def add_manuals(self, files: list[Path]) -> dict[str, list[str]]:
         """Parse, check, then write manuals; re-adding a device replaces it. All or nothing."""
