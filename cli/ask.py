@@ -47,11 +47,12 @@ def _date(text: str) -> dt.date:
 
 
 def __getattr__(name: str) -> object:
-    """`Session`, the app's assembly's former name here (it is graphs.app.App now)."""
+    """`Session(settings)`, the app's assembly's former home here: now `App.open(settings)` of
+    graphs/app.py (kept until tests/test_split_service.py calls that)."""
     if name == "Session":
         from edgeai.graphs.app import App
 
-        return App
+        return App.open
     raise AttributeError(name)
 
 
