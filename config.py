@@ -1,4 +1,9 @@
-"""Settings parsed once (pydantic-settings): data home, LLM backend, log level."""
+"""Settings parsed once (pydantic-settings): data home, LLM backend, log level; the locations
+derived from the data home, and the refusal of a home that does not exist.
+
+Kept light on purpose (pydantic-settings and platformdirs only): every `edgeai` command,
+`--help` included, imports it before anything else.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 def default_home() -> Path:
     """The per-user data directory (e.g. ~/.local/share/edgeai on Linux)."""
     return Path(platformdirs.user_data_dir("edgeai", appauthor=False))
+
+
+def _under_home(name: str, doc: str) -> property:
+    """A read-only location `home / name` of the settings' data home."""
+    return property(lambda settings: settings.home / name, doc=doc)
 
 
 class Settings(BaseSettings):
@@ -39,21 +49,21 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     # Derived locations, all under the one data home.
-    @property
-    def store_dir(self) -> Path:
-        return self.home / "store"
+    store_dir = _under_home("store", "the chromadb store of device manuals")
+    checkpoint_db = _under_home("checkpoints.sqlite", "LangGraph's SQLite checkpoints")
+    runs_dir = _under_home("runs", "run artifacts: plans, decisions, curves, generated code")
+    bench_dir = _under_home("bench", "benchmark tables and plots")
 
-    @property
-    def checkpoint_db(self) -> Path:
-        return self.home / "checkpoints.sqlite"
 
-    @property
-    def runs_dir(self) -> Path:
-        return self.home / "runs"
+def require_home(settings: Settings) -> None:
+    """Commands and the server read a store only from a home that exists; they never create one."""
+    from edgeai.errors import HomeNotFoundError
 
-    @property
-    def bench_dir(self) -> Path:
-        return self.home / "bench"
+    if not settings.home.is_dir():
+        raise HomeNotFoundError(
+            f"data home '{settings.home}' does not exist "
+            "(create one with `edgeai knowledge add FILE --home DIR` or `edgeai demo --home DIR`)"
+        )
 
 
 @lru_cache(maxsize=1)

@@ -1,8 +1,25 @@
-"""Cross-module shapes from ../shared/specs/planning.md: the plan that planner and selector produce."""
+"""Cross-module shapes from ../shared/specs/planning.md: the plan that planner and selector produce.
+
+A plan's provenance (which planner, how long it took, why the LLM planner fell back, a sub-task's
+calibrated relevance) is declared as optional fields that are left out of the dump while unset,
+so a plan dumps to the same JSON, key for key and in the same order, as when these were extra
+keys; `extra="allow"` still keeps any other provenance a planner attaches.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
+
+
+def _unset(value: Any) -> bool:
+    return value is None
+
+
+def _provenance(description: str) -> Any:
+    """An optional field that is not dumped while None (absent from older plans' JSON)."""
+    return Field(None, exclude_if=_unset, description=description)
 
 
 class Subtask(BaseModel):
@@ -15,6 +32,7 @@ class Subtask(BaseModel):
     device: str
     goal: str
     deps: list[int] = Field(default_factory=list)
+    relevance: float | None = _provenance("the planner's calibrated relevance of this model")
 
 
 class Plan(BaseModel):
@@ -26,6 +44,9 @@ class Plan(BaseModel):
     subtasks: list[Subtask] = Field(default_factory=list)
     combine: str | None = None
     unsupported: list[str] = Field(default_factory=list)
+    planner: str | None = _provenance("which planner made the plan")
+    seconds: float | None = _provenance("how long planning took")
+    fallback_reason: str | None = _provenance("why the LLM's proposal was rejected, if it was")
 
     def model_ids(self) -> list[str]:
         return [s.model for s in self.subtasks]

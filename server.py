@@ -1,17 +1,28 @@
 """FastAPI agent API over the same graph the CLI uses: plan, ask (threads), devices.
 
 A small first cut of the design card's server (the chat page comes later): `uvicorn
-edgeai.server:app` with EDGEAI_HOME set, or `create_app(settings)` in code and tests.
+edgeai.server:app` with EDGEAI_HOME set, or `create_app(settings)` in code and tests. The app's
+assembly (graphs/app.py) is opened and warmed up in the background from startup: `/health` says
+the process is alive, `/ok` says it is ready (a plan can be served); requests that come earlier
+wait for the warm-up. Imports nothing from cli/.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from edgeai.config import Settings, get_settings
 from edgeai.errors import EdgeAIError, HomeNotFoundError, UnknownThreadError
+from edgeai.graphs.app import App
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+
+log = logging.getLogger(__name__)
 
 
 class PlanRequest(BaseModel):
@@ -32,47 +43,107 @@ class AskPublic(BaseModel):
     results: list[dict[str, Any]] | None
 
 
-def get_session(request: Request) -> Any:
-    """The app's store + planner + checkpointed graph, opened on first use."""
-    state = request.app.state
-    if getattr(state, "session", None) is None:
-        from edgeai.cli.ask import Session
+class Warmup:
+    """The app's assembly, opened and warmed in a background thread started with the server."""
 
-        state.session = Session(state.settings)
-    return state.session
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.app: App | None = None
+        self.error: Exception | None = None
+        self.done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start warming up (once; later calls do nothing)."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="edgeai-warmup", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            app = App.open(self.settings)
+            app.warm_up()  # the planner's encoders and indexes: the first plan is paid here
+            self.app = app
+        except Exception as exc:  # noqa: BLE001 - reported by /ok and by every request
+            log.warning("warm-up failed: %s", exc)
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def get(self) -> App:
+        """The warmed app; a request that comes before the end of warm-up waits for it."""
+        self.start()
+        self.done.wait()
+        if self.error is not None:
+            raise self.error
+        assert self.app is not None
+        return self.app
 
 
-SessionDep = Annotated[Any, Depends(get_session)]
+def get_app(request: Request) -> App:
+    """The app's store + planner + checkpointed graph (graphs/app.py), once warmed up."""
+    return request.app.state.warmup.get()
+
+
+AppDep = Annotated[App, Depends(get_app)]
 router = APIRouter()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    app = FastAPI(title="edgeai", summary="autonomous edge AI: plan, select, offload, run, fuse")
-    app.state.settings = settings or get_settings()
-    app.state.session = None
+def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAPI:
+    """The API over one data home; warm-up starts now (`warm=False`: at startup or first use)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.warmup.start()
+        yield
+
+    app = FastAPI(
+        title="edgeai",
+        summary="autonomous edge AI: plan, select, offload, run, fuse",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.warmup = Warmup(settings)
     app.include_router(router)
 
     @app.exception_handler(HomeNotFoundError)
     def _no_home(_request, exc: HomeNotFoundError):  # type: ignore[no-untyped-def]
-        from fastapi.responses import JSONResponse
-
         return JSONResponse(status_code=503, content={"detail": str(exc)})
 
+    if warm:
+        app.state.warmup.start()
     return app
 
 
 @router.get("/health")
 def health(request: Request) -> dict[str, str]:
+    """Alive: the process answers (it may still be warming up; see /ok)."""
     return {"status": "ok", "home": str(request.app.state.settings.home)}
 
 
+@router.get("/ok")
+def ok(request: Request) -> JSONResponse:
+    """Ready: store opened, planner built and a plan served (200); else 503 with why not."""
+    warmup: Warmup = request.app.state.warmup
+    if not warmup.done.is_set():
+        return JSONResponse(status_code=503, content={"status": "warming up"})
+    if warmup.error is not None:
+        return JSONResponse(
+            status_code=503, content={"status": "failed", "detail": str(warmup.error)}
+        )
+    return JSONResponse(content={"status": "ready", "planner": warmup.app.planner.name})
+
+
 @router.get("/devices")
-def devices(s: SessionDep) -> list[dict[str, Any]]:
+def devices(s: AppDep) -> list[dict[str, Any]]:
     return [d.front_matter() for d in s.store.manuals()]
 
 
 @router.post("/plan")
-def plan(body: PlanRequest, s: SessionDep) -> dict[str, Any]:
+def plan(body: PlanRequest, s: AppDep) -> dict[str, Any]:
     try:
         return s.planner.plan(body.request).model_dump(mode="json")
     except EdgeAIError as exc:
@@ -80,7 +151,7 @@ def plan(body: PlanRequest, s: SessionDep) -> dict[str, Any]:
 
 
 @router.post("/ask", response_model=AskPublic)
-def ask(body: AskRequest, s: SessionDep) -> dict[str, Any]:
+def ask(body: AskRequest, s: AppDep) -> dict[str, Any]:
     try:
         return s.ask(body.request, body.thread, seed=body.seed)
     except UnknownThreadError as exc:

@@ -34,6 +34,11 @@ class Selection(BaseModel):
     cycles: float | None = None
 
 
+# what a Selection takes from the device's manual entry and from the model's
+DEVICE_FIELDS = ("tier", "compute_hz", "uplink_bps")
+ENTRY_FIELDS = ("inputs", "outputs", "input_bits", "cycles")
+
+
 def validate_plan(plan: Plan, store: KnowledgeStore) -> None:
     """Raise PlanValidationError unless every id exists and deps point backwards to known ids."""
     owners = store.owner_of()
@@ -81,20 +86,12 @@ def select_models(plan: Plan, store: KnowledgeStore) -> list[Selection]:
         s = by_id[sid]
         dev = devices[s.device]
         entry = next(m for m in dev.models if m.name == s.model)
+        # the sub-task, its device's tier and speeds, its model's inputs, outputs and costs
         out.append(
-            Selection(
-                subtask=s.id,
-                model=s.model,
-                device=s.device,
-                tier=dev.tier,
-                goal=s.goal,
-                deps=list(s.deps),
-                inputs=list(entry.inputs),
-                outputs=list(entry.outputs),
-                compute_hz=dev.compute_hz,
-                uplink_bps=dev.uplink_bps,
-                input_bits=entry.input_bits,
-                cycles=entry.cycles,
+            Selection.model_validate(
+                {"subtask": s.id, **s.model_dump(include={"model", "device", "goal", "deps"})}
+                | dev.model_dump(include=set(DEVICE_FIELDS))
+                | entry.model_dump(include=set(ENTRY_FIELDS))
             )
         )
     return out

@@ -1,4 +1,8 @@
-"""`edgeai ask "REQUEST" [--thread T] [--json]`: one request through the whole graph, checkpointed."""
+"""`edgeai ask "REQUEST" [--thread T] [--json]`: one request through the whole graph, checkpointed.
+
+Only the command line lives here; the store + planner + checkpointed graph it runs on is the
+app's assembly in graphs/app.py, which the demo and the API server use too.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,13 @@ import argparse
 import datetime as dt
 import json
 import sys
-import uuid
-from typing import Any
 
-from edgeai.cli import add_common, require_home
+from edgeai.cli import add_common
 from edgeai.config import Settings
-from edgeai.errors import UnknownThreadError, UserInputError
+from edgeai.errors import UserInputError
+
+# the flags that become keyword arguments of App.ask
+ASK_OPTIONS = ("today", "seed", "objective", "solver")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--seed", type=int, default=0, help="which simulated household")
     ask.add_argument("--objective", choices=["min_latency", "min_energy"], default="min_latency")
     ask.add_argument(
-        "--solver", help="offloading solver (default: exact for <= 10 offloadable sub-tasks, else aed)"
+        "--solver",
+        help="offloading solver (default: exact for <= 10 offloadable sub-tasks, else aed)",
     )
     add_common(ask)
     ask.set_defaults(func=cmd_ask)
@@ -38,71 +44,6 @@ def _date(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a date (YYYY-MM-DD)") from None
-
-
-class Session:
-    """A store, a planner and the checkpointed graph of one data home, opened once."""
-
-    def __init__(self, settings: Settings) -> None:
-        from edgeai.agents.planning.llm import make_planner
-        from edgeai.graphs.graph import build_graph, sqlite_checkpointer
-        from edgeai.knowledge.store import open_store
-
-        require_home(settings)
-        self.store = open_store(settings.home)
-        self.planner = make_planner(settings, self.store)
-        self.checkpointer = sqlite_checkpointer(settings.checkpoint_db)
-        self.graph = build_graph(self.checkpointer)
-
-    def threads(self) -> list[str]:
-        return sorted({c.config["configurable"]["thread_id"] for c in self.checkpointer.list(None)})
-
-    def ask(
-        self,
-        request: str,
-        thread: str | None,
-        *,
-        today: dt.date | None = None,
-        seed: int = 0,
-        objective: str = "min_latency",
-        solver: str | None = None,
-    ) -> dict[str, Any]:
-        from edgeai.agents.planning.read import validate_request
-        from edgeai.graphs.state import EdgeContext
-
-        request = validate_request(request)
-        if thread is not None:
-            config = {"configurable": {"thread_id": thread}}
-            if not self.graph.get_state(config).values:
-                known = ", ".join(self.threads()[-5:]) or "none yet"
-                raise UnknownThreadError(
-                    f"unknown thread '{thread}' (omit --thread to start one; recent threads: {known})"
-                )
-        else:
-            thread = uuid.uuid4().hex[:12]
-            config = {"configurable": {"thread_id": thread}}
-        context = EdgeContext(
-            store=self.store,
-            planner=self.planner,
-            today=today or dt.date.today(),
-            seed=seed,
-            objective=objective,
-            solver=solver,
-        )
-        state = self.graph.invoke({"request": request}, config, context=context)
-        turn = len(state.get("history", [])) - 1
-        return {
-            "thread": thread,
-            "request": request,
-            "effective_request": state.get("effective_request"),
-            "day": state.get("day"),
-            "answer": state.get("answer"),
-            "plan": state.get("plan"),
-            "placements": state.get("placements"),
-            "offloading": state.get("offloading"),
-            "results": state.get("results"),
-            "trace": [s for s in state.get("trace", []) if s.get("turn") == turn],
-        }
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
@@ -117,14 +58,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
             raise UserInputError(
                 f"unknown solver '{args.solver}' (choose from {', '.join(SOLVERS)})"
             )
-    session = Session(settings)
-    out = session.ask(
-        args.request,
-        args.thread,
-        today=args.today,
-        seed=args.seed,
-        objective=args.objective,
-        solver=args.solver,
+    from edgeai.graphs.app import App
+
+    out = App.open(settings).ask(
+        args.request, args.thread, **{k: getattr(args, k) for k in ASK_OPTIONS}
     )
     if args.json:
         print(json.dumps(out, indent=2, default=str))

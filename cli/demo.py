@@ -1,4 +1,8 @@
-"""`edgeai demo`: register the sample pools in a fresh home and walk a few requests through the graph."""
+"""`edgeai demo`: register the sample pools in a fresh home and walk a few requests through the graph.
+
+It opens the home through the app's assembly (graphs/app.py), as `edgeai ask` and the server do,
+and prints each node's trace step in a line.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.agents.planning.units import build_units
-    from edgeai.cli.ask import Session
+    from edgeai.graphs.app import App
     from edgeai.knowledge.pools import resolve_pool
     from edgeai.knowledge.store import add_to_home
 
@@ -54,11 +58,11 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         console.print(
             f"registered pool [bold]{pool}[/bold]: {len(devices)} devices ({', '.join(devices)})"
         )
-    session = Session(settings)
+    app = App.open(settings)
     today = dt.date.fromisoformat(args.today)
     thread = None
     for request, follow in DEMO_REQUESTS:
-        out = session.ask(request, thread if follow else None, today=today)
+        out = app.ask(request, thread if follow else None, today=today)
         thread = out["thread"]
         console.rule(f"[bold]> {request}[/bold]  (thread {thread})")
         for step in out["trace"]:

@@ -52,7 +52,7 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
-    from edgeai.agents.planning.llm import make_planner
+    from edgeai.agents.planning.planner import make_planner
     from edgeai.agents.planning.read import validate_request
     from edgeai.knowledge.store import open_store
 

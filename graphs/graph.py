@@ -1,7 +1,10 @@
 """The request graph: plan -> choose models -> place work -> run models -> respond.
 
 A plan that nothing in the store can serve branches to `report_missing`, the seat of the
-codegen / FL-tuner path (not built yet: it says which model would be needed).
+codegen / FL-tuner path (not built yet: it says which model would be needed). Nodes read the
+typed `EdgeState` and write JSON (state.py says why); `build_graph` compiles the wiring and
+`sqlite_checkpointer` is the default place threads are kept. The app's assembly around it
+(store, planner, checkpointer) is graphs/app.py.
 """
 
 from __future__ import annotations
@@ -15,14 +18,19 @@ from typing import Any, Literal
 from edgeai.agents.conversation import day_of, looks_like_followup
 from edgeai.agents.model_selector import select_models
 from edgeai.agents.offloading import place_work
-from edgeai.agents.responder import compose_answer, missing_model_answer, result_record
+from edgeai.agents.responder import (
+    RunResult,
+    compose_answer,
+    missing_model_answer,
+    result_record,
+)
 from edgeai.errors import EdgeAIError
-from edgeai.graphs.state import EdgeContext, EdgeState
-from edgeai.schemas import Plan
+from edgeai.graphs.state import EdgeContext, EdgeState, Turn
 from edgeai.tools.runtimes import ModelNotInstalledError, run_installed
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
+from pydantic import BaseModel
 
 
 def _step(node: str, started: float, turn: int, **data: Any) -> dict[str, Any]:
@@ -33,27 +41,26 @@ def _step(node: str, started: float, turn: int, **data: Any) -> dict[str, Any]:
     }
 
 
-def _turn(state: EdgeState) -> int:
-    return len(state.get("history", []))
+def _json(items: list[BaseModel]) -> list[dict[str, Any]]:
+    """What a node writes to the state: plain JSON, so checkpoints stay JSON (see state.py)."""
+    return [i.model_dump(mode="json") for i in items]
 
 
 def plan_request(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any]:
     """Plan the request; an elliptical follow-up re-plans the thread's previous request."""
     started = time.perf_counter()
     ctx = runtime.context
-    request = state["request"]
-    history = state.get("history", [])
-    effective = request
-    day = day_of(request, ctx.today)
-    plan = ctx.planner.plan(request)
+    effective = state.request
+    day = day_of(state.request, ctx.today)
+    plan = ctx.planner.plan(state.request)
     followup = False
-    if not plan.subtasks and history and looks_like_followup(request):
+    if not plan.subtasks and state.history and looks_like_followup(state.request):
         # "and what about yesterday?": no task of its own, so re-ask the previous one
-        previous = history[-1]
+        previous = state.history[-1]
         followup = True
-        effective = previous["effective_request"]
+        effective = previous.effective_request
         if day == ctx.today:  # no day word of its own: keep the previous day
-            day = dt.date.fromisoformat(previous["day"])
+            day = dt.date.fromisoformat(previous.day)
         plan = ctx.planner.plan(effective)
     update = {
         "effective_request": effective,
@@ -67,7 +74,7 @@ def plan_request(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, A
     return update | _step(
         "plan_request",
         started,
-        _turn(state),
+        len(state.history),
         planner=ctx.planner.name,
         followup=followup,
         effective_request=effective,
@@ -77,29 +84,24 @@ def plan_request(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, A
 
 
 def route_after_plan(state: EdgeState) -> Literal["choose_models", "report_missing"]:
-    plan = state.get("plan")
-    if plan is None:
+    if state.plan is None:
         raise ValueError("route_after_plan reached without a plan in the state")
-    return "choose_models" if plan["subtasks"] else "report_missing"
+    return "choose_models" if state.plan.subtasks else "report_missing"
 
 
 def choose_models(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any]:
     started = time.perf_counter()
-    selection = select_models(Plan.model_validate(state["plan"]), runtime.context.store)
-    rows = [s.model_dump() for s in selection]
-    return {"selection": rows} | _step("choose_models", started, _turn(state), selection=rows)
+    rows = _json(select_models(state.plan, runtime.context.store))
+    return {"selection": rows} | _step("choose_models", started, len(state.history), selection=rows)
 
 
 def place_work_node(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any]:
-    from edgeai.agents.model_selector import Selection
-
     started = time.perf_counter()
     ctx = runtime.context
-    selection = [Selection.model_validate(s) for s in state["selection"]]
-    placements, record = place_work(selection, ctx.store, ctx.objective, ctx.solver)
-    rows = [p.model_dump() for p in placements]
+    placements, record = place_work(state.selection, ctx.store, ctx.objective, ctx.solver)
+    rows = _json(placements)
     return {"placements": rows, "offloading": record} | _step(
-        "place_work", started, _turn(state), placements=rows, offloading=record
+        "place_work", started, len(state.history), placements=rows, offloading=record
     )
 
 
@@ -107,64 +109,60 @@ def run_models(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any
     """Run each sub-task after its producers; a consumer gets its producers' outputs."""
     started = time.perf_counter()
     ctx = runtime.context
-    day = dt.date.fromisoformat(state["day"])
+    day = dt.date.fromisoformat(state.day)
     outputs: dict[int, dict[str, Any]] = {}
-    results = []
-    placements = {p["subtask"]: p for p in state.get("placements", [])}
-    for s in state["selection"]:
+    results: list[RunResult] = []
+    # runtimes take the placement as the JSON the offloading agent wrote (the runtime contract)
+    placements = {p.subtask: p.model_dump(mode="json") for p in state.placements}
+    for s in state.selection:
         upstream: dict[str, Any] = {}
-        for d in s["deps"]:
+        for d in s.deps:
             upstream.update(outputs.get(d, {}))
         try:
             outcome = run_installed(
-                s["model"],
+                s.model,
                 upstream,
                 day,
                 ctx.seed,
-                placement=placements.get(s["subtask"]),
-                request=state.get("effective_request", state["request"]),
+                placement=placements.get(s.subtask),
+                request=state.effective_request or state.request,
             )
         except ModelNotInstalledError as exc:
-            results.append(
-                result_record(s["subtask"], s["model"], error=f"not installed yet: {exc}")
-            )
+            results.append(result_record(s.subtask, s.model, error=f"not installed yet: {exc}"))
             continue
         except EdgeAIError as exc:  # a missing input (upstream did not run), an unreachable edge
-            results.append(result_record(s["subtask"], s["model"], error=str(exc)))
+            results.append(result_record(s.subtask, s.model, error=str(exc)))
             continue
-        outputs[s["subtask"]] = outcome.outputs
-        results.append(result_record(s["subtask"], s["model"], outcome))
-    return {"results": results} | _step("run_models", started, _turn(state), results=results)
+        outputs[s.subtask] = outcome.outputs
+        results.append(result_record(s.subtask, s.model, outcome))
+    rows = _json(results)
+    return {"results": rows} | _step("run_models", started, len(state.history), results=rows)
 
 
 def respond(state: EdgeState) -> dict[str, Any]:
     started = time.perf_counter()
-    answer = compose_answer(
-        state["day"],
-        state["plan"],
-        state["placements"],
-        state["results"],
-    )
+    answer = compose_answer(state.day, state.plan, state.placements, state.results)
     return _finish(state, answer, "respond", started)
 
 
 def report_missing(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any]:
     """No registered model fits: say so and what would be needed (the codegen/FL path's seat)."""
     started = time.perf_counter()
-    plan = state["plan"]
-    needed = [f'a model that serves "{state["effective_request"]}"']
-    answer = missing_model_answer(plan, needed)
+    needed = [f'a model that serves "{state.effective_request}"']
+    answer = missing_model_answer(state.plan, needed)
     return _finish(state, answer, "report_missing", started)
 
 
 def _finish(state: EdgeState, answer: str, node: str, started: float) -> dict[str, Any]:
-    turn = {
-        "request": state["request"],
-        "effective_request": state["effective_request"],
-        "day": state["day"],
-        "answer": answer,
-    }
-    return {"answer": answer, "history": [turn]} | _step(node, started, _turn(state), answer=answer)
+    turn = Turn(
+        request=state.request,
+        effective_request=state.effective_request,
+        day=state.day,
+        answer=answer,
+    )
+    return {"answer": answer, "history": [turn.model_dump()]} | _step(
+        node, started, len(state.history), answer=answer
+    )
 
 
 def build_graph(checkpointer: Any = None):

@@ -153,6 +153,22 @@ class KnowledgeStore:
 
         return self.query_units(encode_minilm([query])[0], "minilm", k)
 
+    def embed(
+        self,
+        encoder: str,
+        texts: list[str],
+        prepare: Callable[[list[str]], list[str]] | None = None,
+        tag: str = "",
+    ) -> np.ndarray:
+        """`ENCODERS[encoder](texts)` (of `prepare(texts)` when given, cached under `tag`), bit
+        for bit, cached in the data home beside the store (knowledge.embeddings.EmbeddingCache);
+        the encoder loads only when a list is new."""
+        from edgeai.knowledge.embeddings import EmbeddingCache
+
+        if getattr(self, "_embedding_cache", None) is None:
+            self._embedding_cache = EmbeddingCache(self.store_dir / "embeddings.sqlite")
+        return self._embedding_cache.embed(encoder, texts, prepare, tag)
+
     # ----------------------------------------------------------------- writes
     def add_manuals(self, files: list[Path], units: UnitBuilder) -> dict[str, list[str]]:
         """Parse, check, then write manuals; re-adding a device replaces it. All or nothing."""
@@ -219,12 +235,6 @@ class KnowledgeStore:
                         f"model id '{model.name}' is also declared by device '{other_dev}' in {other_file}",
                     )
                 batch_models[model.name] = (dev, manual.source)
-
-    def embed(self, encoder: str, texts: list[str]) -> np.ndarray:
-        """Unit-length embeddings of `texts` with one of the store's encoders."""
-        from edgeai.knowledge.embeddings import ENCODERS
-
-        return np.asarray(ENCODERS[encoder](list(texts)), dtype=np.float32)
 
     def _records(self, parsed: list[Manual], build: UnitBuilder) -> dict:
         devices = {"ids": [], "documents": [], "metadatas": []}
@@ -307,4 +317,12 @@ def open_store(home: Path, *, create: bool = False) -> KnowledgeStore:
     return KnowledgeStore(home / "store", create=create)
 
 
-__all__ = ["Hit", "KnowledgeStore", "ModelEntry", "PoolModel", "UnitBuilder", "humanize", "open_store"]
+__all__ = [
+    "Hit",
+    "KnowledgeStore",
+    "ModelEntry",
+    "PoolModel",
+    "UnitBuilder",
+    "humanize",
+    "open_store",
+]

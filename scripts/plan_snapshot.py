@@ -37,11 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", type=Path, help="scratch data home (default: a temporary folder)")
     args = ap.parse_args(argv)
 
+    from edgeai.agents.planning import EmbeddedPlanner, TfidfPlanner
     from edgeai.agents.planning.evaluate import load_requests
     from edgeai.agents.planning.units import build_units
     from edgeai.knowledge.store import add_to_home, open_store
-
-    from edgeai.agents.planning import EmbeddedPlanner, TfidfPlanner
 
     scratch = args.home or Path(tempfile.mkdtemp(prefix="edgeai-snapshot-"))
     pools = args.pool or all_pools()

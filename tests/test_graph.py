@@ -1,20 +1,34 @@
-"""The whole graph on real parts: chromadb store on disk, SQLite checkpointer, real model runs."""
+"""The whole graph on real parts: chromadb store on disk, SQLite checkpointer, real model runs.
+
+Where only the graph's wiring is under test, the LLM planner runs over LangChain's fake chat
+model handed in through the app's assembly (graphs/app.py); the real LLM keeps its own tests
+(tests/test_llm_*.py).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import operator
+import shutil
 import sqlite3
 from pathlib import Path
+from typing import Annotated, Any, TypedDict
 
 import pytest
 from edgeai.agents.model_selector import PlanValidationError, select_models
 from edgeai.agents.offloading import build_instance, place_work
 from edgeai.agents.planning import EmbeddedPlanner
 from edgeai.config import Settings
-from edgeai.graphs.graph import build_graph, route_after_plan
+from edgeai.graphs.app import App
+from edgeai.graphs.graph import build_graph, route_after_plan, sqlite_checkpointer
+from edgeai.graphs.state import CheckpointShapeError, EdgeState
 from edgeai.knowledge.store import open_store
 from edgeai.schemas import Plan, Subtask
 from edgeai.tools.offloading import score
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage
+from langgraph.graph import END, START, StateGraph
 
 TODAY = dt.date(2026, 11, 23)
 VITALS_PLAN = Plan(
@@ -28,14 +42,15 @@ VITALS_PLAN = Plan(
 
 
 @pytest.fixture(scope="module")
-def session(healthcare_home: Path, tmp_path_factory: pytest.TempPathFactory):
-    from edgeai.cli.ask import Session
-
+def module_home(healthcare_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("graph-home")
-    import shutil
-
     shutil.copytree(healthcare_home, home, dirs_exist_ok=True)
-    return Session(Settings(home=home))
+    return home
+
+
+@pytest.fixture(scope="module")
+def session(module_home: Path) -> App:
+    return App.open(Settings(home=module_home))
 
 
 def test_selector_and_offloading_without_langgraph(healthcare_home: Path) -> None:
@@ -77,7 +92,7 @@ def test_selector_refuses_unknown_ids(healthcare_home: Path) -> None:
 
 def test_router_raises_on_unexpected_state() -> None:
     with pytest.raises(ValueError):
-        route_after_plan({})
+        route_after_plan(EdgeState())
 
 
 class FixedPlanner:
@@ -168,3 +183,164 @@ def test_embedded_planner_plan_is_grounded_in_the_store(healthcare_home: Path) -
     owners = store.owner_of()
     assert plan.subtasks, plan
     assert all(owners[s.model] == s.device for s in plan.subtasks)
+
+
+# ----------------------------------------------------------------- the LLM planner, faked chat
+
+
+def proposal(*models: str) -> AIMessage:
+    """What an LLM answers in the `text` method: a plan proposal as JSON in its content."""
+    steps = [{"id": i + 1, "model": m, "goal": m, "deps": []} for i, m in enumerate(models)]
+    return AIMessage(content=json.dumps({"subtasks": steps, "combine": "", "unsupported": []}))
+
+
+def test_llm_planner_wiring_with_a_fake_chat_model(fresh_home: Path) -> None:
+    chat = GenericFakeChatModel(
+        messages=iter([proposal("heartbeat-acoustic"), AIMessage(content="Sorry, I cannot.")])
+    )
+    app = App.open(Settings(home=fresh_home, llm_backend="openai"), chat_model=chat, method="text")
+    first = app.ask("What's my heart rate right now?", None, today=TODAY)
+    assert first["plan"]["planner"] == "openai"
+    assert [r["model"] for r in first["results"]] == ["heartbeat-acoustic"]
+    assert first["results"][0]["status"] == "ok"
+    # an answer that is no plan: the embedded planner steps in, and the plan says why
+    second = app.ask("Which apps have I been using this evening?", None, today=TODAY)
+    assert second["plan"]["planner"] == "embedded (fallback from openai)"
+    assert "did not parse" in second["plan"]["fallback_reason"]
+    assert second["results"] and all(r["status"] == "ok" for r in second["results"])
+    assert [s["node"] for s in second["trace"]][-1] == "respond"
+
+
+# ----------------------------------------------------------------- threads of older versions
+
+
+class OldState(TypedDict, total=False):
+    """The graph state as versions before the typed state declared it (dicts throughout)."""
+
+    request: str
+    effective_request: str
+    day: str
+    plan: dict[str, Any]
+    selection: list[dict[str, Any]]
+    placements: list[dict[str, Any]]
+    offloading: dict[str, Any] | None
+    results: list[dict[str, Any]]
+    answer: str
+    history: Annotated[list[dict[str, Any]], operator.add]
+    trace: Annotated[list[dict[str, Any]], operator.add]
+
+
+OLD_TURN = {
+    "request": "What's my heart rate right now?",
+    "effective_request": "What's my heart rate right now?",
+    "day": "2026-11-23",
+    "plan": {
+        "request": "What's my heart rate right now?",
+        "subtasks": [
+            {
+                "id": 1,
+                "model": "heartbeat-acoustic",
+                "device": "living-room-speaker",
+                "goal": "heartbeat monitoring",
+                "deps": [],
+                "relevance": 3.1,
+            }
+        ],
+        "combine": None,
+        "unsupported": [],
+        "planner": "embedded",
+        "seconds": 0.2,
+    },
+    "selection": [
+        {
+            "subtask": 1,
+            "model": "heartbeat-acoustic",
+            "device": "living-room-speaker",
+            "tier": "client",
+            "goal": "heartbeat monitoring",
+            "deps": [],
+            "inputs": ["audio"],
+            "outputs": ["heart_rate_bpm"],
+            "compute_hz": 1.2e9,
+            "uplink_bps": 2.0e6,
+            "input_bits": None,
+            "cycles": None,
+        }
+    ],
+    "placements": [
+        {
+            "subtask": 1,
+            "model": "heartbeat-acoustic",
+            "runs_on": "living-room-speaker",
+            "mode": "local",
+            "share": None,
+            "latency_s": 0.8,
+            "local_latency_s": 0.8,
+            "energy_j": 0.1,
+            "reason": "kept on the device",
+            "split": None,
+        }
+    ],
+    "offloading": None,
+    "results": [
+        {
+            "subtask": 1,
+            "model": "heartbeat-acoustic",
+            "status": "ok",
+            "outputs": {"heart_rate_bpm": 71.0},
+            "summary": "71 bpm",
+            "details": {},
+            "seconds": 0.01,
+        },
+        {"subtask": 2, "model": "x", "status": "not_run", "error": "not installed yet"},
+    ],
+    "answer": "For 2026-11-23: 71 bpm",
+}
+
+
+def write_old_thread(db: Path, thread: str, turn: dict[str, Any]) -> None:
+    """A checkpoint as older versions wrote it: one finished turn in the old dict shapes."""
+
+    def old_turn(state: OldState) -> dict[str, Any]:
+        keys = ("request", "effective_request", "day", "answer")
+        return turn | {"history": [{k: turn[k] for k in keys if k in turn}], "trace": []}
+
+    builder = StateGraph(OldState)
+    builder.add_node(old_turn)
+    builder.add_edge(START, "old_turn")
+    builder.add_edge("old_turn", END)
+    graph = builder.compile(checkpointer=sqlite_checkpointer(db))
+    graph.invoke({"request": turn["request"]}, {"configurable": {"thread_id": thread}})
+
+
+def test_a_thread_written_in_the_old_shape_loads_and_follows_up(fresh_home: Path) -> None:
+    settings = Settings(home=fresh_home)
+    write_old_thread(settings.checkpoint_db, "old", OLD_TURN)
+    app = App.open(settings)
+    stored = EdgeState.model_validate(
+        app.graph.get_state({"configurable": {"thread_id": "old"}}).values
+    )
+    assert stored.plan.planner == "embedded" and stored.plan.subtasks[0].relevance == 3.1
+    assert stored.results[1].error == "not installed yet" and stored.history[0].day == "2026-11-23"
+    follow = app.ask("and what about yesterday?", "old", today=TODAY)
+    assert follow["effective_request"] == "What's my heart rate right now?"
+    assert follow["day"] == "2026-11-22"
+    assert [r["model"] for r in follow["results"]] == ["heartbeat-acoustic"]
+    history = app.graph.get_state({"configurable": {"thread_id": "old"}}).values["history"]
+    assert [h["day"] for h in history] == ["2026-11-23", "2026-11-22"]
+    json.dumps(app.graph.get_state({"configurable": {"thread_id": "old"}}).values)  # still JSON
+
+
+def test_a_thread_in_an_unreadable_shape_is_refused_in_one_line(
+    fresh_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(home=fresh_home)
+    broken = OLD_TURN | {"plan": {"subtasks": "all of them"}}
+    write_old_thread(settings.checkpoint_db, "broken", broken)
+    with pytest.raises(CheckpointShapeError, match="thread 'broken' was saved in a shape"):
+        App.open(settings).ask("and yesterday?", "broken", today=TODAY)
+    from edgeai.cli import main
+
+    code = main(["ask", "and yesterday?", "--thread", "broken", "--home", str(fresh_home)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "plan.request" in err, err

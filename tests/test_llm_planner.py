@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 from edgeai.agents.planning import EmbeddedPlanner
-from edgeai.agents.planning.llm import LLMPlanner, make_planner
+from edgeai.agents.planning.llm import LLMPlanner
+from edgeai.agents.planning.planner import make_planner
 from edgeai.config import Settings
 from edgeai.knowledge.store import open_store
 from edgeai.tools.llm.embedded import get_chat_model, get_embedded_llm

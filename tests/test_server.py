@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import httpx
 from edgeai.config import Settings
 from edgeai.server import create_app
 from edgeai.tools.llm.server import serve_in_thread
+
+
+def wait_ready(c: httpx.Client, timeout_s: float = 600) -> httpx.Response:
+    """/ok once the warm-up is over (ready or failed): 503 "warming up" until then."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        r = c.get("/ok")
+        if r.json().get("status") != "warming up" or time.monotonic() > deadline:
+            return r
+        assert r.status_code == 503
+        time.sleep(0.2)
 
 
 def test_api_plans_asks_and_refuses_bad_input(healthcare_home: Path, tmp_path: Path) -> None:
@@ -18,7 +30,11 @@ def test_api_plans_asks_and_refuses_bad_input(healthcare_home: Path, tmp_path: P
         serve_in_thread(create_app(Settings(home=home))) as url,
         httpx.Client(base_url=url, timeout=120) as c,
     ):
-        assert c.get("/health").json()["status"] == "ok"
+        assert c.get("/health").json()["status"] == "ok"  # alive at once, ready after warm-up
+        ready = wait_ready(c)
+        assert ready.status_code == 200 and ready.json()["status"] == "ready", ready.text
+        plan = c.post("/plan", json={"request": "What's my heart rate right now?"})
+        assert plan.status_code == 200 and plan.json()["subtasks"], plan.text
         assert "living-room-speaker" in {d["device"] for d in c.get("/devices").json()}
         r = c.post("/ask", json={"request": "What's my heart rate right now?"})
         assert r.status_code == 200, r.text
@@ -36,3 +52,18 @@ def test_api_plans_asks_and_refuses_bad_input(healthcare_home: Path, tmp_path: P
         assert c.post("/plan", json={}).status_code == 422
         missing = c.post("/ask", json={"request": "hi", "thread": "nope"})
         assert missing.status_code == 404 and "unknown thread" in missing.json()["detail"]
+
+
+def test_api_over_a_missing_home_is_alive_but_never_ready(tmp_path: Path) -> None:
+    home = tmp_path / "missing"
+    with (
+        serve_in_thread(create_app(Settings(home=home))) as url,
+        httpx.Client(base_url=url, timeout=120) as c,
+    ):
+        assert c.get("/health").status_code == 200
+        ok = wait_ready(c)
+        assert ok.status_code == 503 and ok.json()["status"] == "failed"
+        assert "does not exist" in ok.json()["detail"]
+        devices = c.get("/devices")
+        assert devices.status_code == 503 and "does not exist" in devices.json()["detail"]
+    assert not home.exists()

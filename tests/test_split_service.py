@@ -105,11 +105,11 @@ def test_coinference_sends_coded_features_and_answers_like_the_model(which: int)
 def test_ask_runs_photo_models_end_to_end(photo_home: Path, tmp_path: Path) -> None:
     import shutil
 
-    from edgeai.cli.ask import Session
+    from edgeai.graphs.app import App
 
     home = tmp_path / "home"
     shutil.copytree(photo_home, home)
-    out = Session(Settings(home=home)).ask("Describe this photo.", None, today=DAY)
+    out = App.open(Settings(home=home)).ask("Describe this photo.", None, today=DAY)
     results = [r for r in out["results"] if r["model"] == "blip-image-captioner"]
     assert results and not results[0].get("error"), out["results"]
     details = results[0]["details"]

@@ -22,7 +22,7 @@ _EXPORTS = {
     "PoolGraph": "structure",
     "TfidfPlanner": "tfidf",
     "build_units": "units",
-    "make_planner": "llm",
+    "make_planner": "planner",
     "structure": "structure",
     "validate_request": "read",
 }

@@ -16,7 +16,7 @@ replacement for it.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 
 import numpy as np
@@ -41,9 +41,14 @@ def general_words() -> tuple[str, ...]:
     return tuple(w for w, rank in ranked if rank >= _FIRST_WORD_RANK)[:GENERAL_WORDS]
 
 
-@lru_cache(maxsize=1)
-def _general_embeddings() -> np.ndarray:
-    return encode_multilingual(list(general_words()))
+def _encode(encoder: str, texts: list[str]) -> np.ndarray:
+    """USE-m3 outside a data home (judge training): the same lists, encoded once per process."""
+    return _encode_once(tuple(texts))
+
+
+@lru_cache(maxsize=16)
+def _encode_once(texts: tuple[str, ...]) -> np.ndarray:
+    return encode_multilingual(list(texts))
 
 
 def tokens(text: str) -> list[str]:
@@ -60,14 +65,21 @@ def tokens(text: str) -> list[str]:
 class Glosser:
     """Maps each word of a text to its nearest English word (manual words + frequent words)."""
 
-    def __init__(self, domain_texts: Iterable[str]) -> None:
+    def __init__(
+        self,
+        domain_texts: Iterable[str],
+        embed: Callable[[str, list[str]], np.ndarray] = _encode,
+    ) -> None:
+        """`embed(encoder, texts)`: the knowledge store's cached encoder where there is one."""
         known = {w.lower() for t in domain_texts for w in _ENGLISH_WORD.findall(t)}
         domain = sorted(known)
         general = [i for i, w in enumerate(general_words()) if w not in known]
+        self.embed = embed
         self.words = domain + [general_words()[i] for i in general]
-        self.emb = np.concatenate(
-            [encode_multilingual(domain), _general_embeddings()[general]]
-        ).astype(np.float32)
+        general_emb = embed("multilingual", list(general_words()))
+        self.emb = np.concatenate([embed("multilingual", domain), general_emb[general]]).astype(
+            np.float32
+        )
         self._cache: dict[str, str] = {}
 
     def gloss(self, text: str) -> str:
@@ -77,7 +89,7 @@ class Glosser:
         words = tokens(text)
         out = ""
         if words and len(self.words):
-            nearest = (encode_multilingual(words) @ self.emb.T).argmax(axis=1)
+            nearest = (self.embed("multilingual", words) @ self.emb.T).argmax(axis=1)
             out = " ".join(self.words[j] for j in nearest)
         if len(self._cache) < 4096:
             self._cache[text] = out

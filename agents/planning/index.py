@@ -14,6 +14,7 @@ over the stored vectors, so a request gets the same plan every run.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import pairwise
@@ -24,7 +25,7 @@ from edgeai.agents.planning.gloss import tokens as gloss_tokens
 from edgeai.agents.planning.lexical import LexicalIndex
 from edgeai.agents.planning.read import Reader, is_english
 from edgeai.agents.planning.structure import PoolGraph
-from edgeai.knowledge.embeddings import ENCODERS, multilingual_words
+from edgeai.knowledge.embeddings import ENCODERS, encoder_version, multilingual_words
 from edgeai.knowledge.manuals import humanize
 from edgeai.knowledge.store import KnowledgeStore, PoolModel
 
@@ -102,9 +103,15 @@ class PoolIndex:
         # approximate: its top 60 for the same query vector differed from run to run)
         self.stored = stored
         self.reader = Reader(
-            gloss_texts, (m["text"] for m in self.units["minilm"][0]), multilingual_words()
+            gloss_texts,
+            (m["text"] for m in self.units["minilm"][0]),
+            multilingual_words(store.store_dir),
+            store.embed,
         )
         self.glosser = self.reader.glosser
+        # the gloss depends on the glosser's English targets: their digest names it in the cache
+        targets = "\n".join([encoder_version("multilingual"), *self.glosser.words])
+        self._gloss_tag = "gloss-v1:" + hashlib.sha256(targets.encode()).hexdigest()
         self.limit_cover = self._limit_cover()
         # a question about a transformed output ("what is my translated text?") and the same
         # question about the input it transforms ("what is my text?"): the first counts only
@@ -191,9 +198,12 @@ class PoolIndex:
     def embed(self, enc: str, texts: list[str]) -> np.ndarray:
         """Unit-length embeddings of texts with one encoder; the English encoder reads a text
         in another language as its English gloss (agents/gloss.py)."""
-        if enc == "minilm":
-            texts = [t if is_english(t) else self.glosser.gloss(t) for t in texts]
-        return self.store.embed(enc, list(texts))
+        if enc != "minilm":
+            return self.store.embed(enc, list(texts))
+        return self.store.embed(enc, list(texts), self._gloss_foreign, self._gloss_tag)
+
+    def _gloss_foreign(self, texts: list[str]) -> list[str]:
+        return [t if is_english(t) else self.glosser.gloss(t) for t in texts]
 
     def _alternatives(self) -> dict[str, set[str]]:
         """Models that estimate the same thing another way: same outputs and a similar task

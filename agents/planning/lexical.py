@@ -18,16 +18,17 @@ import math
 import re
 from collections import Counter
 
-from edgeai.agents.planning.words import BRITISH_SPELLINGS, CONTENT_STOP_WORDS, STEM_SUFFIXES
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from edgeai.agents.planning.words import (
+    BRITISH_SPELLINGS,
+    CONTENT_STOP_WORDS,
+    SKLEARN_STOP_WORDS,
+    STEM_SUFFIXES,
+)
 
 _WORD = re.compile(r"[a-z]+")
-STOP_WORDS = ENGLISH_STOP_WORDS - CONTENT_STOP_WORDS
+STOP_WORDS = SKLEARN_STOP_WORDS - CONTENT_STOP_WORDS
 K1, B = 1.2, 0.75
 """the usual BM25 constants (term-frequency saturation, length normalisation)."""
-
-
-
 
 
 def stem(word: str) -> str:

@@ -172,14 +172,3 @@ class LLMPlanner(Planner):
     def propose(self, request: str) -> Plan:
         """The LLM's own plan, no fallback (raises ProposalError)."""
         return structure(request, self.chooser.propose(request), self.chooser.graph, self.name)
-
-
-def make_planner(settings: Any, store: KnowledgeStore, method: str = "json_schema") -> Planner:
-    """The planner the settings select: embedded, or the LLM planner with the embedded fallback."""
-    from edgeai.agents.planning.planner import EmbeddedPlanner
-
-    if settings.llm_backend == "embedded":
-        return EmbeddedPlanner(store)
-    from edgeai.tools.llm.embedded import get_chat_model
-
-    return LLMPlanner(store, get_chat_model(settings, max_tokens=400), method=method)

@@ -10,7 +10,7 @@ records which planner made it and how long it took (`planner`, `seconds`).
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from edgeai.agents.planning.embedded import EmbeddedChooser, PlannerConfig
 from edgeai.agents.planning.index import PoolIndex
@@ -68,3 +68,14 @@ class EmbeddedPlanner(Planner):
     @property
     def config(self) -> PlannerConfig:
         return self.chooser.config
+
+
+def make_planner(settings: Any, store: KnowledgeStore, method: str = "json_schema") -> Planner:
+    """The planner the settings select: embedded, or the LLM planner with the embedded fallback
+    (the LLM's libraries load only then)."""
+    if settings.llm_backend == "embedded":
+        return EmbeddedPlanner(store)
+    from edgeai.agents.planning.llm import LLMPlanner
+    from edgeai.tools.llm.embedded import get_chat_model
+
+    return LLMPlanner(store, get_chat_model(settings, max_tokens=400), method=method)

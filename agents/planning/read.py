@@ -12,9 +12,10 @@ list used here lives in words.py.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import numpy as np
 from edgeai.agents.planning.gloss import Glosser
 from edgeai.agents.planning.spelling import SpellFixer
 from edgeai.agents.planning.words import (
@@ -93,11 +94,16 @@ class Reader:
     """Reads requests with a pool's vocabulary (its manuals' words repair typos and gloss)."""
 
     def __init__(
-        self, gloss_texts: Iterable[str], spell_texts: Iterable[str], extra_words: Iterable[str]
+        self,
+        gloss_texts: Iterable[str],
+        spell_texts: Iterable[str],
+        extra_words: Iterable[str],
+        embed: Callable[[str, list[str]], np.ndarray] | None = None,
     ) -> None:
         """`gloss_texts`: every stored unit (the gloss's domain words); `spell_texts`: the
-        models' own units (the words a typo is repaired to); `extra_words`: words known too."""
-        self.glosser = Glosser(gloss_texts)
+        models' own units (the words a typo is repaired to); `extra_words`: words known too;
+        `embed`: the knowledge store's cached encoder (None: encode without a cache)."""
+        self.glosser = Glosser(gloss_texts, embed) if embed else Glosser(gloss_texts)
         self.speller = SpellFixer(spell_texts, extra_words)
 
     def read(self, request: str) -> Reading:

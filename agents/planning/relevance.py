@@ -89,9 +89,7 @@ def store_cards(store) -> list[Card]:
 def forced_producers(cards: list[Card], chosen: Iterable[str]) -> set[str]:
     """Models the plan's structure brings in whatever the request says (the structure step's
     own rule, structure.PoolGraph.forced, on cards, so that training needs no store)."""
-    models = [
-        PoolModel(c.model, c.device, "", "", "", c.inputs, c.outputs, {}) for c in cards
-    ]
+    models = [PoolModel(c.model, c.device, "", "", "", c.inputs, c.outputs, {}) for c in cards]
     return PoolGraph.of(models).forced(chosen)
 
 

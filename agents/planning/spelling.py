@@ -23,6 +23,8 @@ from edgeai.agents.planning.words import KNOWN_ENDINGS
 
 _WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 MIN_LEN = 5
+
+
 @lru_cache(maxsize=1)
 def vocabulary() -> dict[str, int]:
     """Whole words of the shipped MiniLM vocabulary -> rank (lower = more frequent)."""

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import platformdirs
+from edgeai.errors import EdgeAIError, UserInputError
 from edgeai.tools.llm.guided import (
     GuidedDecoder,
     GuidedOptions,
@@ -37,7 +38,6 @@ from edgeai.tools.llm.guided import (
     check_schema,
     json_object_schema,
 )
-from edgeai.errors import EdgeAIError, UserInputError
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import (

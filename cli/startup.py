@@ -1,0 +1,93 @@
+"""`edgeai bench startup`: what a person waits for, process start included.
+
+Runs `edgeai --help`, `edgeai knowledge list` and `edgeai plan REQUEST` as fresh subprocesses on a
+home holding the healthcare and photo sample pools (built under `<home>/bench/startup/home`), and
+reports per command the first (cold: nothing cached in the home yet) wall time and the median of
+`--repeat` later runs, as a table on stdout and `startup.csv` beside the home.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+from edgeai.cli import BENCHES, add_common
+from edgeai.config import Settings
+from edgeai.errors import EdgeAIError, UserInputError
+
+POOLS = ("healthcare", "photo")
+DEFAULT_REQUEST = "how is my mood today?"
+
+
+def register_bench(bench_sub: argparse._SubParsersAction) -> None:
+    bench = bench_sub.add_parser("startup", help=BENCHES["startup"][1])  # one help line, kept there
+    bench.add_argument(
+        "--repeat", type=int, default=5, help="timed runs per command after the first"
+    )
+    bench.add_argument("--request", default=DEFAULT_REQUEST, help="the request `plan` is timed on")
+    add_common(bench)
+    bench.set_defaults(func=cmd_bench_startup)
+
+
+def _wall(argv: list[str]) -> float:
+    """Seconds one `edgeai ARGV` takes as a new process; a failing command is an error."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "edgeai.cli", *argv], capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EdgeAIError(f"`edgeai {' '.join(argv)}` failed (exit {proc.returncode}): {last}")
+    return seconds
+
+
+def cmd_bench_startup(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeai.knowledge.pools import resolve_pool
+    from edgeai.knowledge.store import add_to_home
+    from rich.console import Console
+    from rich.table import Table
+
+    if args.repeat < 1:
+        raise UserInputError("--repeat must be at least 1")
+    out_dir = settings.bench_dir / "startup"
+    home = out_dir / "home"
+    shutil.rmtree(home, ignore_errors=True)  # a fresh home: the first runs are really cold
+    add_to_home(home, [resolve_pool(pool) / "manuals" for pool in POOLS])
+    commands = {
+        "edgeai --help": ["--help"],
+        "edgeai knowledge list": ["knowledge", "list", "--home", str(home)],
+        f'edgeai plan "{args.request}"': ["plan", args.request, "--home", str(home)],
+    }
+    rows = []
+    for label, argv in commands.items():
+        first = _wall(argv)
+        runs = [_wall(argv) for _ in range(args.repeat)]
+        rows.append(
+            {
+                "command": label,
+                "first_s": round(first, 3),
+                "median_s": round(statistics.median(runs), 3),
+                "min_s": round(min(runs), 3),
+                "max_s": round(max(runs), 3),
+                "runs": len(runs),
+            }
+        )
+    table = Table(title=f"start-up wall time, process start included (pools: {', '.join(POOLS)})")
+    for col in rows[0]:
+        table.add_column(col, no_wrap=col != "command")
+    for r in rows:
+        table.add_row(*(str(v) for v in r.values()))
+    Console().print(table)
+    csv_path = out_dir / "startup.csv"
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {csv_path}", file=sys.stderr)
+    return 0

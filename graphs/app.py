@@ -1,0 +1,129 @@
+"""The app's assembly: one data home's store, planner, SQLite checkpointer and compiled graph.
+
+`App.open(settings)` is the one place these are opened together; `edgeai ask`, `edgeai demo` and
+the API server (server.py) all go through it. A chat model can be handed in (`chat_model=`) to
+plan with the LLM planner over it instead of the one the settings select: tests of the graph's
+wiring pass LangChain's fake chat models this way, and the real LLM keeps its own tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from edgeai.config import Settings, require_home
+from edgeai.errors import UnknownThreadError
+from edgeai.graphs.graph import build_graph, sqlite_checkpointer
+from edgeai.graphs.state import EdgeContext, Planner, check_thread_state
+from edgeai.knowledge.store import KnowledgeStore, open_store
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+
+def build_planner(
+    settings: Settings,
+    store: KnowledgeStore,
+    *,
+    chat_model: BaseChatModel | None = None,
+    method: str = "json_schema",
+) -> Planner:
+    """The planner the settings select, or the LLM planner over `chat_model` when one is given
+    (with the embedded planner as its fallback, as for a configured server)."""
+    if chat_model is None:
+        from edgeai.agents.planning.planner import make_planner
+
+        return make_planner(settings, store, method=method)
+    from edgeai.agents.planning import EmbeddedPlanner, LLMPlanner
+
+    return LLMPlanner(store, chat_model, EmbeddedPlanner(store), method=method)
+
+
+class App:
+    """A store, a planner and the checkpointed graph of one data home, opened once."""
+
+    def __init__(
+        self, settings: Settings, store: KnowledgeStore, planner: Planner, checkpointer: Any
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.planner = planner
+        self.checkpointer = checkpointer
+        self.graph = build_graph(checkpointer)
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        chat_model: BaseChatModel | None = None,
+        method: str = "json_schema",
+    ) -> App:
+        """Open the home's store (refusing a home that does not exist), build its planner and
+        open its checkpoint database."""
+        require_home(settings)
+        store = open_store(settings.home)
+        planner = build_planner(settings, store, chat_model=chat_model, method=method)
+        return cls(settings, store, planner, sqlite_checkpointer(settings.checkpoint_db))
+
+    def warm_up(self) -> None:
+        """Pay the planner's first-call costs (encoders, indexes) now rather than on a request;
+        an LLM planner warms its embedded fallback, not the LLM."""
+        from edgeai.agents.planning import Planner
+
+        chooser = self.planner.chooser
+        Planner(getattr(chooser, "fallback", chooser)).plan("warm up")
+
+    def threads(self) -> list[str]:
+        return sorted({c.config["configurable"]["thread_id"] for c in self.checkpointer.list(None)})
+
+    def ask(
+        self,
+        request: str,
+        thread: str | None,
+        *,
+        today: dt.date | None = None,
+        seed: int = 0,
+        objective: str = "min_latency",
+        solver: str | None = None,
+    ) -> dict[str, Any]:
+        """One request through the graph on a thread (a new one when `thread` is None); the
+        answer with its plan, placements, results and this turn's trace, as JSON."""
+        from edgeai.agents.planning.read import validate_request
+
+        request = validate_request(request)
+        if thread is not None:
+            config = {"configurable": {"thread_id": thread}}
+            values = self.graph.get_state(config).values
+            if not values:
+                known = ", ".join(self.threads()[-5:]) or "none yet"
+                raise UnknownThreadError(
+                    f"unknown thread '{thread}' (omit --thread to start one; recent threads: {known})"
+                )
+            check_thread_state(thread, values)
+        else:
+            thread = uuid.uuid4().hex[:12]
+            config = {"configurable": {"thread_id": thread}}
+        context = EdgeContext(
+            store=self.store,
+            planner=self.planner,
+            today=today or dt.date.today(),
+            seed=seed,
+            objective=objective,
+            solver=solver,
+        )
+        state = self.graph.invoke({"request": request}, config, context=context)
+        turn = len(state.get("history", [])) - 1
+        return {
+            "thread": thread,
+            "request": request,
+            "effective_request": state.get("effective_request"),
+            "day": state.get("day"),
+            "answer": state.get("answer"),
+            "plan": state.get("plan"),
+            "placements": state.get("placements"),
+            "offloading": state.get("offloading"),
+            "results": state.get("results"),
+            "trace": [s for s in state.get("trace", []) if s.get("turn") == turn],
+        }
