@@ -55,3 +55,35 @@ class Plan(BaseModel):
         """(producer model, consumer model) pairs, the unit of dependency-edge F1."""
         by_id = {s.id: s.model for s in self.subtasks}
         return {(by_id[d], s.model) for s in self.subtasks for d in s.deps if d in by_id}
+
+
+class Selection(BaseModel):
+    """One sub-task with its model's manual entry and its device's tier and speeds."""
+
+    subtask: int
+    model: str
+    device: str
+    tier: str
+    goal: str
+    deps: list[int]
+    inputs: list[str]
+    outputs: list[str]
+    compute_hz: float | None = None
+    uplink_bps: float | None = None
+    input_bits: float | None = None
+    cycles: float | None = None
+
+
+class Placement(BaseModel):
+    """Where one sub-task runs and why."""
+
+    subtask: int
+    model: str
+    runs_on: str
+    mode: str  # "local" | "offloaded" | "hosted"
+    share: float | None = None
+    latency_s: float | None = None
+    local_latency_s: float | None = None
+    energy_j: float | None = None
+    reason: str
+    split: int | None = None  # split inference: the device runs stages [0, split)

@@ -9,29 +9,11 @@ from __future__ import annotations
 
 from edgeai.errors import EdgeAIError
 from edgeai.knowledge.store import KnowledgeStore
-from edgeai.schemas import Plan
-from pydantic import BaseModel
+from edgeai.schemas import Plan, Selection
 
 
 class PlanValidationError(EdgeAIError):
     """A plan names a model or device the store does not hold, or has broken dependencies."""
-
-
-class Selection(BaseModel):
-    """One sub-task with its model's manual entry and its device's tier and speeds."""
-
-    subtask: int
-    model: str
-    device: str
-    tier: str
-    goal: str
-    deps: list[int]
-    inputs: list[str]
-    outputs: list[str]
-    compute_hz: float | None = None
-    uplink_bps: float | None = None
-    input_bits: float | None = None
-    cycles: float | None = None
 
 
 # what a Selection takes from the device's manual entry and from the model's

@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from edgeai.agents.model_selector import Selection
 from edgeai.errors import EdgeAIError
 from edgeai.knowledge.store import KnowledgeStore
+from edgeai.schemas import Placement, Selection
 from edgeai.tools.offloading import LOCAL, decision_from_dict, instance_from_dict, score
 from edgeai.tools.offloading.scenario import uplink_rate_bps
 from edgeai.tools.offloading.tool import solve_offloading
-from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
@@ -27,21 +26,6 @@ DEFAULT_INPUT_BITS = 2.0e6
 DEFAULT_CYCLES = 1.0e9
 DEFAULT_LOCAL_HZ = 1.0e9
 DEFAULT_DISTANCE_M = 10.0
-
-
-class Placement(BaseModel):
-    """Where one sub-task runs and why."""
-
-    subtask: int
-    model: str
-    runs_on: str
-    mode: str  # "local" | "offloaded" | "hosted"
-    share: float | None = None
-    latency_s: float | None = None
-    local_latency_s: float | None = None
-    energy_j: float | None = None
-    reason: str
-    split: int | None = None  # split inference: the device runs stages [0, split)
 
 
 def build_instance(

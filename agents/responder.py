@@ -8,14 +8,11 @@ probabilities when both give them, so the combined answer is computed, not writt
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from edgeai.knowledge.store import humanize
-from edgeai.schemas import Plan
+from edgeai.schemas import Placement, Plan
 from pydantic import BaseModel, Field
-
-if TYPE_CHECKING:  # an agent never imports another agent at run time
-    from edgeai.agents.offloading import Placement
 
 
 def _unset(value: Any) -> bool:

@@ -15,12 +15,10 @@ import operator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
-from edgeai.agents.model_selector import Selection
-from edgeai.agents.offloading import Placement
 from edgeai.agents.responder import RunResult
 from edgeai.errors import EdgeAIError
 from edgeai.knowledge.store import KnowledgeStore
-from edgeai.schemas import Plan
+from edgeai.schemas import Placement, Plan, Selection
 from pydantic import BaseModel, Field, ValidationError
 
 
