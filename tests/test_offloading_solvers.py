@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pytest
@@ -47,14 +46,13 @@ def test_exact_equals_brute_force(scenario: str, objective: str) -> None:
         assert s.objective_value == pytest.approx(brute_force(inst, objective), rel=1e-10)
 
 
-def test_exact_is_fast_at_n8_m4() -> None:
+def test_exact_solves_n8_m4_feasibly_and_records_its_time() -> None:
+    """How fast it is lives in `edgeai bench offload`, not in a test (no wall-clock bounds)."""
     for objective in OBJECTIVES:
         inst = generate_instance(n=8, m=4, seed=3, scenario="lambo-50-tight", objective=objective)
-        solve(inst, solver="exact")  # warm the subset tables' index cache
-        start = time.perf_counter()
         decision = solve(inst, solver="exact")
-        assert time.perf_counter() - start < 0.5
-        assert 0 < decision.solve_seconds < 0.5
+        assert score(inst, decision).feasible
+        assert decision.solve_seconds > 0
 
 
 @pytest.mark.parametrize("seed", range(4))
