@@ -153,21 +153,16 @@ class KnowledgeStore:
 
         return self.query_units(encode_minilm([query])[0], "minilm", k)
 
-    def embed(
-        self,
-        encoder: str,
-        texts: list[str],
-        prepare: Callable[[list[str]], list[str]] | None = None,
-        tag: str = "",
-    ) -> np.ndarray:
-        """`ENCODERS[encoder](texts)` (of `prepare(texts)` when given, cached under `tag`), bit
-        for bit, cached in the data home beside the store (knowledge.embeddings.EmbeddingCache);
+    @property
+    def embed(self) -> Callable[..., np.ndarray]:
+        """`embed(encoder, texts, prepare=None, tag="")`: `ENCODERS[encoder](texts)` bit for bit,
+        cached in the data home beside the store (knowledge.embeddings.EmbeddingCache.embed);
         the encoder loads only when a list is new."""
         from edgeai.knowledge.embeddings import EmbeddingCache
 
         if getattr(self, "_embedding_cache", None) is None:
             self._embedding_cache = EmbeddingCache(self.store_dir / "embeddings.sqlite")
-        return self._embedding_cache.embed(encoder, texts, prepare, tag)
+        return self._embedding_cache.embed
 
     # ----------------------------------------------------------------- writes
     def add_manuals(self, files: list[Path], units: UnitBuilder) -> dict[str, list[str]]:

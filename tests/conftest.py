@@ -1,37 +1,79 @@
-"""Shared fixtures; every test runs offline (no hub, no telemetry)."""
+"""Shared fixtures: the sample pools' homes and planners, built once per session.
+
+The environment every test runs in (offline: no hub, no telemetry) is set with a session-wide
+MonkeyPatch when pytest configures, before any test module is imported, and undone at the end.
+"""
 
 from __future__ import annotations
 
-import os
+import shutil
+from pathlib import Path
 
-for _key, _value in {
+import pytest
+from edgeai.knowledge.pools import SAMPLES_DIR
+
+OFFLINE = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "FLWR_TELEMETRY_ENABLED": "0",
     "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
     "ANONYMIZED_TELEMETRY": "False",
     "TOKENIZERS_PARALLELISM": "false",
-}.items():
-    os.environ[_key] = _value
+}
+_ENV = pytest.MonkeyPatch()
 
 
-import shutil
-from pathlib import Path
+def pytest_configure(config: pytest.Config) -> None:
+    for key, value in OFFLINE.items():
+        _ENV.setenv(key, value)
 
-import pytest
 
-SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _ENV.undo()
+
+
+def _pool_home(factory: pytest.TempPathFactory, pool: str) -> Path:
+    from edgeai.agents.planning.units import build_units
+    from edgeai.knowledge.store import add_to_home
+
+    home = factory.mktemp(f"{pool}-home")
+    add_to_home(home, [SAMPLES_DIR / pool / "manuals"], build_units)
+    return home
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    """The shipped sample pools' folder (knowledge/samples)."""
+    return SAMPLES_DIR
 
 
 @pytest.fixture(scope="session")
 def healthcare_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data home holding the shipped healthcare pool, built once per test session (read-only use)."""
-    from edgeai.agents.planning.units import build_units
-    from edgeai.knowledge.store import add_to_home
+    """A data home holding the shipped healthcare pool, built once per session. Tests may plan
+    with it (the planner caches embeddings there) but change nothing else: use `fresh_home`."""
+    return _pool_home(tmp_path_factory, "healthcare")
 
-    home = tmp_path_factory.mktemp("healthcare-home")
-    add_to_home(home, [SAMPLES / "healthcare" / "manuals"], build_units)
-    return home
+
+@pytest.fixture(scope="session")
+def photo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same for the photo pool."""
+    return _pool_home(tmp_path_factory, "photo")
+
+
+@pytest.fixture(scope="session")
+def healthcare_planner(healthcare_home: Path):
+    from edgeai.agents.planning import EmbeddedPlanner
+    from edgeai.knowledge.store import open_store
+
+    return EmbeddedPlanner(open_store(healthcare_home))
+
+
+@pytest.fixture(scope="session")
+def photo_planner(photo_home: Path):
+    from edgeai.agents.planning import EmbeddedPlanner
+    from edgeai.knowledge.store import open_store
+
+    return EmbeddedPlanner(open_store(photo_home))
 
 
 @pytest.fixture

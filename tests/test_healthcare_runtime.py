@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from edgeai.knowledge.pools import SAMPLES_DIR
 from edgeai.tools.healthcare import mood as mood_mod
 from edgeai.tools.healthcare import vitals
 from edgeai.tools.healthcare.errors import InvalidInputError, MissingInputError
@@ -23,7 +24,7 @@ from edgeai.tools.healthcare.weights import CHECKPOINT_DIR, CHECKPOINT_FILES, lo
 from edgeai.tools.runtimes import ModelNotInstalledError, ModelRuntime
 
 DAY = dt.date(2025, 6, 2)
-SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples" / "healthcare" / "manuals"
+SAMPLES = SAMPLES_DIR / "healthcare" / "manuals"
 
 
 def test_registry_matches_the_sample_manuals() -> None:

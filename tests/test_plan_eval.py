@@ -13,8 +13,7 @@ import pytest
 from edgeai.agents.planning.embedded import REFUSAL_CAUSES, refusal_cause
 from edgeai.agents.planning.evaluate import OUTCOMES, REFUSED_COLUMNS, outcome
 from edgeai.cli import main
-
-SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
+from edgeai.knowledge.pools import SAMPLES_DIR as SAMPLES
 
 
 def test_outcome_classes() -> None:

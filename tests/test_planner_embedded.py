@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 from edgeai.agents.planning import EmbeddedPlanner, PlannerConfig
 from edgeai.agents.planning.read import negated_phrases, split_clauses
-from edgeai.agents.planning.units import build_units, limit_fragments, retrieval_units
+from edgeai.agents.planning.units import limit_fragments, retrieval_units
 from edgeai.errors import UserInputError
 from edgeai.knowledge.manuals import parse_manual
-from edgeai.knowledge.store import add_to_home, open_store
-
-SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
+from edgeai.knowledge.pools import SAMPLES_DIR as SAMPLES
+from edgeai.knowledge.store import open_store
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +20,9 @@ def healthcare(healthcare_home: Path) -> EmbeddedPlanner:
     return EmbeddedPlanner(open_store(healthcare_home))
 
 
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedPlanner:
-    home = tmp_path_factory.mktemp("photo-home")
-    add_to_home(home, [SAMPLES / "photo" / "manuals"], build_units)
-    return EmbeddedPlanner(open_store(home))
+@pytest.fixture
+def photo(photo_planner: EmbeddedPlanner) -> EmbeddedPlanner:
+    return photo_planner
 
 
 def test_chain_request_brings_its_producers_and_deps(healthcare: EmbeddedPlanner) -> None:

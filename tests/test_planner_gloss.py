@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from edgeai.agents.planning import EmbeddedPlanner
 from edgeai.agents.planning.gloss import Glosser, tokens
-from edgeai.agents.planning.units import build_units
-from edgeai.knowledge.store import add_to_home, open_store
 
-SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
 MANUAL = (
     "The shelf camera counts the products on each shelf and reports empty shelves. "
     "The checkout camera measures the queue at the tills. The wristband estimates heart rate "
@@ -37,17 +32,17 @@ def test_scripts_without_spaces_are_cut_into_pieces(glosser: Glosser) -> None:
     assert tokens("...") == [] and glosser.gloss("...") == ""
 
 
-def test_a_request_in_german_reaches_the_right_model(tmp_path: Path) -> None:
+def test_a_request_in_german_reaches_the_right_model(healthcare_planner: EmbeddedPlanner) -> None:
     # before the gloss, USE-m3 alone also pulled in the respiration model
-    home = tmp_path
-    add_to_home(home, [SAMPLES / "healthcare" / "manuals"], build_units)
-    planner = EmbeddedPlanner(open_store(home))
+    planner = healthcare_planner
     plan = planner.plan("Wie hoch ist mein Puls gerade?")
     assert [t.model for t in plan.subtasks] == ["heartbeat-acoustic"]
     assert planner.index.glosser.gloss("mein Puls").split() == ["my", "pulse"]
 
 
-def test_a_question_about_a_transformed_output_needs_the_transformation(tmp_path: Path) -> None:
+def test_a_question_about_a_transformed_output_needs_the_transformation(
+    photo_planner: EmbeddedPlanner,
+) -> None:
     # "what is my translated text?" must not win a request that only asks for the text itself
     from edgeai.agents.planning.index import plain_question
     from edgeai.knowledge.store import PoolModel
@@ -66,8 +61,7 @@ def test_a_question_about_a_transformed_output_needs_the_transformation(tmp_path
     assert plain_question(meta, translator) == "what is my text?"
     assert plain_question({"kind": "query", "text": "what is my text?"}, translator) is None
 
-    add_to_home(tmp_path, [SAMPLES / "photo" / "manuals"], build_units)
-    index = EmbeddedPlanner(open_store(tmp_path)).index
+    index = photo_planner.index
     rows, _ = index.plain_of["minilm"]
     assert len(rows) and all(index.units["minilm"][0][i]["kind"] == "derived_query" for i in rows)
     sims = index._model_sims(

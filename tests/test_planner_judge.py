@@ -10,9 +10,9 @@ from edgeai.agents.planning import relevance
 from edgeai.agents.planning.judged import JudgedPlanner
 from edgeai.cli import main
 from edgeai.errors import WeightsError
+from edgeai.knowledge.pools import SAMPLES_DIR as SAMPLES
 from edgeai.knowledge.store import open_store
 
-SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
 TRAINING = Path(__file__).resolve().parents[1] / "knowledge" / "training"
 
 

@@ -7,9 +7,8 @@ from pathlib import Path
 from edgeai.agents.planning import EmbeddedPlanner, PlannerConfig
 from edgeai.agents.planning.lexical import LexicalIndex, stem, terms
 from edgeai.agents.planning.units import build_units
+from edgeai.knowledge.pools import SAMPLES_DIR as SAMPLES
 from edgeai.knowledge.store import add_to_home, open_store
-
-SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
 
 
 def test_terms_drop_function_words_and_strip_suffixes() -> None:
@@ -40,10 +39,9 @@ def test_a_word_only_one_model_uses_decides() -> None:
     assert LexicalIndex({}).scores("anything") == {}
 
 
-def test_describe_this_photo_goes_to_the_captioner(tmp_path: Path) -> None:
+def test_describe_this_photo_goes_to_the_captioner(photo_planner: EmbeddedPlanner) -> None:
     # "photo" alone is in every image model's manual; "describe" is the captioner's word
-    add_to_home(tmp_path, [SAMPLES / "photo" / "manuals"], build_units)
-    plan = EmbeddedPlanner(open_store(tmp_path)).plan("Describe this photo.")
+    plan = photo_planner.plan("Describe this photo.")
     assert plan.model_ids() == ["blip-image-captioner"]
 
 

@@ -7,17 +7,12 @@ from pathlib import Path
 import pytest
 from edgeai.agents.planning import EmbeddedPlanner
 from edgeai.agents.planning.spelling import SpellFixer, osa_distance
-from edgeai.agents.planning.units import build_units
-from edgeai.knowledge.store import add_to_home, open_store
-
-SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
+from edgeai.knowledge.store import open_store
 
 
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory: pytest.TempPathFactory) -> EmbeddedPlanner:
-    home = tmp_path_factory.mktemp("photo-home-spelling")
-    add_to_home(home, [SAMPLES / "photo" / "manuals"], build_units)
-    return EmbeddedPlanner(open_store(home))
+@pytest.fixture
+def photo(photo_planner: EmbeddedPlanner) -> EmbeddedPlanner:
+    return photo_planner
 
 
 def test_osa_distance_counts_a_swap_as_one_edit() -> None:

@@ -1,11 +1,9 @@
 """Retrieval units of a manual: paragraph ownership, derived questions, whole and split limits."""
 
-from pathlib import Path
 
 from edgeai.agents.planning.units import retrieval_units
 from edgeai.knowledge.manuals import manual_paragraphs, parse_manual
-
-SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
+from edgeai.knowledge.pools import SAMPLES_DIR as SAMPLES
 
 
 def test_sentence_in_a_models_paragraph_belongs_to_that_model() -> None:

@@ -9,9 +9,8 @@ import pytest
 import torch
 from edgeai.agents.model_selector import select_models
 from edgeai.agents.offloading import place_work
-from edgeai.agents.planning.units import build_units
 from edgeai.config import Settings
-from edgeai.knowledge.store import add_to_home, open_store
+from edgeai.knowledge.store import open_store
 from edgeai.schemas import Plan, Subtask
 from edgeai.tools.runtimes import ModelRuntime, installed_models, run_installed
 from edgeai.tools.split_inference import service
@@ -19,15 +18,7 @@ from edgeai.tools.split_inference.imagecodecs import encode_png
 from edgeai.tools.split_inference.world import example
 
 torch.set_num_threads(1)
-SAMPLES = Path(__file__).resolve().parents[1] / "knowledge" / "samples"
 DAY = dt.date(2026, 11, 23)
-
-
-@pytest.fixture(scope="module")
-def photo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("photo-home")
-    add_to_home(home, [SAMPLES / "photo" / "manuals"], build_units)
-    return home
 
 
 def test_photo_models_are_installed_runtimes() -> None:

@@ -59,15 +59,9 @@ class EmbeddedPlanner(Planner):
     """The default planner: the embedded chooser over a store (no LLM needed)."""
 
     def __init__(self, store: KnowledgeStore, config: PlannerConfig | None = None) -> None:
-        super().__init__(EmbeddedChooser(PoolIndex(store), config))
-
-    @property
-    def index(self) -> PoolIndex:
-        return self.chooser.index
-
-    @property
-    def config(self) -> PlannerConfig:
-        return self.chooser.config
+        chooser = EmbeddedChooser(PoolIndex(store), config)
+        super().__init__(chooser)
+        self.index, self.config = chooser.index, chooser.config
 
 
 def make_planner(settings: Any, store: KnowledgeStore, method: str = "json_schema") -> Planner:
