@@ -8,6 +8,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+import edgeai
 import pytest
 from edgeai.cli import main
 from edgeai.errors import UserInputError
@@ -15,7 +16,7 @@ from edgeai.tools.healthcare.runtime import run_model
 from edgeai.tools.healthcare.training import TrainConfig
 from edgeai.tools.healthcare.weights import CHECKPOINT_FILES, MANIFEST
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(edgeai.__file__).resolve().parent  # the repository root is the package
 
 
 def _script():

@@ -11,9 +11,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import edgeai
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(edgeai.__file__).resolve().parent  # the repository root is the package
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -13,7 +13,7 @@ from edgeai.errors import WeightsError
 from edgeai.knowledge.pools import SAMPLES_DIR as SAMPLES
 from edgeai.knowledge.store import open_store
 
-TRAINING = Path(__file__).resolve().parents[1] / "knowledge" / "training"
+TRAINING = SAMPLES.parent / "training"
 
 
 @pytest.fixture(scope="module")

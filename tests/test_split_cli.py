@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from edgeai.cli import main
+from edgeai.knowledge.pools import SAMPLES_DIR
 from edgeai.tools.split_inference import world
 from edgeai.tools.split_inference.codec import CodecMeta, FeatureCodec, save_codec
 from edgeai.tools.split_inference.imagecodecs import read_image
@@ -158,7 +159,7 @@ def test_sample_image_prints_question_and_targets(tmp_path: Path, capsys) -> Non
 def test_manual_pacing_uses_the_photo_pool_hosts(capsys, tmp_path: Path) -> None:
     from edgeai.cli.split.runtime import _compute_from_manuals
 
-    manuals = Path(__file__).resolve().parents[1] / "knowledge" / "samples" / "photo" / "manuals"
+    manuals = SAMPLES_DIR / "photo" / "manuals"
     torch.manual_seed(0)
     model = build_model("classify", dim=16, depth=2, heads=2)
     compute = _compute_from_manuals({"classify": model}, manuals)

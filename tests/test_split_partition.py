@@ -12,6 +12,7 @@ import torch
 from edgeai.cli import main
 from edgeai.errors import ManualError, UserInputError
 from edgeai.knowledge.manuals import parse_manual
+from edgeai.knowledge.pools import SAMPLES_DIR
 from edgeai.tools.split_inference.imagecodecs import encode_png
 from edgeai.tools.split_inference.partition import (
     CLIENT_ONLY,
@@ -28,7 +29,7 @@ from edgeai.tools.split_inference.profile import (
 )
 
 torch.set_num_threads(1)
-MANUALS = Path(__file__).resolve().parents[1] / "knowledge" / "samples" / "photo" / "manuals"
+MANUALS = SAMPLES_DIR / "photo" / "manuals"
 
 
 def _photos(n: int) -> np.ndarray:

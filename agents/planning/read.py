@@ -77,11 +77,8 @@ class Reading:
 
     request: str
     """as typed (whitespace collapsed)."""
-    english: bool
-    fixed: str
-    """typos repaired (an English request), else as typed."""
     text: str
-    """`fixed` without its contrastive negations: what is scored."""
+    """what is scored: typos repaired (an English request), contrastive negations cut out."""
     negated: tuple[str, ...]
     """the negated phrases ("not from my phone")."""
     clauses: tuple[str, ...]
@@ -108,13 +105,10 @@ class Reader:
 
     def read(self, request: str) -> Reading:
         request = validate_request(request)
-        english = is_english(request)
-        fixed = self.speller.fix(request) if english else request
+        fixed = self.speller.fix(request) if is_english(request) else request
         text, negated = negated_phrases(fixed)
         return Reading(
             request=request,
-            english=english,
-            fixed=fixed,
             text=text,
             negated=tuple(negated),
             clauses=tuple(split_clauses(text)),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from edgeai.agents.planning.planner import Planner
-from edgeai.agents.planning.read import Reading, is_english, split_clauses
+from edgeai.agents.planning.read import Reading, split_clauses
 from edgeai.agents.planning.structure import Choice, PoolGraph
 from edgeai.knowledge.manuals import humanize
 from edgeai.knowledge.store import KnowledgeStore
@@ -39,8 +39,6 @@ class TfidfChooser:
         """As typed: the baseline repairs nothing and splits nothing."""
         return Reading(
             request=request,
-            english=is_english(request),
-            fixed=request,
             text=request,
             negated=(),
             clauses=tuple(split_clauses(request)),
