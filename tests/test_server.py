@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import httpx
-from edgeai.tools.llm.server import serve_in_thread
 from edgeai.config import Settings
 from edgeai.server import create_app
+from edgeai.tools.llm.server import serve_in_thread
 
 
 def test_api_plans_asks_and_refuses_bad_input(healthcare_home: Path, tmp_path: Path) -> None:

@@ -164,6 +164,6 @@ def make_planner(settings: Any, store: KnowledgeStore, method: str = "json_schem
     embedded = EmbeddedPlanner(store)
     if settings.llm_backend == "embedded":
         return embedded
-    from edgeai.tools.llm.embedded import get_chat_model
+    from edgeai.agents.llm_backend import get_chat_model
 
     return LLMPlanner(store, get_chat_model(settings, max_tokens=400), embedded, method=method)

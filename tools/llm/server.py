@@ -23,9 +23,9 @@ from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 import uvicorn
-from edgeai.tools.llm.guided import ContextOverflowError, check_schema, json_object_schema
-from edgeai.tools.llm.embedded import Completion, EmbeddedLLM
 from edgeai.errors import EdgeAIError, UserInputError
+from edgeai.tools.llm.embedded import Completion, EmbeddedLLM
+from edgeai.tools.llm.guided import ContextOverflowError, check_schema, json_object_schema
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
