@@ -114,7 +114,7 @@ def test_streaming_sends_sse_deltas_then_done(client: httpx.Client) -> None:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         for line in r.iter_lines():
-            if line:
+            if line and not line.startswith(":"):  # ':' lines are SSE keep-alive comments
                 assert line.startswith("data: ")
                 events.append(line[len("data: ") :])
     assert events[-1] == "[DONE]"
