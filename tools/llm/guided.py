@@ -63,6 +63,12 @@ class GuidedOptions:
 
     max_tokens: int = 1024
     """Token budget; past it the decoder closes every open value as soon as the schema allows."""
+    max_string_chars: int = 200
+    """Cap on a string without `maxLength` (small models tend to ramble or loop)."""
+    max_array_items: int = 32
+    """Cap on an array without `maxItems`."""
+    max_object_properties: int = 8
+    """Cap on a free-form object (no `properties`) without `maxProperties`."""
     max_depth: int = 24
     """Nesting depth past which open arrays and objects are closed as soon as the schema allows; a
     schema that forces 32 levels more (a required recursive property) is refused."""
@@ -80,8 +86,53 @@ def json_object_schema() -> dict[str, Any]:
     return {"type": "object"}
 
 
-def grammar_for(schema: JsonSchema) -> str:
-    """The llguidance grammar enforcing `schema`; :class:`UnsupportedSchemaError` if it cannot be."""
+_SCHEMA_MAPS = ("properties", "$defs", "definitions", "dependentSchemas")
+_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_SCHEMA_VALUES = ("additionalProperties", "items", "not", "contains", "if", "then", "else")
+
+
+def shaped(schema: Any, options: GuidedOptions) -> Any:
+    """`schema` as the decoder writes it: objects whole, open sizes capped.
+
+    Every object that declares `properties` gets each of them (required, in declared order) and no
+    others unless `additionalProperties` says so; strings, arrays and free objects without an upper
+    bound get `options`' caps. Output that validates against this validates against `schema`; it keeps
+    a small model from skipping the fields a caller asked for, inventing keys in their place (pydantic's
+    schemas leave `additionalProperties` open and make every field with a default optional), or
+    rambling in a string until the budget runs out.
+    """
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    for key in _SCHEMA_MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {name: shaped(sub, options) for name, sub in out[key].items()}
+    for key in _SCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [shaped(sub, options) for sub in out[key]]
+    for key in _SCHEMA_VALUES:
+        if key in out:
+            out[key] = shaped(out[key], options)
+    kind = out.get("type")
+    if isinstance(out.get("properties"), dict) and out["properties"]:
+        required = list(out.get("required", []))
+        out["required"] = [*out["properties"], *(r for r in required if r not in out["properties"])]
+        out.setdefault("additionalProperties", False)
+    elif kind == "object":
+        out.setdefault(
+            "maxProperties", max(options.max_object_properties, out.get("minProperties", 0))
+        )
+    if kind == "string" and not {"enum", "const", "pattern", "format"} & out.keys():
+        out.setdefault("maxLength", max(options.max_string_chars, out.get("minLength", 0)))
+    if kind == "array":
+        fixed = len(out.get("prefixItems", []))
+        out.setdefault("maxItems", max(fixed + options.max_array_items, out.get("minItems", 0)))
+    return out
+
+
+def grammar_for(schema: JsonSchema, options: GuidedOptions | None = None) -> str:
+    """The llguidance grammar enforcing `schema` as :func:`shaped` writes it; refused with
+    :class:`UnsupportedSchemaError` if it cannot be enforced."""
     from llguidance import LLMatcher
 
     if schema is False:
@@ -90,7 +141,8 @@ def grammar_for(schema: JsonSchema) -> str:
         raise UnsupportedSchemaError("a JSON Schema must be an object or a boolean")
     try:
         grammar = LLMatcher.grammar_from_json_schema(
-            {} if schema is True else schema, defaults=JSON_OPTIONS
+            shaped({} if schema is True else schema, options or GuidedOptions()),
+            defaults=JSON_OPTIONS,
         )
     except ValueError as exc:
         raise UnsupportedSchemaError(f"invalid JSON Schema: {exc}") from exc
@@ -145,7 +197,8 @@ class TokenizerIndex:
 
 def _closing_cost(text: str, in_string: bool) -> int:
     """How far writing `text` leaves the JSON from its end: a string left open is worst, each bracket
-    closed is a step nearer, and content (digits, letters) outside strings costs a little."""
+    closed is a step nearer, a trailing comma (another value to come) and content (digits, letters)
+    outside strings cost a little."""
     if not text:
         return 10**6
     depth, escaped, content = 0, False, 0
@@ -165,7 +218,10 @@ def _closing_cost(text: str, in_string: bool) -> int:
             depth -= 1
         elif c.isalnum():
             content = 2
-    return 1000 * (in_string or escaped) + 10 * depth + content
+    more = (
+        5 if not in_string and text.rstrip().endswith(",") else 0
+    )  # a comma promises another value
+    return 1000 * (in_string or escaped) + 10 * depth + content + more
 
 
 # --------------------------------------------------------------------------- model cursor
@@ -253,21 +309,27 @@ class LMCursor:
             self.n_generated += len(ids)
 
     @torch.inference_mode()
-    def score(self, ids: Sequence[int]) -> float:
-        """Log-likelihood of `ids` as the continuation of the committed sequence (nothing is committed)."""
+    def score(self, ids: Sequence[int], *, then: bool = False) -> tuple[float, torch.Tensor | None]:
+        """Log-likelihood of `ids` as the continuation of the committed sequence, and with `then` the
+        next-token log-probabilities after them; nothing is committed (the cache is rolled back)."""
         ids = list(ids)
         total = float(self.last_logprobs[ids[0]])
-        if len(ids) > 1:
+        fed = ids if then else ids[:-1]
+        after = None
+        if fed:
             self._check(len(ids))
             out = self.model(
-                input_ids=torch.tensor([ids[:-1]], dtype=torch.long),
+                input_ids=torch.tensor([fed], dtype=torch.long),
                 past_key_values=self.cache,
                 use_cache=True,
             )
             rows = torch.log_softmax(out.logits[0].float(), dim=-1)
-            total += float(rows[torch.arange(len(ids) - 1), torch.tensor(ids[1:])].sum())
-            _crop(self.cache, len(ids) - 1)
-        return total
+            total += float(
+                rows[torch.arange(len(ids) - 1), torch.tensor(ids[1:], dtype=torch.long)].sum()
+            )
+            after = rows[-1] if then else None
+            _crop(self.cache, len(fed))
+        return total, after
 
     def sample(self, allowed: torch.Tensor) -> int:
         """Pick the next token among `allowed` (bool mask over the vocabulary)."""
@@ -322,6 +384,24 @@ CHOICE_PRUNE = 8.0
 OPTION_END = frozenset('",]}')
 
 
+def _settling_end(text: str) -> int | None:
+    """Where `text` settles a choice: just past its first closing quote, bracket or comma (an opening
+    quote settles nothing); None if it does not."""
+    for i, c in enumerate(text):
+        if c in OPTION_END and (i > 0 or c != '"'):
+            return i + 1
+    return None
+
+
+def _settles(text: str) -> bool:
+    return _settling_end(text) is not None
+
+
+def _option_key(text: str) -> str:
+    """The option `text` stands for: itself up to where it settles the choice."""
+    return text[: _settling_end(text) or len(text)]
+
+
 def _logaddexp(a: float, b: float) -> float:
     return float(torch.logaddexp(torch.tensor(a), torch.tensor(b)))
 
@@ -346,7 +426,7 @@ class GuidedDecoder:
     ) -> None:
         from llguidance import LLMatcher
 
-        self.matcher = LLMatcher(index.grammar_tokenizer, grammar_for(schema), log_level=0)
+        self.matcher = LLMatcher(index.grammar_tokenizer, grammar_for(schema, options), log_level=0)
         if self.matcher.is_error():
             raise UnsupportedSchemaError(self.matcher.get_error())
         self.cursor, self.tokenizer, self.index, self.options = cursor, tokenizer, index, options
@@ -370,34 +450,64 @@ class GuidedDecoder:
         return allowed
 
     def _choose(self, allowed: torch.Tensor) -> int | None:
-        """The first token of the likeliest option when this step is a choice; None when it is not."""
+        """The first token of the likeliest option when this step is a choice; None when it is not.
+
+        An option is a token plus the text the grammar then forces, up to where the choice is made
+        (a closing quote or bracket, a comma): "R" + "ome\"" and "Rome" + "\"" are one option, whose
+        likelihood is the sum of its ways. A token that leaves the choice open (" [" where " []" is
+        also allowed) is split by the token that follows it, so the model's preference for " []"
+        is not lost to the mass " [" carries for lists the grammar may not even allow.
+        """
         candidates = allowed.nonzero().flatten().tolist()
         if not 2 <= len(candidates) <= CHOICE_MAX_TOKENS:
             return None
+        texts = self.index.texts
         first = self.cursor.last_logprobs
         candidates.sort(key=lambda t: -float(first[t]))
-        # option text -> (its total log-likelihood, the likeliest token that begins it)
-        options: dict[str, tuple[float, int]] = {}
+        # option -> (its log-likelihood, the likeliest of its ways, that way's first token)
+        options: dict[str, tuple[float, float, int]] = {}
         best = -float("inf")
+
+        def add(text: str, score: float, token: int) -> None:
+            nonlocal best
+            key = _option_key(text)
+            total, top, top_token = options.get(key, (-float("inf"), -float("inf"), token))
+            if score > top:
+                top, top_token = score, token
+            options[key] = (_logaddexp(total, score), top, top_token)
+            best = max(best, score)
+
         for token in candidates:
             if float(first[token]) < best - CHOICE_PRUNE:
                 break
+            if token in self.index.eos_tokens:
+                add("", float(first[token]), token)
+                continue
+            ahead = self.matcher.deep_copy()
+            ahead.consume_token(token)
             path = [token]
-            if token not in self.index.eos_tokens:
-                ahead = self.matcher.deep_copy()
-                ahead.consume_token(token)
-                for forced in ahead.compute_ff_tokens():
-                    if any(c in OPTION_END for c in self.index.texts[path[-1]]):
-                        break
-                    path.append(forced)
-            score = self.cursor.score(path)
-            text = "".join(self.index.texts[t] for t in path)
-            ends = [i for i, c in enumerate(text) if i > 0 and c in OPTION_END]
-            key = text[: ends[0]] if ends else text
-            total, top = options.get(key, (-float("inf"), token))
-            options[key] = (_logaddexp(total, score), top)
-            best = max(best, score)
-        return max(options.values())[1]
+            text = texts[token]
+            for forced in ahead.compute_ff_tokens():
+                if _settles(text):
+                    break
+                path.append(forced)
+                text += texts[forced]
+            open_choice = text.rstrip().endswith(("[", "{")) and any(
+                texts[t] != text and texts[t].startswith(text) for t in candidates
+            )
+            score, after = self.cursor.score(path, then=open_choice)
+            if after is None:
+                add(text, score, token)
+                continue
+            ahead.consume_tokens(path[1:])
+            bias = torch.frombuffer(bytearray(ahead.compute_logit_bias()), dtype=torch.uint8)
+            following = (bias > 0).nonzero().flatten().tolist()
+            if len(following) > CHOICE_MAX_TOKENS:  # free text follows: nothing left to choose here
+                add(text, score, token)
+                continue
+            for nxt in following:
+                add(text + texts[nxt], score + float(after[nxt]), token)
+        return max(options.values())[2]
 
     def _fail(self) -> NoReturn:
         error = self.matcher.get_error()
