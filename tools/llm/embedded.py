@@ -282,29 +282,9 @@ class EmbeddedLLM:
         assert isinstance(result, Completion)
         return result
 
-    def generate(
-        self,
-        messages: Sequence[Message],
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-    ) -> str:
-        """The assistant's answer to `messages` as text."""
-        return self.complete(
-            messages, max_tokens=max_tokens, temperature=temperature, stop=stop
-        ).text
-
-    def stream(
-        self,
-        messages: Sequence[Message],
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-    ) -> Iterator[str]:
-        """The answer in pieces as the model writes it."""
-        for item in self.iter_completion(
-            messages, max_tokens=max_tokens, temperature=temperature, stop=stop
-        ):
+    def stream(self, messages: Sequence[Message], **kwargs: Any) -> Iterator[str]:
+        """The answer in pieces as the model writes it (keyword arguments of :meth:`iter_completion`)."""
+        for item in self.iter_completion(messages, **kwargs):
             if isinstance(item, str):
                 yield item
 

@@ -22,9 +22,14 @@ the tests use: enum+anyOf+array, pydantic $defs with bounds, recursive $ref, jso
     lm-format-enforcer   3.3 s           0.1-4.5 ms      0.9-6.7 ms (35 ms)     no: accepts uniqueItems, `false`; its
       0.11.3                                                                    transformers integration fails on transformers 5
 
-A forward pass of the 135M model costs ~10-30 ms per token here, so llguidance's mask is <1 % of a step;
+A forward pass of the 135M model costs ~50-100 ms per step here, so llguidance's mask is <1 % of a step;
 xgrammar is faster per mask but would let a schema through that it does not enforce. The hand-written
 decoder this replaced (796 lines) refused `pattern`, `format` and `multipleOf`, which llguidance enforces.
+End to end (capital of France and of Italy with the tests' city schema, the tests' pydantic report; one
+torch thread, same loaded machine, back to back): the hand-written decoder 8.9 s for 177 tokens
+(50 ms/token), this one 13.5 s for 192 tokens (70 ms/token), with the same answers; the difference is
+the look-ahead that scores whole options (one forward pass per split option token), kept because the
+model's first-token favourite is often not its favourite option ("Berlin" over "Rome").
 """
 
 from __future__ import annotations
@@ -488,8 +493,8 @@ class GuidedDecoder:
             path = [token]
             text = texts[token]
             for forced in ahead.compute_ff_tokens():
-                if _settles(text):
-                    break
+                if _settles(text + texts[forced]):
+                    break  # the grammar forces the option's end: every way pays it, none is scored
                 path.append(forced)
                 text += texts[forced]
             open_choice = text.rstrip().endswith(("[", "{")) and any(
