@@ -86,7 +86,7 @@ def chat_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _chat(args: argparse.Namespace, settings: Settings) -> int:
-    from edgeai.tools.llm.embedded import get_chat_model
+    from edgeai.agents.llm_backend import get_chat_model
     from langchain_core.messages import HumanMessage, SystemMessage
 
     if args.max_tokens < 1:

@@ -14,10 +14,12 @@ from typing import Literal
 import httpx
 import pytest
 import torch
+from edgeai.agents.llm_backend import get_chat_model
 from edgeai.cli import main
 from edgeai.config import Settings
 from edgeai.errors import UserInputError
-from edgeai.tools.llm.embedded import EmbeddedChatModel, get_chat_model, get_embedded_llm
+from edgeai.tools.llm.chat_model import EmbeddedChatModel
+from edgeai.tools.llm.embedded import get_embedded_llm
 from edgeai.tools.llm.server import free_port
 from langchain_core.messages import AIMessage
 from pydantic import BaseModel, Field

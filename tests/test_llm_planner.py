@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from edgeai.agents.llm_backend import get_chat_model
 from edgeai.agents.planning import EmbeddedPlanner
 from edgeai.agents.planning.llm import LLMPlanner
 from edgeai.agents.planning.planner import make_planner
 from edgeai.config import Settings
 from edgeai.knowledge.store import open_store
-from edgeai.tools.llm.embedded import get_chat_model, get_embedded_llm
+from edgeai.tools.llm.embedded import get_embedded_llm
 from edgeai.tools.llm.server import create_app, serve_in_thread
 
 REQUEST = "What's my heart rate right now?"

@@ -69,7 +69,7 @@ def make_planner(settings: Any, store: KnowledgeStore, method: str = "json_schem
     (the LLM's libraries load only then)."""
     if settings.llm_backend == "embedded":
         return EmbeddedPlanner(store)
+    from edgeai.agents.llm_backend import get_chat_model
     from edgeai.agents.planning.llm import LLMPlanner
-    from edgeai.tools.llm.embedded import get_chat_model
 
     return LLMPlanner(store, get_chat_model(settings, max_tokens=400), method=method)

