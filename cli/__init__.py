@@ -19,7 +19,7 @@ from pydantic import ValidationError
 # Each command's module defines `register(sub)` adding it, and may define `register_bench(bench_sub)`
 # adding `edgeai bench <name>`. Only the module of the command being run is imported, so that
 # `edgeai --help` and light commands never pay for torch or chromadb; the others are listed by
-# the help line below (tests/test_cli_startup.py checks each line against its module's own).
+# the help line below (tests/cli/test_startup.py checks each line against its module's own).
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("edgeai.cli.models", "healthcare-home models: list, run, train"),
     "knowledge": ("edgeai.cli.knowledge", "device manuals: add, list, search, remove"),

@@ -117,7 +117,7 @@ KNOWN_ENDINGS = (
 # --- choose: exact-word evidence (lexical.py) ------------------------------------------------
 # scikit-learn's English stop-word list (sklearn.feature_extraction.text.ENGLISH_STOP_WORDS,
 # 318 words), copied because importing scikit-learn costs 2.7 s of every `edgeai plan` start
-# (measured with -X importtime); tests/test_layout.py checks the copy against the library's.
+# (measured with -X importtime); tests/agents/planning/test_lexical.py checks the copy.
 _SKLEARN_STOP_WORDS = """
     a about above across after afterwards again against all almost alone along already also
     although always am among amongst amoungst amount an and another any anyhow anyone

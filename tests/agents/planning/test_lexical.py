@@ -57,3 +57,10 @@ def test_the_cabinet_request_goes_to_the_cabinet_model_only(tmp_path: Path) -> N
     assert set(without.model_ids()) != {"cabinet-hotspot-finder"}
     assert any("seam" in m for m in without.model_ids())
     assert EmbeddedPlanner(store).plan("Book me a table for two tonight.").subtasks == []
+
+
+def test_the_copied_stop_words_are_scikit_learns() -> None:
+    from edgeai.agents.planning.words import SKLEARN_STOP_WORDS
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    assert SKLEARN_STOP_WORDS == ENGLISH_STOP_WORDS
