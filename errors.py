@@ -1,6 +1,12 @@
-"""Typed errors that the CLI and API edges turn into one-line messages and exit status 2."""
+"""Typed errors that the CLI and API edges turn into one-line messages and exit status 2, and
+`lookup`, the one way a named entry (solver, scenario, ...) is fetched with that message."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
+
+V = TypeVar("V")
 
 
 class EdgeAIError(Exception):
@@ -31,3 +37,13 @@ class UnknownThreadError(EdgeAIError):
 
 class WeightsError(EdgeAIError):
     """Shipped or user-given weights are missing or cannot be loaded; names the file."""
+
+
+def lookup(table: Mapping[str, V], name: str, what: str, known: Iterable[str] | None = None) -> V:
+    """`table[name]`, or a UserInputError "unknown <what> '<name>' (known: ...)" listing `known`
+    (default: the table's names, sorted)."""
+    try:
+        return table[name]
+    except KeyError:
+        names = sorted(table) if known is None else known
+        raise UserInputError(f"unknown {what} '{name}' (known: {', '.join(names)})") from None

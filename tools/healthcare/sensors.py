@@ -50,20 +50,17 @@ _STREAM_HOUSEHOLD = 7
 MOOD_HEART_SHIFT = {"positive": 6.0, "neutral": 0.0, "negative": -4.0, "anxious": 14.0}
 MOOD_BREATH_SHIFT = {"positive": 1.5, "neutral": 0.0, "negative": -2.0, "anxious": 5.0}
 
-# How the latent mood scales the minutes spent per app category (multiplicative).
+# How the latent mood scales the minutes spent per app category (multiplicative): one row per mood,
+# one column per category in APP_CATEGORIES order (video, short video, social, messaging, gaming,
+# music, productivity, browsing).
 MOOD_APP_FACTOR: dict[str, dict[str, float]] = {
-    "positive": {"video_streaming": 0.9, "short_video": 0.7, "social_network": 1.0,
-                 "messaging": 1.3, "gaming": 1.6, "music": 1.9, "productivity": 1.2,
-                 "browsing": 0.9},
-    "neutral": {"video_streaming": 1.0, "short_video": 1.0, "social_network": 0.9,
-                "messaging": 1.0, "gaming": 1.0, "music": 1.0, "productivity": 1.4,
-                "browsing": 1.1},
-    "negative": {"video_streaming": 2.0, "short_video": 1.9, "social_network": 1.1,
-                 "messaging": 0.5, "gaming": 0.8, "music": 0.6, "productivity": 0.5,
-                 "browsing": 0.9},
-    "anxious": {"video_streaming": 0.7, "short_video": 1.3, "social_network": 2.0,
-                "messaging": 2.3, "gaming": 0.7, "music": 0.6, "productivity": 0.8,
-                "browsing": 1.8},
+    mood: dict(zip(APP_CATEGORIES, row, strict=True))
+    for mood, row in (
+        ("positive", (0.9, 0.7, 1.0, 1.3, 1.6, 1.9, 1.2, 0.9)),
+        ("neutral", (1.0, 1.0, 0.9, 1.0, 1.0, 1.0, 1.4, 1.1)),
+        ("negative", (2.0, 1.9, 1.1, 0.5, 0.8, 0.6, 0.5, 0.9)),
+        ("anxious", (0.7, 1.3, 2.0, 2.3, 0.7, 0.6, 0.8, 1.8)),
+    )
 }
 # Typical minutes per day per category for an average household before mood and habits.
 BASE_APP_MINUTES = {
@@ -413,6 +410,17 @@ def _spread(rng: np.random.Generator, starts: np.ndarray, lo: int, hi: int, with
     return starts[which] + rng.uniform(0.0, within_s, which.shape[0]), which
 
 
+def _api_calls(p: _Packets, rng: np.random.Generator, events: np.ndarray, api: int | np.ndarray,
+               per_event: tuple[int, int], within_s: float, up_sizes: tuple[int, int],
+               down_sizes: tuple[int, int]) -> None:
+    """An app's API chatter on its one TCP flow (telemetry, likes, feed requests): after each
+    event, per_event[0]..per_event[1]-1 packets up within `within_s` (up_sizes[0]..up_sizes[1]-1
+    B each), then, drawn afresh, packets down the same way (down_sizes)."""
+    for direction, (lo, hi) in ((UP, up_sizes), (DOWN, down_sizes)):
+        t, _ = _spread(rng, events, *per_event, within_s)
+        p.add(t, rng.integers(lo, hi, t.shape[0]), direction, api, TCP)
+
+
 def _gen_video_streaming(p: _Packets, rng: np.random.Generator, t0: float, t1: float) -> None:
     # Adaptive-bitrate player: one long connection, a segment every 4-10 s, fetched in a burst.
     flow, proto = p.new_flows()[0], (UDP if rng.random() < 0.5 else TCP)
@@ -433,9 +441,7 @@ def _gen_short_video(p: _Packets, rng: np.random.Generator, t0: float, t1: float
     p.add(starts, rng.integers(500, 800, starts.shape[0]), UP, cdn, TCP)  # TLS hello with SNI
     p.bursts(rng, starts + 0.05, rng.uniform(40, 160, starts.shape[0]).astype(int), cdn, TCP,
              rate_pps=rng.uniform(400, 1200, starts.shape[0]))
-    for direction, (lo, hi) in ((UP, (200, 900)), (DOWN, (100, 600))):
-        t, _ = _spread(rng, ev, 2, 6, 2.0)
-        p.add(t, rng.integers(lo, hi, t.shape[0]), direction, api, TCP)
+    _api_calls(p, rng, ev, api, (2, 6), 2.0, up_sizes=(200, 900), down_sizes=(100, 600))
 
 
 def _gen_social_network(p: _Packets, rng: np.random.Generator, t0: float, t1: float) -> None:
@@ -447,9 +453,7 @@ def _gen_social_network(p: _Packets, rng: np.random.Generator, t0: float, t1: fl
     p.bursts(rng, ev, rng.uniform(5, 35, ev.shape[0]).astype(int), flows, TCP,
              rate_pps=rng.uniform(200, 600, ev.shape[0]),
              big_share=np.where(rng.random(ev.shape[0]) < 0.7, 0.9, 0.0))
-    for direction, (lo, hi) in ((UP, (150, 1200)), (DOWN, (150, 900))):
-        t, _ = _spread(rng, ev, 1, 4, 1.0)
-        p.add(t, rng.integers(lo, hi, t.shape[0]), direction, api, TCP)
+    _api_calls(p, rng, ev, api, (1, 4), 1.0, up_sizes=(150, 1200), down_sizes=(150, 900))
 
 
 def _gen_messaging(p: _Packets, rng: np.random.Generator, t0: float, t1: float) -> None:

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 from edgeai.tools import checkpoints
-from edgeai.tools.offloading.evaluate import Evaluator, Stopwatch, finish
+from edgeai.tools.offloading.evaluate import Evaluator, Stopwatch, finish, time_budget
 from edgeai.tools.offloading.problem import OBJECTIVES, Decision, Instance, Objective
 from torch import nn
 
@@ -827,7 +827,7 @@ def solve_aed(
     best, best_total = targets[order[0]], float(totals[order[0]])
     moves = starts = 0
     if search and evaluator.m:
-        budget = time_budget_s if time_budget_s is not None else 0.008 * max(1.0, instance.n / 50)
+        budget = time_budget(instance.n, time_budget_s)
         stop = watch.start + budget
         searcher = MoveSearch(evaluator)
         seen: list[np.ndarray] = []

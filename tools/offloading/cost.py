@@ -111,6 +111,13 @@ class UECost(BaseModel):
     energy_j: float | None
     meets_deadline: bool | None
 
+    @classmethod
+    def unscored(cls, ue: str, target: str | None = None, share: float | None = None) -> UECost:
+        """A UE whose costs cannot be computed (missing from the decision, or an unknown target)."""
+        return cls(
+            ue=ue, target=target, share=share, latency_s=None, energy_j=None, meets_deadline=None
+        )
+
 
 class Score(BaseModel):
     """What a scorer reports for a decision on an instance (spec: feasible, violations, values)."""
@@ -168,16 +175,7 @@ def score(instance: Instance, decision: Decision, objective: Objective | None = 
     for i, ue in enumerate(instance.ues):
         if ue.id not in by_ue:
             violations.append(f"{ue.id}: missing from the decision")
-            per_ue.append(
-                UECost(
-                    ue=ue.id,
-                    target=None,
-                    share=None,
-                    latency_s=None,
-                    energy_j=None,
-                    meets_deadline=None,
-                )
-            )
+            per_ue.append(UECost.unscored(ue.id))
             continue
         item = decision.assignments[by_ue[ue.id]]
         if item.is_local:
@@ -185,16 +183,7 @@ def score(instance: Instance, decision: Decision, objective: Objective | None = 
             share = None
         elif item.target not in instance.server_index:
             violations.append(f"{ue.id}: unknown target '{item.target}'")
-            per_ue.append(
-                UECost(
-                    ue=ue.id,
-                    target=item.target,
-                    share=item.share,
-                    latency_s=None,
-                    energy_j=None,
-                    meets_deadline=None,
-                )
-            )
+            per_ue.append(UECost.unscored(ue.id, item.target, item.share))
             continue
         else:
             j = instance.server_index[item.target]

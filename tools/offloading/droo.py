@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from edgeai.tools import checkpoints
 from edgeai.tools.offloading.aed import checkpoint_dir
-from edgeai.tools.offloading.evaluate import Evaluator, Stopwatch, finish
+from edgeai.tools.offloading.evaluate import Evaluator, Stopwatch, finish, time_budget
 from edgeai.tools.offloading.problem import OBJECTIVES, Decision, Instance, Objective
 from torch import nn
 
@@ -317,7 +317,7 @@ def solve_droo(
     evaluator = Evaluator(instance, objective)
     if evaluator.m == 0:
         return finish(evaluator, "droo", evaluator.local_targets(), watch)
-    budget = time_budget_s if time_budget_s is not None else 0.008 * max(1.0, instance.n / 50)
+    budget = time_budget(instance.n, time_budget_s)
     probs = relaxed_action(loaded.model, droo_features(evaluator))
     best, _, idx = best_candidate(
         evaluator, probs, k if k is not None else default_k(instance.n), watch.start + budget

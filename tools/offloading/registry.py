@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from edgeai.errors import UserInputError
+from edgeai.errors import UserInputError, lookup
 from edgeai.tools.offloading.problem import Decision, Instance, instance_from_dict
 
 SolverFn = Callable[..., Decision]
@@ -60,12 +60,7 @@ def register_solver(
 
 
 def get_solver(name: str) -> SolverEntry:
-    try:
-        return SOLVERS[name]
-    except KeyError:
-        raise UserInputError(
-            f"unknown offloading solver '{name}' (known: {', '.join(sorted(SOLVERS))})"
-        ) from None
+    return lookup(SOLVERS, name, "offloading solver")
 
 
 def solve(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 import numpy as np
-from edgeai.errors import UserInputError
+from edgeai.errors import UserInputError, lookup
 from edgeai.tools.offloading.problem import UE, Instance, Objective, Server
 
 Scenario = Literal["lambo-50", "lambo-50-tight", "shifted"]
@@ -86,12 +86,7 @@ def server_capacities(m: int, scenario: str, rng: np.random.Generator) -> np.nda
 
 
 def _params(scenario: str) -> ScenarioParams:
-    try:
-        return PARAMS[scenario]
-    except KeyError:
-        raise UserInputError(
-            f"unknown offloading scenario '{scenario}' (known: {', '.join(SCENARIOS)})"
-        ) from None
+    return lookup(PARAMS, scenario, "offloading scenario", SCENARIOS)
 
 
 def _check_sizes(n: int, m: int, steps: int = 1) -> None:
