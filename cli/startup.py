@@ -3,7 +3,9 @@
 Runs `edgeai --help`, `edgeai knowledge list` and `edgeai plan REQUEST` as fresh subprocesses on a
 home holding the healthcare and photo sample pools (built under `<home>/bench/startup/home`), and
 reports per command the first (cold: nothing cached in the home yet) wall time and the median of
-`--repeat` later runs, as a table on stdout and `startup.csv` beside the home.
+`--repeat` later runs, as a table on stdout and `startup.csv` beside the home. A last row plans a
+request no run has seen before each time (NEW_REQUESTS): the request itself must be embedded, so
+both encoders load; the other rows show what the home's embedding cache saves.
 """
 
 from __future__ import annotations
@@ -22,6 +24,19 @@ from edgeai.errors import EdgeAIError, UserInputError
 
 POOLS = ("healthcare", "photo")
 DEFAULT_REQUEST = "how is my mood today?"
+NEW_REQUESTS = (
+    "what is my breathing rate right now?",
+    "describe this photo for me",
+    "wie hoch ist mein Puls?",
+    "is the thermostat set too high tonight?",
+    "how many cats are in the picture?",
+    "tell me which apps I used most today",
+    "caption this picture in Spanish",
+    "did I sleep well last night?",
+    "what does the sign in this photo say?",
+    "turn down the heating a little",
+    "is my heart rate normal?",
+)
 
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
@@ -48,26 +63,28 @@ def _wall(argv: list[str]) -> float:
 
 
 def cmd_bench_startup(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeai.agents.planning.units import build_units
     from edgeai.knowledge.pools import resolve_pool
     from edgeai.knowledge.store import add_to_home
     from rich.console import Console
     from rich.table import Table
 
-    if args.repeat < 1:
-        raise UserInputError("--repeat must be at least 1")
+    if not 1 <= args.repeat < len(NEW_REQUESTS):
+        raise UserInputError(f"--repeat must be between 1 and {len(NEW_REQUESTS) - 1}")
     out_dir = settings.bench_dir / "startup"
     home = out_dir / "home"
     shutil.rmtree(home, ignore_errors=True)  # a fresh home: the first runs are really cold
-    add_to_home(home, [resolve_pool(pool) / "manuals" for pool in POOLS])
+    add_to_home(home, [resolve_pool(pool) / "manuals" for pool in POOLS], build_units)
     commands = {
         "edgeai --help": ["--help"],
         "edgeai knowledge list": ["knowledge", "list", "--home", str(home)],
         f'edgeai plan "{args.request}"': ["plan", args.request, "--home", str(home)],
     }
+    fresh = [["plan", r, "--home", str(home)] for r in NEW_REQUESTS[: args.repeat + 1]]
     rows = []
-    for label, argv in commands.items():
-        first = _wall(argv)
-        runs = [_wall(argv) for _ in range(args.repeat)]
+    for label, argv in [*commands.items(), ("edgeai plan <a request not seen before>", None)]:
+        first = _wall(argv or fresh[0])
+        runs = [_wall(argv or fresh[i + 1]) for i in range(args.repeat)]
         rows.append(
             {
                 "command": label,
