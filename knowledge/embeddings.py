@@ -263,7 +263,11 @@ class EmbeddingCache:
         tag = f"|{tag}" if tag else ""
         if not texts:
             return ENCODERS[encoder](prepare(texts) if prepare else texts)
-        cached = self.lookup(encoder, texts, tag)
+        try:
+            cached = self.lookup(encoder, texts, tag)
+        except (sqlite3.Error, OSError) as exc:  # a read-only or broken home still plans, uncached
+            log.warning("embedding cache %s not read: %s", self.path, exc)
+            cached = None
         if cached is not None:
             return cached
         out = ENCODERS[encoder](prepare(texts) if prepare else texts)
