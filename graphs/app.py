@@ -22,24 +22,6 @@ if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
 
-def build_planner(
-    settings: Settings,
-    store: KnowledgeStore,
-    *,
-    chat_model: BaseChatModel | None = None,
-    method: str = "json_schema",
-) -> Planner:
-    """The planner the settings select, or the LLM planner over `chat_model` when one is given
-    (with the embedded planner as its fallback, as for a configured server)."""
-    if chat_model is None:
-        from edgeai.agents.planning.planner import make_planner
-
-        return make_planner(settings, store, method=method)
-    from edgeai.agents.planning import EmbeddedPlanner, LLMPlanner
-
-    return LLMPlanner(store, chat_model, EmbeddedPlanner(store), method=method)
-
-
 class App:
     """A store, a planner and the checkpointed graph of one data home, opened once."""
 
@@ -64,16 +46,18 @@ class App:
         open its checkpoint database."""
         require_home(settings)
         store = open_store(settings.home)
-        planner = build_planner(settings, store, chat_model=chat_model, method=method)
+        from edgeai.agents.planning.planner import make_planner
+
+        planner = make_planner(settings, store, method=method, chat_model=chat_model)
         return cls(settings, store, planner, sqlite_checkpointer(settings.checkpoint_db))
 
     def warm_up(self) -> None:
         """Pay the planner's first-call costs (encoders, indexes) now rather than on a request;
         an LLM planner warms its embedded fallback, not the LLM."""
-        from edgeai.agents.planning import Planner
+        from edgeai.agents.planning.planner import Planner as Pipeline
 
         chooser = self.planner.chooser
-        Planner(getattr(chooser, "fallback", chooser)).plan("warm up")
+        Pipeline(getattr(chooser, "fallback", chooser)).plan("warm up")
 
     def threads(self) -> list[str]:
         return sorted({c.config["configurable"]["thread_id"] for c in self.checkpointer.list(None)})

@@ -21,9 +21,8 @@ from edgeai.agents.planning.index import PoolIndex
 from edgeai.agents.planning.planner import Planner
 from edgeai.agents.planning.prompts import PLANNER_SYSTEM, PLANNER_USER
 from edgeai.agents.planning.read import Reading
-from edgeai.agents.planning.structure import Choice, structure
+from edgeai.agents.planning.structure import Choice
 from edgeai.knowledge.store import KnowledgeStore
-from edgeai.schemas import Plan
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field, ValidationError, create_model
 
@@ -168,7 +167,3 @@ class LLMPlanner(Planner):
     ) -> None:
         chooser = fallback.chooser if fallback is not None else EmbeddedChooser(PoolIndex(store))
         super().__init__(LLMChooser(store, chat_model, chooser, **kwargs))
-
-    def propose(self, request: str) -> Plan:
-        """The LLM's own plan, no fallback (raises ProposalError)."""
-        return structure(request, self.chooser.propose(request), self.chooser.graph, self.name)

@@ -64,12 +64,21 @@ class EmbeddedPlanner(Planner):
         self.index, self.config = chooser.index, chooser.config
 
 
-def make_planner(settings: Any, store: KnowledgeStore, method: str = "json_schema") -> Planner:
+def make_planner(
+    settings: Any,
+    store: KnowledgeStore,
+    method: str = "json_schema",
+    chat_model: Any | None = None,
+) -> Planner:
     """The planner the settings select: embedded, or the LLM planner with the embedded fallback
-    (the LLM's libraries load only then)."""
-    if settings.llm_backend == "embedded":
+    (the LLM's libraries load only then); a given `chat_model` (a LangChain chat model) selects
+    the LLM planner over it whatever the settings say."""
+    if chat_model is None and settings.llm_backend == "embedded":
         return EmbeddedPlanner(store)
-    from edgeai.agents.llm_backend import get_chat_model
     from edgeai.agents.planning.llm import LLMPlanner
 
-    return LLMPlanner(store, get_chat_model(settings, max_tokens=400), method=method)
+    if chat_model is None:
+        from edgeai.agents.llm_backend import get_chat_model
+
+        chat_model = get_chat_model(settings, max_tokens=400)
+    return LLMPlanner(store, chat_model, method=method)
