@@ -26,7 +26,7 @@ from edgeai.agents.responder import (
 )
 from edgeai.errors import EdgeAIError
 from edgeai.graphs.state import EdgeContext, EdgeState, Turn
-from edgeai.tools.runtimes import ModelNotInstalledError, run_installed
+from edgeai.tools.runtimes import ModelNotInstalledError, RunCall, run_installed
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -120,12 +120,14 @@ def run_models(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any
             upstream.update(outputs.get(d, {}))
         try:
             outcome = run_installed(
-                s.model,
-                upstream,
-                day,
-                ctx.seed,
-                placement=placements.get(s.subtask),
-                request=state.effective_request or state.request,
+                RunCall(
+                    s.model,
+                    day,
+                    ctx.seed,
+                    upstream=upstream,
+                    placement=placements.get(s.subtask),
+                    request=state.effective_request or state.request,
+                )
             )
         except ModelNotInstalledError as exc:
             results.append(result_record(s.subtask, s.model, error=f"not installed yet: {exc}"))

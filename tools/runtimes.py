@@ -1,8 +1,8 @@
 """The one contract every model that really runs implements, and where a model id runs.
 
-A `ModelRuntime` says which model ids it serves and runs one of them for a day and a household
-seed, given its producers' outputs (`upstream`), where the offloading agent placed it
-(`placement`) and the person's words (`request`); it returns a `ModelResult`. The runtimes this
+A `ModelRuntime` says which model ids it serves and runs one of them as a `RunCall` asks: for a
+day and a household seed, given its producers' outputs (`upstream`), where the offloading agent
+placed it (`placement`) and the person's words (`request`); it returns a `ModelResult`. The runtimes this
 package ships (the healthcare home, the photo pool's split inference) are listed explicitly in
 `builtin_runtimes`; anything else (a model trained later) joins with `register`. Models declared
 in manuals but served by no runtime raise ModelNotInstalledError, and the answer says so: an
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from edgeai.errors import EdgeAIError
@@ -29,6 +30,22 @@ class ModelResult(BaseModel):
     summary: str = Field(description="one sentence for a person")
     details: dict[str, Any] = Field(default_factory=dict, description="signal stats, ground truth")
     seconds: float = Field(description="wall time of the run")
+
+
+@dataclass(frozen=True)
+class RunCall:
+    """One run of one model: everything a runtime is told."""
+
+    model_id: str
+    day: dt.date
+    seed: int
+    """the household / camera seed the day's inputs are drawn from"""
+    upstream: Mapping[str, Any] = field(default_factory=dict)
+    """outputs of the sub-tasks this one depends on, by output name"""
+    placement: Mapping[str, Any] | None = None
+    """the offloading agent's placement as JSON (schemas.Placement); None: run where it is"""
+    request: str | None = None
+    """the person's words, for models that read them (a question about a photo)"""
 
 
 class ModelNotInstalledError(EdgeAIError):
@@ -50,16 +67,8 @@ class ModelRuntime(Protocol):
         """The model ids this runtime executes (cheap: no weights are loaded)."""
         ...
 
-    def run(
-        self,
-        model_id: str,
-        upstream: Mapping[str, Any],
-        day: dt.date,
-        seed: int,
-        placement: Mapping[str, Any] | None = None,
-        request: str | None = None,
-    ) -> ModelResult:
-        """Run `model_id` once; typed EdgeAIErrors for bad inputs or missing weights."""
+    def run(self, call: RunCall) -> ModelResult:
+        """Run `call.model_id` once; typed EdgeAIErrors for bad inputs or missing weights."""
         ...
 
 
@@ -97,21 +106,20 @@ def installed_models() -> dict[str, ModelRuntime]:
     return out
 
 
-def run_installed(model_id: str, upstream: Mapping[str, Any], day: dt.date, seed: int,
-                  placement: Mapping[str, Any] | None = None, request: str | None = None
-                  ) -> ModelResult:
-    """`ModelRuntime.run` on the runtime that serves `model_id` (the graph's one call); raises
-    ModelNotInstalledError when none does."""
-    runtime = installed_models().get(model_id)
+def run_installed(call: RunCall) -> ModelResult:
+    """`ModelRuntime.run` on the runtime that serves `call.model_id` (the graph's one call);
+    raises ModelNotInstalledError when none does."""
+    runtime = installed_models().get(call.model_id)
     if runtime is None:
-        raise ModelNotInstalledError(model_id, "not installed in any runtime yet")
-    return runtime.run(model_id, upstream, day, seed, placement=placement, request=request)
+        raise ModelNotInstalledError(call.model_id, "not installed in any runtime yet")
+    return runtime.run(call)
 
 
 __all__ = [
     "ModelNotInstalledError",
     "ModelResult",
     "ModelRuntime",
+    "RunCall",
     "builtin_runtimes",
     "installed_models",
     "register",

@@ -25,7 +25,7 @@ from edgeai.tools.healthcare import appliances, mood, traffic, vitals
 from edgeai.tools.healthcare.errors import InvalidInputError, MissingInputError
 from edgeai.tools.healthcare.sensors import RAW_INPUTS, HomeRecordings, simulate_home
 from edgeai.tools.healthcare.weights import CHECKPOINT_DIR, load_checkpoint
-from edgeai.tools.runtimes import ModelNotInstalledError, ModelResult
+from edgeai.tools.runtimes import ModelNotInstalledError, ModelResult, RunCall
 
 
 @dataclass(frozen=True)
@@ -266,11 +266,9 @@ class HealthcareRuntime:
         """Ids of the models that really run here."""
         return list(MODELS)
 
-    def run(self, model_id: str, upstream: Mapping[str, Any], day: dt.date, seed: int,
-            placement: Mapping[str, Any] | None = None, request: str | None = None
-            ) -> ModelResult:
-        del placement, request  # simulated sensors: the same reading wherever the model runs
-        return run_model(model_id, upstream, day, seed)
+    def run(self, call: RunCall) -> ModelResult:
+        # simulated sensors: the same reading wherever the model runs, whatever was asked
+        return run_model(call.model_id, call.upstream, call.day, call.seed)
 
 
 RUNTIME = HealthcareRuntime()

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from edgeai.errors import UserInputError
 from edgeai.knowledge.manuals import DeviceManual, Manual
-from edgeai.tools.runtimes import ModelResult
+from edgeai.tools.runtimes import ModelResult, RunCall
 from edgeai.tools.split_inference.base import TASKS, SplitModel, Task
 from edgeai.tools.split_inference.codec import FeatureCodec
 from edgeai.tools.split_inference.imagecodecs import read_image
@@ -184,10 +184,9 @@ class PhotoRuntime:
     def model_ids(self) -> list[str]:
         return sorted(MODEL_TASKS)
 
-    def run(self, model_id: str, upstream: Mapping[str, Any], day: dt.date, seed: int,
-            placement: Mapping[str, Any] | None = None, request: str | None = None
-            ) -> ModelResult:
-        return _run(model_id, upstream, day, seed, placement or {}, request)
+    def run(self, call: RunCall) -> ModelResult:
+        return _run(call.model_id, call.upstream, call.day, call.seed, call.placement or {},
+                    call.request)
 
 
 RUNTIME = PhotoRuntime()

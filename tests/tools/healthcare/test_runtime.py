@@ -140,10 +140,11 @@ def test_the_healthcare_home_is_a_registered_model_runtime() -> None:
 
     assert isinstance(RUNTIME, ModelRuntime)
     assert runtimes.installed_models()["mood-from-vitals"] is RUNTIME
-    res = runtimes.run_installed("heartbeat-acoustic", {}, DAY, 21, placement={"mode": "local"})
+    res = runtimes.run_installed(
+        runtimes.RunCall("heartbeat-acoustic", DAY, 21, placement={"mode": "local"}))
     assert res.outputs == run_model("heartbeat-acoustic", {}, DAY, 21).outputs
     with pytest.raises(ModelNotInstalledError, match="not installed in any runtime"):
-        runtimes.run_installed("visitor-detection", {}, DAY, 1)
+        runtimes.run_installed(runtimes.RunCall("visitor-detection", DAY, 1))
     # Importing the contract loads no runtime and no torch: runtimes load on first use.
     code = "import sys, edgeai.tools.runtimes; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -159,13 +160,14 @@ def test_a_registered_runtime_serves_its_models() -> None:
         def model_ids(self) -> list[str]:
             return ["echo-model", "heartbeat-acoustic"]
 
-        def run(self, model_id, upstream, day, seed, placement=None, request=None):
-            return runtimes.ModelResult(model=model_id, device="here", outputs={"said": request},
-                                        summary="echo", seconds=0.0)
+        def run(self, call):
+            return runtimes.ModelResult(model=call.model_id, device="here",
+                                        outputs={"said": call.request}, summary="echo",
+                                        seconds=0.0)
 
     echo = runtimes.register(Echo())
     try:
-        assert runtimes.run_installed("echo-model", {}, DAY, 0, request="hi").outputs == {
+        assert runtimes.run_installed(runtimes.RunCall("echo-model", DAY, 0, request="hi")).outputs == {
             "said": "hi"}
         assert runtimes.installed_models()["heartbeat-acoustic"] is RUNTIME  # built-in first
         with pytest.raises(TypeError, match="ModelRuntime"):

@@ -12,7 +12,7 @@ from edgeai.agents.offloading import place_work
 from edgeai.config import Settings
 from edgeai.knowledge.store import open_store
 from edgeai.schemas import Plan, Subtask
-from edgeai.tools.runtimes import ModelRuntime, installed_models, run_installed
+from edgeai.tools.runtimes import ModelRuntime, RunCall, installed_models, run_installed
 from edgeai.tools.split_inference import service
 from edgeai.tools.split_inference.imagecodecs import encode_png
 from edgeai.tools.split_inference.world import example
@@ -62,7 +62,8 @@ def test_offloading_agent_picks_a_split_with_predicted_costs(photo_home: Path) -
     ],
 )
 def test_run_model_follows_the_placement(model_id: str, placement: dict, scheme: str) -> None:
-    result = run_installed(model_id, {}, DAY, 0, placement=placement, request="how many stars?")
+    result = run_installed(
+        RunCall(model_id, DAY, 0, placement=placement, request="how many stars?"))
     assert result.details["scheme"] == scheme
     assert result.outputs and all(isinstance(v, str) and v for v in result.outputs.values())
     if scheme == "client-only":
@@ -82,9 +83,7 @@ def test_coinference_sends_coded_features_and_answers_like_the_model(which: int)
     k = int(codecs[which].meta.split)
     seed = service.camera_seed(DAY, 0)
     ex = example("classify", seed)
-    result = run_installed(
-        "vit-image-classifier", {}, DAY, 0, placement={"mode": "split", "split": k}
-    )
+    result = run_installed(RunCall("vit-image-classifier", DAY, 0, placement={"mode": "split", "split": k}))
     assert result.details["scheme"] == "coinfer" and result.details["split"] == k
     assert result.details["payload_bytes"] * 10 < len(encode_png(ex.image))
     assert result.details["latency_s"] > 0
