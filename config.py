@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     llm_model: str = Field(
         "smollm2-135m", description="model name sent to the OpenAI-compatible server"
     )
+    llm_max_tokens: int = Field(
+        400,
+        ge=1,
+        le=32768,
+        description="longest answer the planner asks the LLM for (a structured plan closes its "
+        "open values once the budget is spent)",
+    )
     llm_api_key: str | None = Field(
         None, description="API key; falls back to OPENAI_API_KEY, then to a dummy for local servers"
     )

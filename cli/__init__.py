@@ -85,6 +85,11 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         "--llm-base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
     )
     parser.add_argument("--llm-model", help="model name on the OpenAI-compatible server")
+    parser.add_argument(
+        "--llm-max-tokens",
+        type=int,
+        help="longest answer the planner asks the LLM for (default 400; $EDGEAI_LLM_MAX_TOKENS)",
+    )
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -92,7 +97,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """Flags override the environment; parsed once per invocation."""
     overrides = {
         key: getattr(args, key)
-        for key in ("home", "llm_backend", "llm_base_url", "llm_model", "log_level")
+        for key in (
+            "home", "llm_backend", "llm_base_url", "llm_model", "llm_max_tokens", "log_level"
+        )
         if getattr(args, key, None) is not None
     }
     settings = Settings(**overrides)

@@ -80,5 +80,5 @@ def make_planner(
     if chat_model is None:
         from edgeai.agents.llm_backend import get_chat_model
 
-        chat_model = get_chat_model(settings, max_tokens=400)
+        chat_model = get_chat_model(settings, max_tokens=settings.llm_max_tokens)
     return LLMPlanner(store, chat_model, method=method)
