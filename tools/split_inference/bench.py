@@ -25,7 +25,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,20 @@ LOSSY_SIDES = (224, 112, 64, 32)
 Progress = Callable[[str], None]
 
 
+def csv_row(row: Any, digits: dict[str, int], rename: dict[str, str] | None = None) -> dict[str, Any]:
+    """A result dataclass as one CSV row: fields in declaration order, rounded to `digits[name]`
+    places where given; a dict field spreads into one column per key (after the others)."""
+    out: dict[str, Any] = {}
+    spread: dict[str, Any] = {}
+    for f in fields(row):
+        value, places = getattr(row, f.name), digits.get(f.name)
+        if isinstance(value, dict):
+            spread.update({k: v if places is None else round(v, places) for k, v in value.items()})
+        else:
+            out[(rename or {}).get(f.name, f.name)] = value if places is None else round(value, places)
+    return {**out, **spread}
+
+
 @dataclass
 class QualityRow:
     """One scheme on one task: mean payload bytes per request and the task's metrics."""
@@ -86,18 +100,7 @@ class QualityRow:
     lam: float | None = None
 
     def as_csv(self) -> dict[str, Any]:
-        out = {
-            "task": self.task,
-            "scheme": self.scheme,
-            "n": self.n,
-            "mean_bytes": round(self.mean_bytes, 1),
-            "score": round(self.score, 3),
-            "split": self.split,
-            "lambda": self.lam,
-            "note": self.note,
-        }
-        out.update({k: round(v, 3) for k, v in self.metrics.items()})
-        return out
+        return csv_row(self, {"mean_bytes": 1, "score": 3, "metrics": 3}, rename={"lam": "lambda"})
 
 
 @dataclass
@@ -284,16 +287,7 @@ class LatencyRow:
     parts: dict[str, float] = field(default_factory=dict)
 
     def as_csv(self) -> dict[str, Any]:
-        out = {
-            "rate_kbps": self.rate_kbps,
-            "scheme": self.scheme,
-            "task": self.task,
-            "seconds": round(self.seconds, 4),
-            "n": self.n,
-            "payload_bytes": round(self.payload_bytes, 1),
-        }
-        out.update({k: round(v, 4) for k, v in self.parts.items()})
-        return out
+        return csv_row(self, {"seconds": 4, "payload_bytes": 1, "parts": 4})
 
 
 @dataclass
