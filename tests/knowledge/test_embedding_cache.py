@@ -80,23 +80,25 @@ def test_a_list_missing_from_the_cache_is_not_half_served(tmp_path: Path) -> Non
         cache.embed("nope", ["a"])
 
 
-def test_knowledge_add_leaves_the_planner_ready(tmp_path: Path, samples: Path) -> None:
-    """`edgeai knowledge add` plans once, so the next process plans from the home's cache alone:
-    neither encoder loads for the pool's own lists (only a new request's words need them)."""
-    home = tmp_path / "home"
-    exe = Path(sys.executable).with_name("edgeai")
-    subprocess.run(
-        [str(exe), "knowledge", "add", str(samples / "healthcare" / "manuals"), "--home", str(home)],
-        check=True, capture_output=True, timeout=600,
-    )
-    script = textwrap.dedent(
+def test_knowledge_remove_and_add_leave_the_planner_ready(
+    fresh_home: Path, samples: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`edgeai knowledge add` / `remove` plan once, so the next process plans the changed pool
+    from the home's cache alone: neither encoder loads (only a new request's words need them)."""
+    from edgeai.cli import main
+
+    check = textwrap.dedent(
         f"""
         from edgeai.agents.planning import EmbeddedPlanner
         from edgeai.knowledge import embeddings, minilm
         from edgeai.knowledge.store import open_store
-        EmbeddedPlanner(open_store({str(home)!r})).plan("warm up")
+        EmbeddedPlanner(open_store({str(fresh_home)!r})).plan("warm up")
         assert minilm.minilm.cache_info().currsize == 0
         assert embeddings._use_m3.cache_info().currsize == 0
         """
     )
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
+    manual = samples / "healthcare" / "manuals" / "smart-plug.md"
+    for argv in (["remove", "smart-plug"], ["add", str(manual)]):
+        assert main(["knowledge", *argv, "--home", str(fresh_home)]) == 0
+        subprocess.run([sys.executable, "-c", check], check=True, timeout=300)
+    assert "smart-plug" in capsys.readouterr().out

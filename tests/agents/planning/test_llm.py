@@ -23,10 +23,10 @@ from edgeai.tools.llm.server import create_app, serve_in_thread
 REQUEST = "What's my heart rate right now?"
 
 
-MAX_TOKENS = 96
+MAX_TOKENS = 48
 """The answer budget these tests give the LLM (`--llm-max-tokens`): what is under test is that
 every id comes from the store and the plan is the LLM's own, which a short plan shows as well as a
-long one; SmolLM2 fills any budget (400 tokens: ~45 s on one core, where 96 take ~8 s)."""
+long one; SmolLM2 fills any budget (400 tokens: ~45 s on one core, where 48 take ~5 s)."""
 
 
 @pytest.fixture(scope="module")
