@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from edgeai.config import Settings, configure_logging, require_home
-from edgeai.errors import EdgeAIError
+from edgeai.errors import EdgeAIError, UserInputError
 from pydantic import ValidationError
 
 # Each command's module defines `register(sub)` adding it, and may define `register_bench(bench_sub)`
@@ -75,10 +75,24 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _home_arg(text: str) -> Path:
+    """`--home`: refused when empty (argparse's Path would make it the current folder) or not
+    valid UTF-8."""
+    from edgeai.inputs import check_text
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: name a folder (or leave it out for the default)")
+    try:
+        check_text(text, "the path")
+    except UserInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return Path(text)
+
+
 def add_common(parser: argparse.ArgumentParser) -> None:
     """Flags every command accepts: where the data lives, which LLM, how chatty."""
     parser.add_argument(
-        "--home", type=Path, help="data home (default: $EDGEAI_HOME or the user data dir)"
+        "--home", type=_home_arg, help="data home (default: $EDGEAI_HOME or the user data dir)"
     )
     parser.add_argument("--llm-backend", choices=["embedded", "openai"], help="LLM backend")
     parser.add_argument(
@@ -102,9 +116,13 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         )
         if getattr(args, key, None) is not None
     }
+    from edgeai.inputs import check_home
+
+    if "home" not in overrides and os.environ.get("EDGEAI_HOME", None) == "":
+        raise UserInputError("EDGEAI_HOME is empty: name a folder, or unset it for the default")
     settings = Settings(**overrides)
-    if settings.home is not None:
-        settings.home = settings.home.expanduser()
+    # commands that only read (set_defaults(reads_only=True)) run on a read-only home
+    settings.home = check_home(settings.home, writes=not getattr(args, "reads_only", False))
     return settings
 
 

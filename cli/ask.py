@@ -59,7 +59,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
                 f"unknown solver '{args.solver}' (choose from {', '.join(SOLVERS)})"
             )
     from edgeai.graphs.app import App
+    from edgeai.inputs import check_text
 
+    if args.thread is not None:
+        check_text(args.thread, "--thread")
     out = App.open(settings).ask(
         args.request, args.thread, **{k: getattr(args, k) for k in ASK_OPTIONS}
     )

@@ -22,6 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "add", help="add manuals (files or folders of *.md); re-adding replaces a device"
     )
     add.add_argument("paths", nargs="+", type=Path, metavar="FILE_OR_DIR")
+    add.add_argument(
+        "--no-prepare",
+        action="store_true",
+        help="do not plan once after the add (scripts adding many batches: the first plan pays)",
+    )
     add_common(add)
     add.set_defaults(func=cmd_add)
 
@@ -30,13 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--json", action="store_true", help="print the front matter of every device as JSON"
     )
     add_common(lst)
-    lst.set_defaults(func=cmd_list)
+    lst.set_defaults(func=cmd_list, reads_only=True)
 
     search = ksub.add_parser("search", help="manual passages nearest to a query")
     search.add_argument("query")
     search.add_argument("-k", type=int, default=5, help="how many passages")
     add_common(search)
-    search.set_defaults(func=cmd_search)
+    search.set_defaults(func=cmd_search, reads_only=True)
 
     remove = ksub.add_parser("remove", help="remove a device and its models")
     remove.add_argument("device")
@@ -54,7 +59,8 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         console.print(f"added    {dev}")
     for dev in report["replaced"]:
         console.print(f"replaced {dev}")
-    _prepare_planner(settings)
+    if not args.no_prepare:
+        _prepare_planner(settings)
     return 0
 
 

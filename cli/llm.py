@@ -95,10 +95,9 @@ def _chat(args: argparse.Namespace, settings: Settings) -> int:
     messages = [SystemMessage(args.system)] if args.system else []
     messages.append(HumanMessage(args.prompt))
     if args.schema is not None:
-        try:
-            schema = json.loads(args.schema.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserInputError(f"--schema {args.schema}: {exc}") from exc
+        from edgeai.inputs import read_json_file
+
+        schema = read_json_file(args.schema, f"--schema {args.schema}")
         if not isinstance(schema, dict):
             raise UserInputError(f"--schema {args.schema}: a JSON Schema must be an object")
         schema.setdefault("title", args.schema.stem.replace("-", "_") or "response")

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="structured-output method for the openai backend",
     )
     add_common(plan)
-    plan.set_defaults(func=cmd_plan)
+    plan.set_defaults(func=cmd_plan, reads_only=True)
 
 
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:

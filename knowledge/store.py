@@ -4,14 +4,22 @@ Three collections: `devices` (one record per manual: its front matter as JSON), 
 units (`units`, MiniLM; `units_multilingual`, USE-m3) that the caller cuts the manuals into (a
 `UnitBuilder`: the planner's `agents/planning/units.py`); the store embeds, stores and retrieves
 them and holds no planning logic.
-Writes are all-or-nothing per call: every file is parsed and checked before anything is written,
-and a failed write restores what the affected devices had before.
+Writes are all-or-nothing per call, for a Python error and for a killed process alike: every
+file is parsed and embedded before anything is written; then, holding the home's write lock
+(knowledge/lock.py), the batch is checked against the store (model ids unique), what the affected
+devices had is written to a journal (`write-journal.json`, made whole then renamed into place),
+the devices are replaced, and the journal is deleted: that deletion is the commit. A store opened
+with a journal present rolls the interrupted write back first (under the lock, so a write still
+running is waited for, not undone), then checks that every device has its units in both
+encoders' collections and every model id one owner, and refuses a broken store with a one-line
+message naming the device and the command that repairs it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +27,9 @@ from pathlib import Path
 import chromadb
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
-from edgeai.errors import HomeNotFoundError, ManualError, UserInputError
+from edgeai.errors import EdgeAIError, HomeNotFoundError, ManualError, UserInputError
 from edgeai.knowledge.embeddings import MiniLMEmbedding, MultilingualEmbedding
+from edgeai.knowledge.lock import write_lock
 from edgeai.knowledge.manuals import DeviceManual, Manual, ModelEntry, humanize, parse_manual
 
 log = logging.getLogger(__name__)
@@ -30,6 +39,14 @@ ENCODER_COLLECTIONS = {"minilm": "units", "multilingual": "units_multilingual"}
 UnitBuilder = Callable[[list[Manual], Callable[[str, list[str]], np.ndarray]], list[dict]]
 """Cuts manuals into retrieval units: (manuals, embed) -> [{device, model, kind, text, ...}], in
 order; `embed(encoder, texts)` is the store's (cached) encoder. Extra keys become metadata."""
+
+
+JOURNAL = "write-journal.json"
+
+
+class StoreCorruptError(EdgeAIError):
+    """The store's collections disagree (a write was interrupted before journaling existed, or
+    files were changed by hand); the message names the device and the command that repairs it."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,10 @@ class KnowledgeStore:
             ),
         }
         self._pool_cache: tuple[int, list[DeviceManual]] | None = None
+        if (self.store_dir / JOURNAL).exists():
+            with write_lock(self.store_dir):
+                self._roll_back_interrupted_write()
+        self._check_consistency()
 
     # ------------------------------------------------------------------ reads
     def manuals(self) -> list[DeviceManual]:
@@ -171,31 +192,106 @@ class KnowledgeStore:
 
     def add_parsed(self, parsed: list[Manual], units: UnitBuilder) -> dict[str, list[str]]:
         """Check parsed manuals against each other and the store, then write them."""
-        self._check_batch(parsed)
+        self._check_batch(parsed)  # early, before the slow embedding; again under the lock
         records = self._records(parsed, units)  # embeddings computed before anything is written
         devices = [m.entry.device for m in parsed]
-        existing = set(self.devices_col.get(ids=devices)["ids"]) if devices else set()
-        snapshot = self._snapshot(devices)
-        try:
-            self._delete_devices(devices)
-            self._write(records)
-        except BaseException as exc:  # whatever broke the write (disk, chromadb, Ctrl-C): roll back
-            log.error("writing devices %s failed (%s); restoring what they had", devices, exc)
-            self._delete_devices(devices)
-            self._write(snapshot)
-            raise
+        with write_lock(self.store_dir):
+            self._roll_back_interrupted_write()
+            self._check_batch(parsed)
+            existing = set(self.devices_col.get(ids=devices)["ids"]) if devices else set()
+            self._replace(devices, records)
         return {
             "added": [d for d in devices if d not in existing],
             "replaced": [d for d in devices if d in existing],
         }
 
     def remove_device(self, device: str) -> list[str]:
-        entry = self.device(device)
-        if entry is None:
-            known = ", ".join(d.device for d in self.manuals()) or "none"
-            raise UserInputError(f"unknown device '{device}' (known: {known})")
-        self._delete_devices([device])
+        with write_lock(self.store_dir):
+            self._roll_back_interrupted_write()
+            entry = self.device(device)
+            if entry is None:
+                known = ", ".join(d.device for d in self.manuals()) or "none"
+                raise UserInputError(f"unknown device '{device}' (known: {known})")
+            self._replace([device], None)
         return [m.name for m in entry.models]
+
+    def _replace(self, devices: list[str], records: dict | None) -> None:
+        """Journal what `devices` have, delete them, write `records` (None: nothing), commit by
+        deleting the journal; a Python error rolls back at once, a killed process on next open.
+        The caller holds the write lock."""
+        self._write_journal({"devices": devices, "before": self._snapshot(devices)})
+        try:
+            self._delete_devices(devices)
+            if records is not None:
+                self._write(records)
+        except BaseException as exc:  # whatever broke the write (disk, chromadb, Ctrl-C): roll back
+            log.error("writing devices %s failed (%s); restoring what they had", devices, exc)
+            self._roll_back_interrupted_write()
+            raise
+        (self.store_dir / JOURNAL).unlink()
+
+    def _write_journal(self, journal: dict) -> None:
+        path = self.store_dir / JOURNAL
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump(journal, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)  # whole or absent: a reader never finds half a journal
+        dir_fd = os.open(self.store_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _roll_back_interrupted_write(self) -> None:
+        """Restore what the devices of an uncommitted write had (idempotent: a rollback killed
+        half way is done again whole). The caller holds the write lock."""
+        path = self.store_dir / JOURNAL
+        for stale in self.store_dir.glob(f"{JOURNAL.removesuffix('.json')}.*.tmp"):
+            stale.unlink(missing_ok=True)  # a journal killed before it was renamed into place
+        if not path.exists():
+            return
+        journal = json.loads(path.read_text(encoding="utf-8"))
+        log.warning("rolling back an interrupted write of devices %s", journal["devices"])
+        self._delete_devices(journal["devices"])
+        self._write(journal["before"])
+        path.unlink()
+
+    def _check_consistency(self) -> None:
+        """Every device has units in both encoders' collections (the same count), no unit
+        belongs to an unknown device, no model id has two owners."""
+        devices = {d.device: d for d in self.manuals()}
+        counts = {}
+        for enc, col in self.unit_cols.items():
+            per: dict[str, int] = {}
+            for meta in col.get(include=["metadatas"])["metadatas"]:
+                per[meta["device"]] = per.get(meta["device"], 0) + 1
+            counts[enc] = per
+        got = self.devices_col.get(include=["metadatas"])
+        source = {d: m.get("source") for d, m in zip(got["ids"], got["metadatas"])}
+        for dev in sorted(set(devices) | set(counts["minilm"]) | set(counts["multilingual"])):
+            have = {enc: per.get(dev, 0) for enc, per in counts.items()}
+            if dev not in devices:
+                raise StoreCorruptError(
+                    f"store: units of unknown device '{dev}': `edgeai knowledge add` its manual "
+                    f"again, or `edgeai knowledge remove {dev}`"
+                )
+            if len(set(have.values())) > 1:
+                raise StoreCorruptError(
+                    f"store: device '{dev}' has {have['minilm']} English and "
+                    f"{have['multilingual']} multilingual units: repair with "
+                    f"`edgeai knowledge add {source.get(dev, '<its manual>')}` "
+                    f"or `edgeai knowledge remove {dev}`"
+                )
+        owners: dict[str, str] = {}
+        for dev in devices.values():
+            for m in dev.models:
+                if owners.setdefault(m.name, dev.device) != dev.device:
+                    raise StoreCorruptError(
+                        f"store: model id '{m.name}' is owned by both '{owners[m.name]}' and "
+                        f"'{dev.device}': `edgeai knowledge remove` one of them"
+                    )
 
     def _check_batch(self, parsed: list[Manual]) -> None:
         owners = self.owner_of()
@@ -262,15 +358,19 @@ class KnowledgeStore:
         }
 
     def _snapshot(self, devices: list[str]) -> dict:
-        snap = {}
-        got = self.devices_col.get(ids=devices, include=["embeddings", "documents", "metadatas"])
-        snap["devices"] = {k: got[k] for k in ("ids", "documents", "metadatas", "embeddings")}
-        for enc, col in self.unit_cols.items():
-            got = col.get(
-                where={"device": {"$in": devices}} if devices else None,
-                include=["embeddings", "documents", "metadatas"],
-            )
-            snap[enc] = {k: got[k] for k in ("ids", "documents", "metadatas", "embeddings")}
+        """What `devices` have in every collection, as JSON-ready lists (the journal's body)."""
+        snap: dict = {}
+        if not devices:
+            empty = {"ids": [], "documents": [], "metadatas": [], "embeddings": []}
+            return {key: dict(empty) for key in ("devices", *self.unit_cols)}
+        cols = [("devices", self.devices_col, {"ids": devices})] + [
+            (enc, col, {"where": {"device": {"$in": devices}}})
+            for enc, col in self.unit_cols.items()
+        ]
+        for key, col, select in cols:
+            got = col.get(**select, include=["embeddings", "documents", "metadatas"])
+            snap[key] = {k: list(got[k]) for k in ("ids", "documents", "metadatas")}
+            snap[key]["embeddings"] = np.asarray(got["embeddings"], dtype=np.float32).tolist()
         return snap
 
     def _delete_devices(self, devices: list[str]) -> None:

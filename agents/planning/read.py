@@ -25,6 +25,7 @@ from edgeai.agents.planning.words import (
     OTHER_LANGUAGE,
 )
 from edgeai.errors import UserInputError
+from edgeai.inputs import check_text
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 
@@ -35,7 +36,7 @@ def validate_request(request: str | None) -> str:
         raise UserInputError(
             'the request is empty: say what you want, e.g. "how is my mood today?"'
         )
-    request = " ".join(str(request).split())
+    request = " ".join(check_text(str(request), "the request").split())
     if len(request) > 2000:
         raise UserInputError(f"the request is {len(request)} characters long; the limit is 2000")
     return request

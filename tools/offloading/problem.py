@@ -267,19 +267,13 @@ def decision_from_dict(data: dict[str, Any], *, source: str | None = None) -> De
 
 
 def _read_json(path: str | Path) -> Any:
-    path = Path(path)
+    from edgeai.errors import UserInputError
+    from edgeai.inputs import read_json_file
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InstanceError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise InstanceError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InstanceError(
-            f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
+        return read_json_file(Path(path))
+    except UserInputError as exc:
+        raise InstanceError(str(exc)) from None
 
 
 def load_instance(path: str | Path, objective: str | None = None) -> Instance:
