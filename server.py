@@ -2,14 +2,19 @@
 
 A small first cut of the design card's server (the chat page comes later): `uvicorn
 edgeai.server:app` with EDGEAI_HOME set, or `create_app(settings)` in code and tests. The app's
-assembly (graphs/app.py) is opened and warmed up in the background from startup: `/health` says
-the process is alive, `/ok` says it is ready (a plan can be served); requests that come earlier
-wait for the warm-up. Imports nothing from cli/.
+assembly (graphs/app.py) is opened and warmed up once, in the background from startup: `/health`
+says the process is alive, `/ok` says it is ready (a plan can be served); requests that come
+earlier wait for the warm-up. Hardened for clients that do not trust each other: a body over
+`max_body_bytes` (default 1 MB, $EDGEAI_MAX_BODY_BYTES) is refused with 413 before it is read
+whole; validation errors name the field, never echo the value; no response carries another
+thread's id or an absolute path of this machine. Imports nothing from cli/.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,10 +24,55 @@ from edgeai.config import Settings, get_settings
 from edgeai.errors import EdgeAIError, HomeNotFoundError, UnknownThreadError
 from edgeai.graphs.app import App
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+_ABS_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s'\"/]+/)*[^\s'\"/]*")
+
+
+def public(message: str) -> str:
+    """An error message fit for any client: absolute paths of this machine cut out."""
+    return _ABS_PATH.sub("<path>", message)
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a body over `limit` bytes, by Content-Length or as it streams."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length", b"").decode("latin-1")
+        too_big = JSONResponse(
+            status_code=413, content={"detail": f"request body over {self.limit:,} bytes"}
+        )
+        if declared.isdigit() and int(declared) > self.limit:
+            return await too_big(scope, receive, send)
+        seen = 0
+
+        async def counted() -> dict:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooBig
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooBig:
+            await too_big(scope, receive, send)
+
+
+class _TooBig(Exception):
+    pass
 
 
 class PlanRequest(BaseModel):
@@ -108,10 +158,25 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     app.state.settings = settings
     app.state.warmup = Warmup(settings)
     app.include_router(router)
+    limit = int(os.environ.get("EDGEAI_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+    app.add_middleware(BodyLimit, limit=limit)
 
     @app.exception_handler(HomeNotFoundError)
     def _no_home(_request, exc: HomeNotFoundError):  # type: ignore[no-untyped-def]
-        return JSONResponse(status_code=503, content={"detail": str(exc)})
+        return JSONResponse(status_code=503, content={"detail": public(str(exc))})
+
+    @app.exception_handler(EdgeAIError)
+    def _refused(_request, exc: EdgeAIError):  # type: ignore[no-untyped-def]
+        return JSONResponse(status_code=400, content={"detail": public(str(exc))})
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid(_request, exc: RequestValidationError):  # type: ignore[no-untyped-def]
+        # the field and what is wrong with it; the value itself is never sent back
+        detail = [
+            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:200], "type": e.get("type")}
+            for e in exc.errors()[:10]
+        ]
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     if warm:
         app.state.warmup.start()
@@ -121,7 +186,7 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
 @router.get("/health")
 def health(request: Request) -> dict[str, str]:
     """Alive: the process answers (it may still be warming up; see /ok)."""
-    return {"status": "ok", "home": str(request.app.state.settings.home)}
+    return {"status": "ok"}
 
 
 @router.get("/ok")
@@ -132,7 +197,7 @@ def ok(request: Request) -> JSONResponse:
         return JSONResponse(status_code=503, content={"status": "warming up"})
     if warmup.error is not None:
         return JSONResponse(
-            status_code=503, content={"status": "failed", "detail": str(warmup.error)}
+            status_code=503, content={"status": "failed", "detail": public(str(warmup.error))}
         )
     return JSONResponse(content={"status": "ready", "planner": warmup.app.planner.name})
 
@@ -147,7 +212,7 @@ def plan(body: PlanRequest, s: AppDep) -> dict[str, Any]:
     try:
         return s.planner.plan(body.request).model_dump(mode="json")
     except EdgeAIError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
+        raise HTTPException(status_code=400, detail=public(str(exc))) from exc
 
 
 @router.post("/ask", response_model=AskPublic)
@@ -155,9 +220,9 @@ def ask(body: AskRequest, s: AppDep) -> dict[str, Any]:
     try:
         return s.ask(body.request, body.thread, seed=body.seed)
     except UnknownThreadError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from exc
+        raise HTTPException(status_code=404, detail=public(str(exc))) from exc
     except EdgeAIError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from exc
+        raise HTTPException(status_code=400, detail=public(str(exc))) from exc
 
 
 def __getattr__(name: str) -> Any:

@@ -80,10 +80,9 @@ class App:
         if thread is not None:
             config = {"configurable": {"thread_id": thread}}
             values = self.graph.get_state(config).values
-            if not values:
-                known = ", ".join(self.threads()[-5:]) or "none yet"
+            if not values:  # other threads are never listed: they may be other people's
                 raise UnknownThreadError(
-                    f"unknown thread '{thread}' (omit --thread to start one; recent threads: {known})"
+                    f"unknown thread '{thread}' (omit --thread to start a new one)"
                 )
             check_thread_state(thread, values)
         else:

@@ -67,3 +67,48 @@ def test_api_over_a_missing_home_is_alive_but_never_ready(tmp_path: Path) -> Non
         devices = c.get("/devices")
         assert devices.status_code == 503 and "does not exist" in devices.json()["detail"]
     assert not home.exists()
+    assert str(tmp_path) not in ok.text + devices.text  # no path of this machine goes out
+
+
+def test_hostile_clients_get_4xx_without_echoes_paths_or_other_threads(
+    healthcare_home: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import concurrent.futures
+    import json
+
+    home = tmp_path / "home"
+    shutil.copytree(healthcare_home, home)
+    monkeypatch.setenv("EDGEAI_MAX_BODY_BYTES", "65536")
+    # a cold server (warm-up not started) hit by 20 first requests at once: one session, 0 errors
+    with (
+        serve_in_thread(create_app(Settings(home=home), warm=False)) as url,
+        httpx.Client(base_url=url, timeout=300) as c,
+    ):
+        def first(i: int) -> int:
+            return c.post("/plan", json={"request": f"what is my heart rate? ({i})"}).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            assert list(pool.map(first, range(20))) == [200] * 20
+        mine = c.post("/ask", json={"request": "What's my heart rate right now?"}).json()["thread"]
+        replies = [
+            c.post("/plan", content=b"x" * 70_000, headers={"content-type": "application/json"}),
+            c.post("/plan", json={"request": "secret " * 20_000}),
+            c.post("/plan", json={"request": 12345}),
+            c.post("/ask", json={"request": "hi", "thread": "nope"}),
+            c.post("/plan", content=b'{"request": "lone \\ud800 surrogate"}',
+                   headers={"content-type": "application/json"}),
+            c.post("/plan", content=b'{"request": "bad \xff byte"}',
+                   headers={"content-type": "application/json"}),
+            c.post("/plan", content=b"[" * 5000 + b"]" * 5000,
+                   headers={"content-type": "application/json"}),
+            c.get("/health"),
+            c.get("/ok"),
+            c.get("/devices"),
+        ]
+        assert replies[0].status_code == 413
+        for r in replies[1:7]:
+            assert 400 <= r.status_code < 500, r.text
+            assert "secret secret" not in r.text and "12345" not in r.text
+        for r in replies:
+            assert mine not in r.text and str(tmp_path) not in r.text and "/root" not in r.text
+            json.loads(r.text)  # a JSON answer, not a traceback page

@@ -111,3 +111,57 @@ def test_console_script_prints_no_traceback(healthcare_home: Path, tmp_path: Pat
     assert (
         proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
     )
+
+
+def cli_bytes(*argv: str | bytes, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`edgeai ARGV` as a real process, arguments passed as given (bytes: not UTF-8)."""
+    return subprocess.run([sys.executable, "-m", "edgeai.cli", *argv], capture_output=True,
+                          timeout=300, check=False, cwd=cwd)
+
+
+def assert_refused(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_hostile_homes_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    cases = [
+        ("", "--home: is empty"),
+        (str(a_file), "is a file, not a folder"),
+        (str(a_file / "below"), "lies below"),
+    ]
+    for home, needle in cases:
+        for argv in (["knowledge", "list"], ["plan", "how is my mood?"], ["ask", "hi there"]):
+            assert_refused(cli_bytes(*argv, "--home", home, cwd=tmp_path), needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]  # no ./store in the cwd
+    assert a_file.read_text() == "not a folder"
+
+
+def test_text_that_is_not_utf8_is_refused(healthcare_home: Path, tmp_path: Path) -> None:
+    home = str(healthcare_home)
+    assert_refused(cli_bytes("plan", b"heart rate \xff\xfe now", "--home", home),
+                   "the request is not valid UTF-8")
+    assert_refused(cli_bytes("plan", "lone \udc80 surrogate", "--home", home),
+                   "the request is not valid UTF-8")
+    assert_refused(cli_bytes("ask", "how is my mood?", "--thread", b"t\xff", "--home", home),
+                   "--thread is not valid UTF-8")
+    assert_refused(cli_bytes("knowledge", "list", "--home", b"/tmp/h\xff"), "not valid UTF-8")
+
+
+def test_deep_and_huge_json_are_refused_naming_the_file(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    assert_refused(cli_bytes("offload", "solve", str(deep)), "deep.json", "nested too deeply")
+    huge = tmp_path / "huge.json"
+    with huge.open("w") as fh:
+        fh.write('{"pad": "' + "x" * (17 * 1024 * 1024) + '"}')
+    assert_refused(cli_bytes("offload", "solve", str(huge)), "huge.json", "limit")
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"name": "caf\xe9"}')
+    assert_refused(cli_bytes("offload", "solve", str(latin)), "latin.json", "not UTF-8")
