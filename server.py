@@ -86,6 +86,9 @@ class AskRequest(PlanRequest):
 
 class AskPublic(BaseModel):
     thread: str
+    interrupted: dict[str, Any] | None = Field(
+        None, description="the thread's previous turn, if it stopped before answering"
+    )
     answer: str
     day: str | None
     plan: dict[str, Any] | None

@@ -66,6 +66,13 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     out = App.open(settings).ask(
         args.request, args.thread, **{k: getattr(args, k) for k in ASK_OPTIONS}
     )
+    if out.get("interrupted"):
+        stopped = out["interrupted"]
+        print(
+            f"note: the previous turn on this thread (\"{stopped['request']}\") was interrupted "
+            f"before {', '.join(stopped['stopped_before'])} and left no answer",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     else:

@@ -4,12 +4,21 @@
 the API server (server.py) all go through it. A chat model can be handed in (`chat_model=`) to
 plan with the LLM planner over it instead of the one the settings select: tests of the graph's
 wiring pass LangChain's fake chat models this way, and the real LLM keeps its own tests.
+
+A thread runs one turn at a time, whoever asks (CLI processes, server workers): `ask` holds the
+thread's file lock (`<home>/locks/`) from reading its state to the last checkpoint, so a second
+turn waits for the first and no acknowledged turn is lost. A turn killed half way leaves the
+thread's checkpoint with nodes still to run; the next turn says so (`interrupted`), and each
+turn's trace is filtered by its own run id, never by turn number, so a killed run's steps never
+show up in the next one's trace.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 from edgeai.config import Settings, require_home
@@ -77,17 +86,45 @@ class App:
         from edgeai.agents.planning.read import validate_request
 
         request = validate_request(request)
-        if thread is not None:
-            config = {"configurable": {"thread_id": thread}}
-            values = self.graph.get_state(config).values
-            if not values:  # other threads are never listed: they may be other people's
+        new = thread is None
+        thread = thread if thread is not None else uuid.uuid4().hex[:12]
+        with nullcontext() if new else self._thread_lock(thread):
+            return self._turn(request, thread, new, today=today, seed=seed, objective=objective,
+                              solver=solver)
+
+    def _thread_lock(self, thread: str) -> Any:
+        from edgeai.knowledge.lock import file_lock
+
+        locks = self.settings.home / "locks"
+        locks.mkdir(exist_ok=True)
+        digest = hashlib.sha256(thread.encode("utf-8")).hexdigest()[:20]
+        return file_lock(locks / f"thread-{digest}.lock", f"thread '{thread}' is busy with a turn")
+
+    def _turn(
+        self,
+        request: str,
+        thread: str,
+        new: bool,
+        *,
+        today: dt.date | None,
+        seed: int,
+        objective: str,
+        solver: str | None,
+    ) -> dict[str, Any]:
+        config = {"configurable": {"thread_id": thread}}
+        interrupted = None
+        if not new:
+            snapshot = self.graph.get_state(config)
+            if not snapshot.values:  # other threads are never listed: they may be other people's
                 raise UnknownThreadError(
                     f"unknown thread '{thread}' (omit --thread to start a new one)"
                 )
-            check_thread_state(thread, values)
-        else:
-            thread = uuid.uuid4().hex[:12]
-            config = {"configurable": {"thread_id": thread}}
+            check_thread_state(thread, snapshot.values)
+            if snapshot.next:  # a run stopped before its last node: killed, or crashed
+                interrupted = {
+                    "request": snapshot.values.get("request"),
+                    "stopped_before": list(snapshot.next),
+                }
         context = EdgeContext(
             store=self.store,
             planner=self.planner,
@@ -96,10 +133,11 @@ class App:
             objective=objective,
             solver=solver,
         )
-        state = self.graph.invoke({"request": request}, config, context=context)
-        turn = len(state.get("history", [])) - 1
+        run = uuid.uuid4().hex[:12]
+        state = self.graph.invoke({"request": request, "run": run}, config, context=context)
         return {
             "thread": thread,
+            "interrupted": interrupted,
             "request": request,
             "effective_request": state.get("effective_request"),
             "day": state.get("day"),
@@ -108,5 +146,5 @@ class App:
             "placements": state.get("placements"),
             "offloading": state.get("offloading"),
             "results": state.get("results"),
-            "trace": [s for s in state.get("trace", []) if s.get("turn") == turn],
+            "trace": [s for s in state.get("trace", []) if s.get("run") == run],
         }

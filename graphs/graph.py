@@ -33,12 +33,10 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel
 
 
-def _step(node: str, started: float, turn: int, **data: Any) -> dict[str, Any]:
-    return {
-        "trace": [
-            {"node": node, "turn": turn, "seconds": round(time.perf_counter() - started, 4), **data}
-        ]
-    }
+def _step(node: str, started: float, state: EdgeState, **data: Any) -> dict[str, Any]:
+    seconds = round(time.perf_counter() - started, 4)
+    turn = len(state.history)
+    return {"trace": [{"node": node, "turn": turn, "run": state.run, "seconds": seconds, **data}]}
 
 
 def _json(items: list[BaseModel]) -> list[dict[str, Any]]:
@@ -74,7 +72,7 @@ def plan_request(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, A
     return update | _step(
         "plan_request",
         started,
-        len(state.history),
+        state,
         planner=ctx.planner.name,
         followup=followup,
         effective_request=effective,
@@ -92,7 +90,7 @@ def route_after_plan(state: EdgeState) -> Literal["choose_models", "report_missi
 def choose_models(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any]:
     started = time.perf_counter()
     rows = _json(select_models(state.plan, runtime.context.store))
-    return {"selection": rows} | _step("choose_models", started, len(state.history), selection=rows)
+    return {"selection": rows} | _step("choose_models", started, state, selection=rows)
 
 
 def place_work_node(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any]:
@@ -101,7 +99,7 @@ def place_work_node(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str
     placements, record = place_work(state.selection, ctx.store, ctx.objective, ctx.solver)
     rows = _json(placements)
     return {"placements": rows, "offloading": record} | _step(
-        "place_work", started, len(state.history), placements=rows, offloading=record
+        "place_work", started, state, placements=rows, offloading=record
     )
 
 
@@ -138,7 +136,7 @@ def run_models(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any
         outputs[s.subtask] = outcome.outputs
         results.append(result_record(s.subtask, s.model, outcome))
     rows = _json(results)
-    return {"results": rows} | _step("run_models", started, len(state.history), results=rows)
+    return {"results": rows} | _step("run_models", started, state, results=rows)
 
 
 def respond(state: EdgeState) -> dict[str, Any]:
@@ -163,7 +161,7 @@ def _finish(state: EdgeState, answer: str, node: str, started: float) -> dict[st
         answer=answer,
     )
     return {"answer": answer, "history": [turn.model_dump()]} | _step(
-        node, started, len(state.history), answer=answer
+        node, started, state, answer=answer
     )
 
 

@@ -45,6 +45,9 @@ class EdgeState(BaseModel):
     """Only what changes between nodes; lists that grow across turns have a reducer."""
 
     request: str = ""
+    run: str = ""
+    """id of the run (one `ask`) now writing: trace steps carry it, so a turn's trace never
+    holds the steps of a run killed before it (older threads: "")."""
     effective_request: str = ""
     day: str = ""
     plan: Plan | None = None

@@ -1,4 +1,5 @@
-"""One writer at a time per data home: an OS file lock (`<store>/write.lock`, fcntl.flock).
+"""One writer at a time per data home, one run at a time per thread: OS file locks (fcntl.flock;
+the store's is `<store>/write.lock`, a thread's `<home>/locks/thread-<digest>.lock`).
 
 A writer (`knowledge add`/`remove`, the recovery of an interrupted write) holds the lock
 exclusively from its checks to its last write, so two writers never interleave and a check such
@@ -39,9 +40,18 @@ def _holder(path: Path) -> str:
 def write_lock(store_dir: Path, timeout_s: float | None = None) -> Iterator[None]:
     """Hold the store's exclusive write lock; waits (saying for whom, once) up to `timeout_s`
     (default $EDGEAI_LOCK_TIMEOUT or 120 s), then raises HomeBusyError."""
+    with file_lock(Path(store_dir) / LOCK_NAME, f"data home busy: writing to '{store_dir}'",
+                   timeout_s):
+        yield
+
+
+@contextmanager
+def file_lock(path: Path, busy: str, timeout_s: float | None = None) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if missing), recording this PID in it; waits
+    up to `timeout_s` (default $EDGEAI_LOCK_TIMEOUT or 120 s), then raises HomeBusyError with
+    `busy` and the holder's PID."""
     if timeout_s is None:
         timeout_s = float(os.environ.get("EDGEAI_LOCK_TIMEOUT", DEFAULT_TIMEOUT_S))
-    path = Path(store_dir) / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + timeout_s
@@ -53,11 +63,11 @@ def write_lock(store_dir: Path, timeout_s: float | None = None) -> Iterator[None
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     raise HomeBusyError(
-                        f"data home busy: {_holder(path)} is writing to '{store_dir}' "
-                        f"(waited {timeout_s:g} s; set EDGEAI_LOCK_TIMEOUT to wait longer)"
+                        f"{busy} ({_holder(path)} holds it; waited {timeout_s:g} s; "
+                        "set EDGEAI_LOCK_TIMEOUT to wait longer)"
                     ) from None
                 if not told:
-                    print(f"busy, waiting for {_holder(path)} to finish writing…", file=sys.stderr)
+                    print(f"busy, waiting for {_holder(path)} to finish…", file=sys.stderr)
                     told = True
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
