@@ -4,6 +4,8 @@ Three collections: `devices` (one record per manual: its front matter as JSON), 
 units (`units`, MiniLM; `units_multilingual`, USE-m3) that the caller cuts the manuals into (a
 `UnitBuilder`: the planner's `agents/planning/units.py`); the store embeds, stores and retrieves
 them and holds no planning logic.
+A store the process may not write (a read-only home) is read through a private temporary copy:
+chromadb cannot open a store without writing to it, and the home must stay as it was.
 Writes are all-or-nothing per call, for a Python error and for a killed process alike: every
 file is parsed and embedded before anything is written; then, holding the home's write lock
 (knowledge/lock.py), the batch is checked against the store (model ids unique), what the affected
@@ -83,6 +85,8 @@ class KnowledgeStore:
                 "(add manuals first: `edgeai knowledge add FILE_OR_DIR --home DIR`)"
             )
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        if not create and not os.access(self.store_dir, os.W_OK):
+            self.store_dir = _private_copy(self.store_dir)
         self.client = chromadb.PersistentClient(
             path=str(self.store_dir),
             settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
@@ -391,6 +395,25 @@ class KnowledgeStore:
                     metadatas=list(rec["metadatas"]),
                     embeddings=np.asarray(rec["embeddings"], dtype=np.float32).tolist(),
                 )
+
+
+def _private_copy(store_dir: Path) -> Path:
+    """A read-only store, copied to a temporary folder removed at exit: chromadb writes to open a
+    store (its SQLite log), so commands that only read (`list`, `search`, `plan`) read the copy
+    and the home stays exactly as it was."""
+    import atexit
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="edgeai-read-only-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    copy = tmp / "store"
+    shutil.copytree(store_dir, copy, ignore=shutil.ignore_patterns("*.lock"),
+                    copy_function=shutil.copyfile)  # the data, not the read-only modes
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(0o700 if path.is_dir() else 0o600)
+    log.info("store '%s' is read-only: reading a private copy in %s", store_dir, copy)
+    return copy
 
 
 def add_to_home(home: Path, paths: list[Path], units: UnitBuilder) -> dict[str, list[str]]:

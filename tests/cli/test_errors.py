@@ -165,3 +165,52 @@ def test_deep_and_huge_json_are_refused_naming_the_file(tmp_path: Path) -> None:
     latin = tmp_path / "latin.json"
     latin.write_bytes(b'{"name": "caf\xe9"}')
     assert_refused(cli_bytes("offload", "solve", str(latin)), "latin.json", "not UTF-8")
+
+
+def test_a_read_only_home_serves_reads_and_refuses_writes(healthcare_home: Path) -> None:
+    """Reads go through a private copy of the store; writes are refused in one line; the home's
+    bytes do not change. As root, permissions do not bind: the commands run as `nobody`."""
+    import hashlib
+    import os
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="edgeai-ro-test-"))
+    try:
+        home = root / "home"
+        shutil.copytree(healthcare_home, home)
+        run_as: list[str] = []
+        env = dict(os.environ)
+        if os.geteuid() == 0:
+            if shutil.which("setpriv") is None:
+                pytest.skip("running as root without setpriv: cannot make a home read-only")
+            run_as = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            (root / "nobody").mkdir()
+            os.chown(root / "nobody", 65534, 65534)
+            env["HOME"] = str(root / "nobody")
+        for p in [root, *root.rglob("*")]:
+            if p.parent != root or p.name != "nobody":
+                p.chmod(0o755 if p.is_dir() else 0o444)
+
+        def digest() -> str:
+            files = sorted(p for p in home.rglob("*") if p.is_file())
+            return hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
+
+        before = digest()
+
+        def cli(*argv: str) -> subprocess.CompletedProcess:
+            return subprocess.run([*run_as, sys.executable, "-m", "edgeai.cli", *argv, "--home",
+                                   str(home)], capture_output=True, timeout=300, check=False,
+                                  env=env, cwd=root)
+
+        for argv in (["knowledge", "list", "--json"], ["plan", "what is my heart rate?"]):
+            proc = cli(*argv)
+            assert proc.returncode == 0, proc.stderr.decode()
+        assert "living-room-speaker" in cli("knowledge", "list", "--json").stdout.decode()
+        for argv in (["ask", "what is my heart rate?"], ["knowledge", "remove", "smart-plug"]):
+            assert_refused(cli(*argv), "read-only")
+        assert digest() == before
+    finally:
+        for p in [root, *root.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        shutil.rmtree(root, ignore_errors=True)
