@@ -94,6 +94,9 @@ class AskPublic(BaseModel):
     plan: dict[str, Any] | None
     placements: list[dict[str, Any]] | None
     results: list[dict[str, Any]] | None
+    sources: list[dict[str, Any]] = Field(
+        default_factory=list, description="the manuals the plan relied on (device, digest, added)"
+    )
 
 
 class Warmup:

@@ -77,5 +77,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(out, indent=2, default=str))
     else:
         print(out["answer"])
+        if out["sources"]:
+            used = ", ".join(f"{s['manual'] or s['device']}" for s in out["sources"])
+            print(f"manuals: {used}", file=sys.stderr)
     print(f"thread: {out['thread']}  (follow up with --thread {out['thread']})", file=sys.stderr)
     return 0

@@ -59,6 +59,8 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         console.print(f"added    {dev}")
     for dev in report["replaced"]:
         console.print(f"replaced {dev}")
+    for note in report["overlaps"]:
+        console.print(f"note: {note}", markup=False)
     if not args.no_prepare:
         _prepare_planner(settings)
     return 0
@@ -81,9 +83,14 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.knowledge.store import open_store
 
     require_home(settings)
-    manuals = open_store(settings.home).manuals()
+    store = open_store(settings.home)
+    manuals = store.manuals()
     if args.json:
-        print(json.dumps([m.front_matter() for m in manuals], indent=2))
+        provenance = store.provenance()
+        print(json.dumps(
+            [m.front_matter() | {"provenance": provenance.get(m.device, {})} for m in manuals],
+            indent=2,
+        ))
         return 0
     table = Table(title=f"devices in {settings.home}")
     for col in ("device", "tier", "kind", "model", "task", "inputs -> outputs"):

@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import uuid
 from contextlib import nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeai.config import Settings, require_home
@@ -92,6 +93,19 @@ class App:
             return self._turn(request, thread, new, today=today, seed=seed, objective=objective,
                               solver=solver)
 
+    def sources(self, plan: dict[str, Any] | None) -> list[dict[str, Any]]:
+        """The manuals a plan relied on (its devices'): file name (no folder: answers travel to
+        API clients), digest and when it was added."""
+        devices = sorted({s["device"] for s in (plan or {}).get("subtasks", [])})
+        provenance = self.store.provenance()
+        out = []
+        for d in devices:
+            p = provenance.get(d, {})
+            name = Path(p["source"]).name if p.get("source") else None
+            out.append({"device": d, "manual": name, "sha256": p.get("sha256"),
+                        "added_at": p.get("added_at")})
+        return out
+
     def _thread_lock(self, thread: str) -> Any:
         from edgeai.knowledge.lock import file_lock
 
@@ -147,4 +161,5 @@ class App:
             "offloading": state.get("offloading"),
             "results": state.get("results"),
             "trace": [s for s in state.get("trace", []) if s.get("run") == run],
+            "sources": self.sources(state.get("plan")),
         }

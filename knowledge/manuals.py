@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Literal
@@ -59,6 +60,8 @@ class Manual(BaseModel):
     entry: DeviceManual
     body: str
     source: str
+    sha256: str = ""
+    """digest of the file's text as read (provenance: which version of the manual a plan used)"""
 
 
 def _loc(loc: tuple) -> str:
@@ -99,7 +102,8 @@ def parse_manual_text(text: str, source: str) -> Manual:
     for i, name in enumerate(names):
         if name in names[:i]:
             raise ManualError(source, f"models[{i}].name", f"model id '{name}' appears twice")
-    return Manual(entry=entry, body=body.strip(), source=source)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return Manual(entry=entry, body=body.strip(), source=source, sha256=digest)
 
 
 def parse_manual(path: Path) -> Manual:

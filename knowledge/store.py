@@ -140,6 +140,35 @@ class KnowledgeStore:
                 )
         return out
 
+    def provenance(self) -> dict[str, dict[str, str | None]]:
+        """Per device: the manual's file, its sha256, when and by whom it was added (None for
+        devices added before provenance was recorded)."""
+        got = self.devices_col.get(include=["metadatas"])
+        return {
+            d: {k: meta.get(k) for k in ("source", "sha256", "added_at", "added_by")}
+            for d, meta in zip(got["ids"], got["metadatas"])
+        }
+
+    def overlaps(self, parsed: list[Manual]) -> list[str]:
+        """Outputs a new manual's models claim that another device's models already serve: worth
+        a look before the planner sends those requests to the new device."""
+        batch = {m.entry.device for m in parsed}
+        served: dict[str, list[str]] = {}
+        for model in self.models():
+            if model.device not in batch:
+                for out in model.outputs:
+                    served.setdefault(out, []).append(f"{model.name} on {model.device}")
+        notes = []
+        for manual in parsed:
+            for model in manual.entry.models:
+                for out in model.outputs:
+                    if served.get(out):
+                        notes.append(
+                            f"{model.name} ({manual.entry.device}) claims {out}, also served by "
+                            + ", ".join(served[out])
+                        )
+        return notes
+
     def owner_of(self) -> dict[str, str]:
         return {m.name: m.device for m in self.models()}
 
@@ -203,10 +232,12 @@ class KnowledgeStore:
             self._roll_back_interrupted_write()
             self._check_batch(parsed)
             existing = set(self.devices_col.get(ids=devices)["ids"]) if devices else set()
+            overlaps = self.overlaps(parsed)
             self._replace(devices, records)
         return {
             "added": [d for d in devices if d not in existing],
             "replaced": [d for d in devices if d in existing],
+            "overlaps": overlaps,
         }
 
     def remove_device(self, device: str) -> list[str]:
@@ -332,6 +363,15 @@ class KnowledgeStore:
                 batch_models[model.name] = (dev, manual.source)
 
     def _records(self, parsed: list[Manual], build: UnitBuilder) -> dict:
+        import datetime as dt
+        import getpass
+        import socket
+
+        try:
+            who = f"{getpass.getuser()}@{socket.gethostname()}"
+        except (KeyError, OSError):  # no user name for this uid
+            who = f"uid {os.getuid()}@{socket.gethostname()}"
+        added_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         devices = {"ids": [], "documents": [], "metadatas": []}
         units = {"ids": [], "documents": [], "metadatas": []}
         for manual in parsed:
@@ -345,6 +385,9 @@ class KnowledgeStore:
                     "front_matter": json.dumps(entry.front_matter()),
                     "source": manual.source,
                     "tier": entry.tier,
+                    "sha256": manual.sha256,
+                    "added_at": added_at,
+                    "added_by": who,
                 }
             )
         numbered: dict[str, int] = {}

@@ -112,3 +112,16 @@ def test_hostile_clients_get_4xx_without_echoes_paths_or_other_threads(
         for r in replies:
             assert mine not in r.text and str(tmp_path) not in r.text and "/root" not in r.text
             json.loads(r.text)  # a JSON answer, not a traceback page
+
+
+def test_answers_name_the_manuals_they_relied_on(healthcare_home: Path, tmp_path: Path) -> None:
+    from edgeai.graphs.app import App
+
+    home = tmp_path / "home"
+    shutil.copytree(healthcare_home, home)
+    out = App.open(Settings(home=home)).ask("What's my heart rate right now?", None)
+    devices = {s["device"] for s in out["plan"]["subtasks"]}
+    assert {s["device"] for s in out["sources"]} == devices
+    for source in out["sources"]:
+        assert source["manual"].endswith(".md") and "/" not in source["manual"]
+        assert len(source["sha256"]) == 64 and source["added_at"]

@@ -88,10 +88,16 @@ def test_readding_a_device_replaces_it_and_remove_deletes_it(
     store = open_store(fresh_home)
     before = len(store.models())
     report = store.add_manuals([write(tmp_path / "s.md", SPEAKER)], build_units)
-    assert report == {"added": ["kitchen-speaker"], "replaced": []}
+    # a second device claiming heart rate is added, and said to overlap the speaker that has it
+    overlap = ("kitchen-heartbeat (kitchen-speaker) claims heart_rate_bpm, also served by "
+               "heartbeat-acoustic on living-room-speaker")
+    assert report == {"added": ["kitchen-speaker"], "replaced": [], "overlaps": [overlap]}
     changed = SPEAKER.replace("kitchen-heartbeat", "kitchen-pulse")
     report = store.add_manuals([write(tmp_path / "s2.md", changed)], build_units)
-    assert report == {"added": [], "replaced": ["kitchen-speaker"]}
+    assert report["added"] == [] and report["replaced"] == ["kitchen-speaker"]
+    provenance = store.provenance()["kitchen-speaker"]
+    assert provenance["source"].endswith("s2.md") and len(provenance["sha256"]) == 64
+    assert provenance["added_at"] and provenance["added_by"]
     names = {m.name for m in store.models()}
     assert "kitchen-pulse" in names and "kitchen-heartbeat" not in names
     assert len(store.models()) == before + 1
