@@ -106,6 +106,9 @@ def test_hostile_clients_get_4xx_without_echoes_paths_or_other_threads(
             c.get("/devices"),
         ]
         assert replies[0].status_code == 413
+        big = c.post("/plan", content=b"x" * (50 * 1024 * 1024),
+                     headers={"content-type": "application/json"})
+        assert big.status_code == 413 and len(big.content) < 1000
         for r in replies[1:7]:
             assert 400 <= r.status_code < 500, r.text
             assert "secret secret" not in r.text and "12345" not in r.text

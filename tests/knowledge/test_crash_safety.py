@@ -92,10 +92,10 @@ def test_kill_9_inside_the_write_leaves_the_store_before_or_after(
 
 
 def test_parallel_adds_leave_one_owner_per_model_id(fresh_home: Path, tmp_path: Path) -> None:
-    # six processes at once, three of them claiming the same model id for different devices
+    # ten processes at once, four of them claiming the same model id for different devices
     files = []
-    for i in range(6):
-        model = "shared-heartbeat" if i < 3 else f"room-{i}-heartbeat"
+    for i in range(10):
+        model = "shared-heartbeat" if i < 4 else f"room-{i}-heartbeat"
         files.append(tmp_path / f"room-{i}.md")
         files[-1].write_text(manual(f"room-{i}-speaker", model), encoding="utf-8")
     procs = [
@@ -107,7 +107,7 @@ def test_parallel_adds_leave_one_owner_per_model_id(fresh_home: Path, tmp_path: 
     results = [(p.wait(timeout=600), *p.communicate()) for p in procs]
     ok = [i for i, (code, _, _) in enumerate(results) if code == 0]
     refused = [i for i, (code, _, _) in enumerate(results) if code != 0]
-    assert len([i for i in ok if i < 3]) == 1 and {3, 4, 5} <= set(ok)
+    assert len([i for i in ok if i < 4]) == 1 and set(range(4, 10)) <= set(ok)
     for i in refused:
         code, _, err = results[i]
         assert code == 2 and "Traceback" not in err
