@@ -74,7 +74,7 @@ def test_concurrent_turns_on_one_thread_are_all_kept(fresh_home: Path) -> None:
     thread = app.ask("What's my heart rate right now?", None)["thread"]
     asks = [f"and what about {n} days ago?" for n in range(1, 11)]
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
-        done = list(pool.map(lambda r: App.open(Settings(home=fresh_home)).ask(r, thread), asks))
+        done = list(pool.map(lambda r: app.ask(r, thread), asks))
     assert all(d["thread"] == thread and d["answer"] for d in done)
     history = app.graph.get_state({"configurable": {"thread_id": thread}}).values["history"]
     assert sorted(t["request"] for t in history[1:]) == sorted(asks)  # none lost
