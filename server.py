@@ -215,10 +215,7 @@ def devices(s: AppDep) -> list[dict[str, Any]]:
 
 @router.post("/plan")
 def plan(body: PlanRequest, s: AppDep) -> dict[str, Any]:
-    try:
-        return s.planner.plan(body.request).model_dump(mode="json")
-    except EdgeAIError as exc:
-        raise HTTPException(status_code=400, detail=public(str(exc))) from exc
+    return s.planner.plan(body.request).model_dump(mode="json")  # EdgeAIError: 400 (handler)
 
 
 @router.post("/ask", response_model=AskPublic)
@@ -227,8 +224,6 @@ def ask(body: AskRequest, s: AppDep) -> dict[str, Any]:
         return s.ask(body.request, body.thread, seed=body.seed)
     except UnknownThreadError as exc:
         raise HTTPException(status_code=404, detail=public(str(exc))) from exc
-    except EdgeAIError as exc:
-        raise HTTPException(status_code=400, detail=public(str(exc))) from exc
 
 
 def __getattr__(name: str) -> Any:

@@ -69,9 +69,6 @@ class App:
         chooser = self.planner.chooser
         Pipeline(getattr(chooser, "fallback", chooser)).plan("warm up")
 
-    def threads(self) -> list[str]:
-        return sorted({c.config["configurable"]["thread_id"] for c in self.checkpointer.list(None)})
-
     def ask(
         self,
         request: str,

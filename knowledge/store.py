@@ -303,8 +303,7 @@ class KnowledgeStore:
             for meta in col.get(include=["metadatas"])["metadatas"]:
                 per[meta["device"]] = per.get(meta["device"], 0) + 1
             counts[enc] = per
-        got = self.devices_col.get(include=["metadatas"])
-        source = {d: m.get("source") for d, m in zip(got["ids"], got["metadatas"])}
+        source = {d: p["source"] for d, p in self.provenance().items()}
         for dev in sorted(set(devices) | set(counts["minilm"]) | set(counts["multilingual"])):
             have = {enc: per.get(dev, 0) for enc, per in counts.items()}
             if dev not in devices:
