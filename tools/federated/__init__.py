@@ -1,0 +1,1 @@
+"""Federated learning: Flower templates, data, models, sandboxed runner, tuner loop."""
