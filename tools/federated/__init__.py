@@ -1,0 +1,1 @@
+"""Federated learning with Flower: the apps we run, on the Simulation or the Deployment Engine."""
