@@ -1,1 +1,3 @@
-"""Federated learning: Flower templates, data, models, sandboxed runner, tuner loop."""
+"""Federated learning: the Flower template and its manifest, data and models, the validator, the
+sandboxed runner (Simulation Engine) and the Deployment Engine launcher, trials, trained-model
+registration and serving, and the benchmark against a grid-searched baseline."""
