@@ -1,12 +1,19 @@
-"""Federated learning's models: every arch trains on 32x32 RGB and 8x8 grey inputs, and the
-sizes the communication model reads are the state dict's."""
+"""Federated learning's models: every arch trains on 32x32 RGB and 8x8 grey inputs, the sizes
+the communication model reads are the state dict's, and the shipped warm starts load."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from edgeai.errors import UserInputError
-from edgeai.tools.federated.models import ARCHS, build_model, model_bytes, param_count
+from edgeai.errors import UserInputError, WeightsError
+from edgeai.tools.federated.models import (
+    ARCHS,
+    build_model,
+    load_warm_start,
+    model_bytes,
+    param_count,
+    warm_start_path,
+)
 from torch import nn
 
 
@@ -59,3 +66,32 @@ def test_bad_arguments_are_refused():
         build_model("vgg", 3, 10, 32)
     with pytest.raises(UserInputError, match="num_classes must be >= 2"):
         build_model("cnn", 3, 1, 32)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_warm_start_loads_everything_but_the_head(arch: str):
+    path = warm_start_path(arch)
+    assert path is not None and path.stat().st_size < 2_000_000
+    saved = torch.load(path, weights_only=True)["state_dict"]
+    torch.manual_seed(0)
+    model = load_warm_start(build_model(arch, 3, 7, 32), arch)  # 7 classes: a new head
+    for key, value in model.state_dict().items():
+        if key.startswith("head."):
+            assert value.shape[0] == 7
+        else:
+            assert torch.equal(value, saved[key]), key
+    # A grey 8x8 model takes the RGB stem summed over colour.
+    grey = load_warm_start(build_model(arch, 1, 10, 8), arch)
+    stem = next(k for k in saved if saved[k].ndim == 4)
+    assert torch.allclose(grey.state_dict()[stem], saved[stem].sum(1, keepdim=True))
+    assert grey(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_warm_start_that_does_not_fit_names_the_file(tmp_path):
+    wide = build_model("cnn", 3, 10, 32, width=2)
+    with pytest.raises(WeightsError, match="warmstart-cnn.pt"):
+        load_warm_start(wide, "cnn")
+    bad = tmp_path / "w.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(WeightsError, match="w.pt"):
+        load_warm_start(build_model("cnn", 3, 10, 32), "cnn", bad)
