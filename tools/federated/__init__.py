@@ -1,0 +1,1 @@
+"""Federated learning: Flower apps written from templates, and the sandbox they run in."""
