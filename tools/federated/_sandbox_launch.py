@@ -4,8 +4,9 @@ host's network for a fresh namespace holding only a loopback interface it brings
 actually worked to the plan's report file, and then execs the program, which inherits all of it.
 
 Usage: python -I -S _sandbox_launch.py PLAN_JSON -- ARGV...
-PLAN_JSON: {"cgroup_procs": path or null, "netns": bool, "report": path}. Exit 127 when the
-program cannot be executed.
+PLAN_JSON: {"cgroup_procs": path or null, "netns": bool, "report": path, "parent": pid}. Exit
+127 when the program cannot be executed. The program gets SIGKILL if the parent dies (the
+parent-death signal survives exec), so a killed watcher never leaves an unwatched program.
 """
 
 import ctypes
@@ -13,11 +14,13 @@ import errno
 import fcntl
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
 import sys
 
+PR_SET_PDEATHSIG = 1
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
@@ -98,9 +101,18 @@ def enter_netns() -> str | None:
     return None
 
 
+def die_with_parent(parent: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before the prctl
+        os._exit(1)
+
+
 def main(args: list[str]) -> None:
     plan = json.loads(args[0])
     argv = args[2:]  # args[1] is "--"
+    if plan.get("parent"):
+        die_with_parent(plan["parent"])
     report: dict[str, object] = {"pid": os.getpid(), "memory_joined": False, "netns": False}
     if plan.get("cgroup_procs"):
         why = join_cgroup(plan["cgroup_procs"])

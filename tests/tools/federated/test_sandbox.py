@@ -246,6 +246,38 @@ def test_netns_has_its_own_loopback_only(tmp_path: Path) -> None:
     assert hookless.stdout_tail.splitlines()[1].startswith("unreachable")
 
 
+def test_a_killed_watcher_takes_the_program_with_it(tmp_path: Path) -> None:
+    # Prepare: a watcher process running a sandbox whose program prints its pid and sleeps
+    scratch = tmp_path / "scratch"
+    watcher = program(
+        tmp_path,
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from edgeai.tools.federated.sandbox import Limits, run_sandboxed\n"
+        "sleeper = 'import os, time; print(os.getpid(), flush=True); time.sleep(100)'\n"
+        f"run_sandboxed([sys.executable, '-c', sleeper], Path({str(scratch)!r}), Limits(60))\n",
+        "watcher.py",
+    )
+    proc = subprocess.Popen(watcher)
+    log = scratch / "stdout.log"
+    try:
+        for _ in range(300):  # at most 30 s for the sandbox to start
+            if log.exists() and log.read_text().strip():
+                break
+            threading.Event().wait(0.1)
+        pid = int(log.read_text())
+    finally:
+        # Execute
+        proc.kill()
+        proc.wait()
+    # Assert
+    for _ in range(50):  # SIGKILL is delivered at once; allow 5 s on a loaded machine
+        if gone(pid):
+            break
+        threading.Event().wait(0.1)
+    assert gone(pid)
+
+
 def test_bad_arguments_raise_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(UserInputError, match="scratch directory"):
