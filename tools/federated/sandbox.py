@@ -42,7 +42,9 @@ EDGEAI_SANDBOX_ID in its environment. On a limit, or when the main process has e
 member is sent SIGTERM, then SIGKILL after GRACE_SECONDS; members are the process group, every
 process seen in the tree while it ran (Ray's reaper calls setpgrp and leaves the group), the
 cgroup's processes and any process whose environment carries the id. Afterwards the tree is
-scanned again and survivors are named in the message. The cgroup is removed. peak_rss_mb is the
+scanned again and survivors are named in the message. The cgroup is removed (and empty ones a
+killed watcher left are swept after STALE_CGROUP_SECONDS); if the watcher itself is killed, the
+main process gets SIGKILL (parent-death signal set by the launcher). peak_rss_mb is the
 largest sampled sum of the members' RSS (shared pages count once per process: Ray's idle workers
 make the trivial app below read ~1.1 GB) or, if larger, the largest single process (wait4).
 
@@ -201,6 +203,21 @@ class _Cgroup:
         log.warning("could not remove the sandbox cgroup %s", self.path)
 
 
+STALE_CGROUP_SECONDS = 600.0
+
+
+def _sweep(parent: Path) -> None:
+    """Remove empty sandbox groups older than STALE_CGROUP_SECONDS: left by a watcher that was
+    killed before its clean-up. rmdir refuses a group that still has processes."""
+    now = time.time()
+    for old in parent.glob("edgeai-sandbox-*"):
+        try:
+            if now - old.stat().st_mtime > STALE_CGROUP_SECONDS:
+                old.rmdir()
+        except OSError:
+            continue
+
+
 def _under(mount: str, root: str, own: str) -> Path:
     rel = os.path.relpath(own, root) if own.startswith(root) else "."
     return Path(mount) / rel
@@ -218,6 +235,7 @@ def _make_cgroup_v2(name: str, limit: int) -> _Cgroup | None:
             (parent / "cgroup.subtree_control").write_text("+memory")
     except OSError:
         return None
+    _sweep(parent)
     group = _Cgroup("cgroup-v2", parent / name)
     try:
         group.path.mkdir()
@@ -244,7 +262,9 @@ def _make_cgroup_v1(name: str, limit: int) -> _Cgroup | None:
     )
     if own is None or mount is None:
         return None
-    group = _Cgroup("cgroup-v1", _under(mount[1], mount[0], own) / name)
+    parent = _under(mount[1], mount[0], own)
+    _sweep(parent)
+    group = _Cgroup("cgroup-v1", parent / name)
     try:
         group.path.mkdir()
     except OSError:
@@ -592,6 +612,7 @@ def run_sandboxed(
         "cgroup_procs": str(cgroup.procs_file) if cgroup else None,
         "netns": force.get("network") != "audit-hook",
         "report": str(control / "launch.json"),
+        "parent": os.getpid(),
     }
     try:
         return _run(argv, scratch, control, limits, child_env, on_line, cgroup, plan, sandbox_id)
