@@ -93,13 +93,14 @@ def compose_answer(
 
 
 def missing_model_answer(plan: Plan, needed: list[str]) -> str:
-    """The answer when no registered model fits: what would be needed, and that FL is not built yet."""
+    """The answer when no registered model fits and none was trained: what would be needed."""
     reason = "; ".join(plan.unsupported) or "no registered model fits"
     what = ", ".join(needed) if needed else "a model for this task"
     return (
         f"No model in the knowledge store fits this request ({reason}). "
-        f"It would need {what}. The automatic federated-learning path (codegen + FL tuner) that would "
-        "train such a model is not built yet, so nothing was run."
+        f"It would need {what}. Automatic federated learning trains only what its templates "
+        "cover (image classification: ask e.g. \"train an image classifier for my photos\"), "
+        "so nothing was run."
     )
 
 

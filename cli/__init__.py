@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "edgeai.cli.split",
         "split inference: device/edge co-inference with a learned feature codec",
     ),
+    "fl": ("edgeai.cli.fl", "automatic federated learning: auto (trials + tuning), run"),
 }
 BENCHES: dict[str, tuple[str, str]] = {
     "models": ("edgeai.cli.models", "held-out accuracy/error of every healthcare model"),
@@ -51,6 +52,7 @@ BENCHES: dict[str, tuple[str, str]] = {
         "edgeai.cli.split",
         "split inference: bytes/quality per scheme (Table II) and latency vs rate (Fig. 3)",
     ),
+    "fl": ("edgeai.cli.fl", "Fig. 4: automatic FL trials vs a grid-searched baseline"),
     "startup": (
         "edgeai.cli.startup",
         "start-up: median wall time of --help, knowledge list and plan, as a new user pays it",

@@ -35,8 +35,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--solver",
         help="offloading solver (default: exact for <= 10 offloadable sub-tasks, else aed)",
     )
+    ask.add_argument("--yes", action="store_true",
+                     help="approve generated training code without asking (scripted runs)")
+    ask.add_argument("--fl", metavar="JSON",
+                     help='how to train when no model fits, e.g. \'{"data": "digits", "rounds": 5}\' '
+                          "(fields of FLOptions; default: generated photos, 10 clients, 10 rounds, 3 trials)")
     add_common(ask)
     ask.set_defaults(func=cmd_ask)
+
+
+def _fl_options(text: str | None):
+    if text is None:
+        return None
+    from edgeai.graphs.state import FLOptions
+    from pydantic import ValidationError
+
+    try:
+        return FLOptions.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "--fl"
+        raise UserInputError(f"--fl: field '{where}': {first['msg']}") from None
 
 
 def _date(text: str) -> dt.date:
@@ -63,9 +82,25 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.thread is not None:
         check_text(args.thread, "--thread")
-    out = App.open(settings).ask(
-        args.request, args.thread, **{k: getattr(args, k) for k in ASK_OPTIONS}
-    )
+    fl = _fl_options(args.fl)
+    app = App.open(settings)
+    kwargs = {k: getattr(args, k) for k in ASK_OPTIONS}
+    progress = None
+    if fl is not None or args.yes:
+        from edgeai.cli.fl import Progress, _ask_approval, _codegen_model
+
+        progress = Progress(args.json)
+        kwargs |= {"fl": fl, "approve": args.yes, "progress": progress,
+                   "codegen_model": _codegen_model(settings)}
+    out = app.ask(args.request, args.thread, **kwargs)
+    while out.get("interrupt"):  # generated code waits for approval
+        if not sys.stdin.isatty():
+            raise UserInputError("generated training code needs a person's approval before it "
+                                 "runs: run on a terminal, or pass --yes")
+        from edgeai.cli.fl import Progress, _ask_approval
+
+        out = app.ask(args.request, out["thread"], resume=_ask_approval(out["interrupt"]),
+                      progress=progress or Progress(args.json), fl=fl)
     if out.get("interrupted"):
         stopped = out["interrupted"]
         print(

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from edgeai.config import Settings, require_home
 from edgeai.errors import UnknownThreadError
 from edgeai.graphs.graph import build_graph, sqlite_checkpointer
-from edgeai.graphs.state import EdgeContext, Planner, check_thread_state
+from edgeai.graphs.state import EdgeContext, FLOptions, Planner, check_thread_state
 from edgeai.knowledge.store import KnowledgeStore, open_store
 
 if TYPE_CHECKING:
@@ -59,7 +59,21 @@ class App:
         from edgeai.agents.planning.planner import make_planner
 
         planner = make_planner(settings, store, method=method, chat_model=chat_model)
-        return cls(settings, store, planner, sqlite_checkpointer(settings.checkpoint_db))
+        app = cls(settings, store, planner, sqlite_checkpointer(settings.checkpoint_db))
+        app._chat_model, app._method = chat_model, method
+        from edgeai.tools.federated.served import TrainedRuntime
+        from edgeai.tools.runtimes import register
+
+        register(TrainedRuntime(settings.home))  # models trained here, served from the home
+        return app
+
+    def replan(self) -> Planner:
+        """A planner over the store as it is now (after a model was registered)."""
+        from edgeai.agents.planning.planner import make_planner
+
+        self.planner = make_planner(self.settings, self.store, method=getattr(self, "_method", "json_schema"),
+                                    chat_model=getattr(self, "_chat_model", None))
+        return self.planner
 
     def warm_up(self) -> None:
         """Pay the planner's first-call costs (encoders, indexes) now rather than on a request;
@@ -78,17 +92,25 @@ class App:
         seed: int = 0,
         objective: str = "min_latency",
         solver: str | None = None,
+        approve: bool = False,
+        fl: FLOptions | None = None,
+        codegen_model: Any = None,
+        progress: Any = None,
+        resume: Any = None,
     ) -> dict[str, Any]:
         """One request through the graph on a thread (a new one when `thread` is None); the
-        answer with its plan, placements, results and this turn's trace, as JSON."""
+        answer with its plan, placements, results and this turn's trace, as JSON. A turn that
+        needs a person's approval (generated code about to run) returns with `interrupt` set;
+        `resume=` (the person's answer) on the same thread continues it."""
         from edgeai.agents.planning.read import validate_request
 
         request = validate_request(request)
         new = thread is None
         thread = thread if thread is not None else uuid.uuid4().hex[:12]
+        context = dict(approve=approve, fl=fl, codegen_model=codegen_model, progress=progress)
         with nullcontext() if new else self._thread_lock(thread):
             return self._turn(request, thread, new, today=today, seed=seed, objective=objective,
-                              solver=solver)
+                              solver=solver, extra=context, resume=resume)
 
     def sources(self, plan: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The manuals a plan relied on (its devices'): file name (no folder: answers travel to
@@ -121,7 +143,11 @@ class App:
         seed: int,
         objective: str,
         solver: str | None,
+        extra: dict[str, Any],
+        resume: Any = None,
     ) -> dict[str, Any]:
+        from langgraph.types import Command
+
         config = {"configurable": {"thread_id": thread}}
         interrupted = None
         if not new:
@@ -131,7 +157,7 @@ class App:
                     f"unknown thread '{thread}' (omit --thread to start a new one)"
                 )
             check_thread_state(thread, snapshot.values)
-            if snapshot.next:  # a run stopped before its last node: killed, or crashed
+            if snapshot.next and resume is None:  # a run stopped before its last node: killed, or crashed
                 interrupted = {
                     "request": snapshot.values.get("request"),
                     "stopped_before": list(snapshot.next),
@@ -143,10 +169,19 @@ class App:
             seed=seed,
             objective=objective,
             solver=solver,
+            home=self.settings.home,
+            replan=self.replan,
+            **extra,
         )
-        run = uuid.uuid4().hex[:12]
-        state = self.graph.invoke({"request": request, "run": run}, config, context=context)
+        if resume is not None:
+            run = self.graph.get_state(config).values.get("run", "")
+            state = self.graph.invoke(Command(resume=resume), config, context=context)
+        else:
+            run = uuid.uuid4().hex[:12]
+            state = self.graph.invoke({"request": request, "run": run}, config, context=context)
+        pending = [i.value for i in state.get("__interrupt__", [])]
         return {
+            "interrupt": pending[0] if pending else None,
             "thread": thread,
             "interrupted": interrupted,
             "request": request,
@@ -159,4 +194,20 @@ class App:
             "results": state.get("results"),
             "trace": [s for s in state.get("trace", []) if s.get("run") == run],
             "sources": self.sources(state.get("plan")),
+            "training": _training_public(state.get("training"), run),
         }
+
+
+def _training_public(training: Any, run: str) -> dict[str, Any] | None:
+    """What a caller sees of this turn's training: trials' summaries, rejections, the model."""
+    if training is None:
+        return None
+    t = training if isinstance(training, dict) else training.model_dump(mode="json")
+    if t.get("graph_run") != run:
+        return None
+    from edgeai.tools.federated.trial import TrialRecord
+
+    trials = [TrialRecord.model_validate(r) for r in t.get("trials", [])]
+    return {"model": t.get("model"), "stop": t.get("stop"), "dir": t.get("dir"),
+            "trials": [r.summary() | {"config": r.config} for r in trials],
+            "rejections": t.get("rejections", [])}

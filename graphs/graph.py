@@ -1,7 +1,9 @@
 """The request graph: plan -> choose models -> place work -> run models -> respond.
 
-A plan that nothing in the store can serve branches to `report_missing`, the seat of the
-codegen / FL-tuner path (not built yet: it says which model would be needed). Nodes read the
+A plan that nothing in the store can serve branches to the training sub-graph (graphs/training.py:
+codegen -> validate -> approve -> run -> tune -> register) when the request asks for a task the
+shipped template can train, and then plans the request again with the new model; otherwise to
+`report_missing`, which says what model would be needed. Nodes read the
 typed `EdgeState` and write JSON (state.py says why); `build_graph` compiles the wiring and
 `sqlite_checkpointer` is the default place threads are kept. The app's assembly around it
 (store, planner, checkpointer) is graphs/app.py.
@@ -15,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+from edgeai.agents.codegen import trainable_task
 from edgeai.agents.conversation import day_of, looks_like_followup
 from edgeai.agents.model_selector import select_models
 from edgeai.agents.offloading import place_work
@@ -26,6 +29,7 @@ from edgeai.agents.responder import (
 )
 from edgeai.errors import EdgeAIError
 from edgeai.graphs.state import EdgeContext, EdgeState, Turn
+from edgeai.graphs.training import add_training_nodes, training_summary
 from edgeai.tools.runtimes import ModelNotInstalledError, RunCall, run_installed
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
@@ -60,7 +64,10 @@ def plan_request(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, A
         if day == ctx.today:  # no day word of its own: keep the previous day
             day = dt.date.fromisoformat(previous.day)
         plan = ctx.planner.plan(effective)
+    trained_now = state.training is not None and state.training.graph_run == state.run
     update = {
+        "train": bool(not plan.subtasks and ctx.home is not None and not trained_now
+                      and trainable_task(effective)),
         "effective_request": effective,
         "day": day.isoformat(),
         "plan": plan.model_dump(mode="json"),
@@ -81,10 +88,20 @@ def plan_request(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, A
     )
 
 
-def route_after_plan(state: EdgeState) -> Literal["choose_models", "report_missing"]:
+def route_after_plan(
+    state: EdgeState,
+) -> Literal["choose_models", "prepare_training", "report_missing"]:
     if state.plan is None:
         raise ValueError("route_after_plan reached without a plan in the state")
-    return "choose_models" if state.plan.subtasks else "report_missing"
+    if state.plan.subtasks:
+        return "choose_models"
+    return "prepare_training" if state.train else "report_missing"
+
+
+def _trained_now(state: EdgeState) -> str:
+    """The training summary when this run trained (answers start with it), else ""."""
+    t = state.training
+    return training_summary(t) + "\n\n" if t is not None and t.graph_run == state.run else ""
 
 
 def choose_models(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any]:
@@ -142,7 +159,7 @@ def run_models(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any
 def respond(state: EdgeState) -> dict[str, Any]:
     started = time.perf_counter()
     answer = compose_answer(state.day, state.plan, state.placements, state.results)
-    return _finish(state, answer, "respond", started)
+    return _finish(state, _trained_now(state) + answer, "respond", started)
 
 
 def report_missing(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any]:
@@ -150,7 +167,7 @@ def report_missing(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str,
     started = time.perf_counter()
     needed = [f'a model that serves "{state.effective_request}"']
     answer = missing_model_answer(state.plan, needed)
-    return _finish(state, answer, "report_missing", started)
+    return _finish(state, _trained_now(state) + answer, "report_missing", started)
 
 
 def _finish(state: EdgeState, answer: str, node: str, started: float) -> dict[str, Any]:
@@ -176,8 +193,9 @@ def build_graph(checkpointer: Any = None):
     builder.add_node(report_missing)
     builder.add_edge(START, "plan_request")
     builder.add_conditional_edges(
-        "plan_request", route_after_plan, ["choose_models", "report_missing"]
+        "plan_request", route_after_plan, ["choose_models", "prepare_training", "report_missing"]
     )
+    add_training_nodes(builder, after_register="plan_request", after_decline="report_missing")
     builder.add_edge("choose_models", "place_work")
     builder.add_edge("place_work", "run_models")
     builder.add_edge("run_models", "respond")

@@ -13,12 +13,17 @@ from __future__ import annotations
 import datetime as dt
 import operator
 from dataclasses import dataclass, field
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Protocol
 
+from edgeai.agents.codegen import Proposal, Rejection
 from edgeai.agents.responder import RunResult
 from edgeai.errors import EdgeAIError
 from edgeai.knowledge.store import KnowledgeStore
 from edgeai.schemas import Placement, Plan, Selection
+from edgeai.tools.federated.template import SearchSpace
+from edgeai.tools.federated.trial import PreparedData, TrialRecord
 from pydantic import BaseModel, Field, ValidationError
 
 
@@ -41,6 +46,43 @@ class Turn(BaseModel):
     answer: str
 
 
+class FLOptions(BaseModel):
+    """How automatic federated learning trains (per run: `edgeai fl auto` flags, `ask --yes`)."""
+
+    data: str = Field("generated", description="generated, digits or cifar10:PATH")
+    clients: int = Field(10, ge=1, description="the paper's set-up: 10 clients")
+    rounds: int = Field(10, ge=1, description="global rounds per trial")
+    trials: int = Field(3, ge=1, description="at most this many trials")
+    scheme: str = Field("iid", description="iid or dirichlet")
+    alpha: float = Field(0.5, gt=0, description="Dirichlet concentration (non-IID)")
+    n_train: int | None = Field(None, ge=1, description="use only this many training examples")
+    seed: int = 0
+    target: float | None = Field(None, description="stop once validation accuracy reaches it")
+    patience: int = Field(2, ge=1, description="stop after this many trials without gain")
+    seconds: float = Field(1800.0, gt=0, description="time limit of one sandboxed trial")
+    memory_mb: int = Field(6144, ge=256, description="memory cap of one sandboxed trial")
+    template: str = "image_classification"
+
+
+class Training(BaseModel):
+    """The training loop's record in the state: data, trials, the open proposal, the outcome."""
+
+    graph_run: str = Field(description="the graph run (one ask) that started it")
+    run_id: str
+    dir: str
+    purpose: str
+    options: FLOptions
+    data: PreparedData
+    trials: list[TrialRecord] = Field(default_factory=list)
+    space: SearchSpace = Field(default_factory=SearchSpace)
+    proposal: Proposal | None = None
+    rejections: list[Rejection] = Field(default_factory=list)
+    approved: bool = False
+    stop: str | None = None
+    model: str | None = None
+    best_trial: int | None = None
+
+
 class EdgeState(BaseModel):
     """Only what changes between nodes; lists that grow across turns have a reducer."""
 
@@ -55,6 +97,10 @@ class EdgeState(BaseModel):
     placements: list[Placement] = Field(default_factory=list)
     offloading: dict[str, Any] | None = None  # the solved instance, decision and score (spec JSON)
     results: list[RunResult] = Field(default_factory=list)
+    train: bool = False
+    """the plan found no model but the request names a task the template can train"""
+    training: Training | None = None
+    """automatic federated learning, when the request asked for a model nobody serves"""
     answer: str = ""
     history: Annotated[list[Turn], operator.add] = Field(default_factory=list)
     trace: Annotated[list[dict[str, Any]], operator.add] = Field(default_factory=list)
@@ -83,3 +129,15 @@ class EdgeContext:
     seed: int = 0
     objective: str = "min_latency"
     solver: str | None = None
+    home: Path | None = None
+    """the data home (training writes its runs and registered models there)"""
+    approve: bool = False
+    """approve generated code without asking (`--yes`); otherwise the graph interrupts"""
+    fl: FLOptions | None = None
+    """how to train when a request needs a new model (None: the defaults)"""
+    codegen_model: Any = None
+    """a LangChain chat model for the codegen agent (None: the embedded Optuna search)"""
+    progress: Callable[[dict[str, Any]], None] | None = None
+    """called with training events (trial start, each round, registration) for progress bars"""
+    replan: Callable[[], Any] | None = None
+    """rebuilds the planner after a model is registered (the store changed)"""

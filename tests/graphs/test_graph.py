@@ -156,7 +156,7 @@ def test_unsupported_plan_branches_to_report_missing(healthcare_home: Path, tmp_
         {"request": "turn on the lights"}, {"configurable": {"thread_id": "u"}}, context=ctx
     )
     assert [s["node"] for s in state["trace"]] == ["plan_request", "report_missing"]
-    assert "No model" in state["answer"] and "not built yet" in state["answer"]
+    assert "No model" in state["answer"] and "trains only what its templates cover" in state["answer"]
 
 
 def test_ask_and_follow_up_on_the_same_thread(session) -> None:

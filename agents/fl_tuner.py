@@ -1,0 +1,135 @@
+"""The FL-tuner agent (Sec. III-B, Fig. 4 of the paper): read a trial's learning curve, say what
+went wrong, narrow the space for the next proposal, and decide when to stop.
+
+It reads the validation curve (the test split is never looked at while tuning) and diagnoses:
+- diverged: the model ends near chance (or a loss is not finite): the rate was far too high;
+- oscillating: validation accuracy fell by more than 2 points between rounds at least twice,
+  the paper's trial 2: lower the rate and add a global decay (its trial 3's fix);
+- still rising: the last third of the rounds gained more than 2 points: the run was cut short,
+  so a higher rate, momentum/Adam or more local epochs may help;
+- plateau: the second half gained less than 1 point: decay the rate to settle;
+- overfitting: validation loss rose 10 % above its minimum: require augmentation.
+From the best trial so far it builds the next `SearchSpace` for the codegen agent (the
+architecture stays the first trial's, as in the paper). It stops when the budget of trials is
+spent, the target accuracy is reached, or `patience` trials in a row brought no gain.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from edgeai.tools.federated.template import Manifest, SearchSpace
+from edgeai.tools.federated.trial import TrialRecord
+from pydantic import BaseModel, Field
+
+
+class Diagnosis(BaseModel):
+    """What a learning curve says."""
+
+    diverged: bool = False
+    oscillating: bool = False
+    still_rising: bool = False
+    plateau: bool = False
+    overfitting: bool = False
+    notes: list[str] = Field(default_factory=list)
+
+
+def diagnose(curve: list[dict[str, Any]], num_classes: int) -> Diagnosis:
+    """Read a validation curve (round 0 = the initial model)."""
+    rounds = [r for r in curve if r.get("round", 0) > 0]
+    d = Diagnosis()
+    if not rounds:
+        d.notes.append("no round finished")
+        return d
+    acc = [float(r["val_accuracy"]) for r in rounds]
+    loss = [float(r["val_loss"]) for r in rounds]
+    chance = 1.0 / max(num_classes, 1)
+    if not all(math.isfinite(v) for v in loss) or acc[-1] <= chance + 0.05:
+        d.diverged = True
+        d.notes.append(f"ends near chance ({acc[-1]:.2f}): the rate is far too high")
+        return d
+    drops = sum(1 for a, b in zip(acc, acc[1:]) if b < a - 0.02)
+    if drops >= 2:
+        d.oscillating = True
+        d.notes.append(f"accuracy fell by > 2 points {drops} times: the rate is too large")
+    n = len(acc)
+    third = acc[max(0, n - 1 - max(1, n // 3))]
+    if acc[-1] - third > 0.02:
+        d.still_rising = True
+        d.notes.append(f"still rising at the end (+{100 * (acc[-1] - third):.1f} points "
+                       f"in the last third)")
+    half = acc[max(0, n // 2 - 1)]
+    if not d.still_rising and acc[-1] - half < 0.01:
+        d.plateau = True
+        d.notes.append("flat over the second half")
+    best_loss = min(loss)
+    if loss[-1] > 1.1 * best_loss and loss.index(best_loss) < n - 1:
+        d.overfitting = True
+        d.notes.append(f"validation loss rose from {best_loss:.3f} to {loss[-1]:.3f}: overfitting")
+    return d
+
+
+def best_trial(trials: list[TrialRecord]) -> TrialRecord | None:
+    ok = [t for t in trials if t.status == "ok" and t.final() is not None]
+    return max(ok, key=lambda t: t.final()) if ok else None
+
+
+def next_space(manifest: Manifest, trials: list[TrialRecord], num_classes: int) -> SearchSpace:
+    """Where the codegen agent should search next, from the curves so far."""
+    space = SearchSpace()
+    first = trials[0] if trials else None
+    if first is not None:  # the paper keeps the architecture after the first trial
+        space.fixed["ARCH"] = first.config["ARCH"]
+        space.fixed["WARM_START"] = first.config.get("WARM_START", False)
+    best = best_trial(trials)
+    last = trials[-1] if trials else None
+    if best is None:
+        if last is not None:
+            lr = float(last.config["LEARNING_RATE"])
+            space.windows["LEARNING_RATE"] = (lr / 30, lr / 3)
+            space.notes.append("every trial failed: a much lower rate")
+        return space
+    d = diagnose(last.curve if last.status == "ok" else best.curve, num_classes)
+    lr = float(best.config["LEARNING_RATE"])
+    rounds = max(1, best.rounds)
+    decay_window = (0.1, 0.5)
+    every_window = (max(1, rounds // 4), max(1, rounds // 2))
+    lr_c = manifest.configuration("LEARNING_RATE")
+    if d.diverged:
+        space.windows["LEARNING_RATE"] = (lr / 30, lr / 3)
+    elif d.oscillating:
+        space.windows["LEARNING_RATE"] = (lr / 10, lr / 2)
+        space.windows["GLOBAL_DECAY"] = decay_window
+        space.windows["GLOBAL_DECAY_EVERY"] = every_window
+    elif d.still_rising:
+        space.windows["LEARNING_RATE"] = (lr, min(lr_c.high, 4 * lr))
+        epochs = int(best.config["LOCAL_EPOCHS"])
+        space.windows["LOCAL_EPOCHS"] = (epochs, epochs + 1)
+        if best.config["OPTIMIZER"] == "sgd":
+            space.choices["OPTIMIZER"] = ["momentum", "adam"]
+    else:
+        space.windows["LEARNING_RATE"] = (lr / 2, 2 * lr)
+        if d.plateau:
+            space.windows["GLOBAL_DECAY"] = decay_window
+            space.windows["GLOBAL_DECAY_EVERY"] = every_window
+    if d.overfitting or best.config["AUGMENTATION"] == "none" and not d.diverged:
+        space.choices["AUGMENTATION"] = [a for a in manifest.configuration("AUGMENTATION").choices
+                                         if a != "none"]
+    space.notes = d.notes or ["the best curve looks healthy: search near its settings"]
+    return space
+
+
+def stop_reason(trials: list[TrialRecord], *, max_trials: int, target: float | None = None,
+                patience: int = 2, min_gain: float = 0.005) -> str | None:
+    """Why to stop now, or None to go on."""
+    if len(trials) >= max_trials:
+        return f"the budget of {max_trials} trials is spent"
+    best = best_trial(trials)
+    if target is not None and best is not None and best.final() >= target:
+        return f"the target accuracy {target:.2f} is reached"
+    if len(trials) > patience:
+        before = best_trial(trials[:-patience])
+        if before is not None and best is not None and best.final() < before.final() + min_gain:
+            return f"no gain in the last {patience} trials"
+    return None
