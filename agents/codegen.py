@@ -38,8 +38,13 @@ SYSTEM_PROMPT = (
     "learning app from a template. Only the marked regions of {file} may change. Answer JSON: "
     '{{"values": {{NAME: value, ...}}, "regions": {{REGION: "python code", ...}}, '
     '"rationale": "one sentence"}}. "regions" is optional: give the full new body of a region '
-    "only to change its code; it must still assign every configuration of that region."
+    "only to change its code; it must still assign every configuration of that region.\n"
+    "What you know (JSON): {context}"
 )
+# the last message is the request itself: small models echo a long last message instead of
+# answering it, so the context goes in the system message and the ask comes last
+PROPOSE_PROMPT = ("Propose the configuration of trial {trial} as the JSON object described: "
+                  "values within the allowed ranges, improving on the earlier trials' curves.")
 
 
 class Proposal(BaseModel):
@@ -142,18 +147,29 @@ class LLMAnswer(BaseModel):
 
 
 def llm_proposal(manifest: Manifest, chat_model: BaseChatModel, ctx: dict[str, Any],
-                 base: dict[str, Any]) -> Proposal:
+                 base: dict[str, Any], prompt: str | None = None) -> Proposal:
     """Ask the LLM; its values fill the regions and its region code replaces theirs. The text is
-    returned unvalidated: the caller validates every proposal the same way."""
+    returned unvalidated: the caller validates every proposal the same way. A reply that holds
+    no configuration at all is a rejection too (it must not pass as the LLM's proposal)."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    messages = [SystemMessage(SYSTEM_PROMPT.format(file=GENERATED)),
-                HumanMessage(json.dumps(ctx, default=str))]
-    reply = chat_model.invoke(messages)
+    messages = [SystemMessage(SYSTEM_PROMPT.format(file=GENERATED,
+                                                   context=json.dumps(ctx, default=str))),
+                HumanMessage((prompt or PROPOSE_PROMPT).format(
+                    trial=len(ctx.get("trials", [])) + 1))]
+    # JSON mode (OpenAI, vLLM, llama.cpp and `edgeai llm serve` all take it): the reply parses
+    reply = chat_model.bind(response_format={"type": "json_object"}).invoke(messages)
     answer = parse_llm_answer(str(reply.content))
-    config = {**base, **{k: v for k, v in answer.values.items()}}
-    known = {k: v for k, v in config.items() if k in manifest.names()}
-    text = manifest.render(known, check=False)  # out-of-range values: the validator says why
+    if not answer.values and not answer.regions:
+        raise CodeRejected([f"the LLM's reply held no configuration {answer.rationale}".strip()])
+    unknown = sorted(k for k in answer.values if k not in manifest.names())
+    if unknown:
+        raise CodeRejected([f"unknown configuration '{k}'" for k in unknown])
+    known = {**base, **answer.values}
+    try:  # out-of-range values are written as given: the validator says what is wrong
+        text = manifest.render(known, check=False)
+    except (TypeError, ValueError) as exc:
+        raise CodeRejected([f"a value cannot be written into the template: {exc}"]) from None
     if answer.regions:
         outside, bodies = split_regions(text)
         bodies.update(answer.regions)
@@ -181,14 +197,16 @@ def parse_llm_answer(content: str) -> LLMAnswer:
 def propose(manifest: Manifest, *, trial: int, profile: dict[str, Any], purpose: str,
             finished: list[tuple[dict[str, Any], float | None]], history: list[dict[str, Any]],
             space: SearchSpace, chat_model: BaseChatModel | None = None,
-            seed: int = 0) -> tuple[Proposal, dict[str, Any], list[Rejection]]:
+            seed: int = 0, prompt: str | None = None,
+            ) -> tuple[Proposal, dict[str, Any], list[Rejection]]:
     """The next validated proposal, its validated values and any rejected ones before it."""
     rejections: list[Rejection] = []
     if chat_model is not None:
         base = search_proposal(manifest, finished, space, trial=trial, seed=seed).config
         try:
             proposal = llm_proposal(manifest, chat_model, context(manifest, profile, purpose,
-                                                                  history, space), base)
+                                                                  history, space), base,
+                                    prompt)
             return proposal, validate(proposal.text, manifest), rejections
         except CodeRejected as exc:
             rejections.append(Rejection(source="llm", reasons=exc.reasons))

@@ -2,7 +2,10 @@
 went wrong, narrow the space for the next proposal, and decide when to stop.
 
 It reads the validation curve (the test split is never looked at while tuning) and diagnoses:
-- diverged: the model ends near chance (or a loss is not finite): the rate was far too high;
+- diverged: a loss is not finite or validation loss ends 50 % above the initial model's: the
+  rate was far too high;
+- stalled: accuracy ends near chance while the loss did not blow up: too little progress per
+  round, so more local epochs, another optimizer or a higher rate;
 - oscillating: validation accuracy fell by more than 2 points between rounds at least twice,
   the paper's trial 2: lower the rate and add a global decay (its trial 3's fix);
 - still rising: the last third of the rounds gained more than 2 points: the run was cut short,
@@ -28,6 +31,7 @@ class Diagnosis(BaseModel):
     """What a learning curve says."""
 
     diverged: bool = False
+    stalled: bool = False
     oscillating: bool = False
     still_rising: bool = False
     plateau: bool = False
@@ -45,9 +49,15 @@ def diagnose(curve: list[dict[str, Any]], num_classes: int) -> Diagnosis:
     acc = [float(r["val_accuracy"]) for r in rounds]
     loss = [float(r["val_loss"]) for r in rounds]
     chance = 1.0 / max(num_classes, 1)
-    if not all(math.isfinite(v) for v in loss) or acc[-1] <= chance + 0.05:
+    start = [float(r["val_loss"]) for r in curve if r.get("round", 0) == 0]
+    if not all(math.isfinite(v) for v in loss) or (start and loss[-1] > 1.5 * start[0]):
         d.diverged = True
-        d.notes.append(f"ends near chance ({acc[-1]:.2f}): the rate is far too high")
+        d.notes.append("the loss blew up: the rate is far too high")
+        return d
+    if acc[-1] <= chance + 0.05:
+        d.stalled = True
+        d.notes.append(f"ends near chance ({acc[-1]:.2f}) without diverging: too little "
+                       f"progress per round")
         return d
     drops = sum(1 for a, b in zip(acc, acc[1:]) if b < a - 0.02)
     if drops >= 2:
@@ -96,16 +106,20 @@ def next_space(manifest: Manifest, trials: list[TrialRecord], num_classes: int) 
     decay_window = (0.1, 0.5)
     every_window = (max(1, rounds // 4), max(1, rounds // 2))
     lr_c = manifest.configuration("LEARNING_RATE")
+    epochs = int(best.config["LOCAL_EPOCHS"])
+    epochs_c = manifest.configuration("LOCAL_EPOCHS")
     if d.diverged:
         space.windows["LEARNING_RATE"] = (lr / 30, lr / 3)
+    elif d.stalled:
+        space.windows["LOCAL_EPOCHS"] = (min(epochs + 1, epochs_c.high), epochs_c.high)
+        space.windows["LEARNING_RATE"] = (lr / 3, min(lr_c.high, 3 * lr))
     elif d.oscillating:
         space.windows["LEARNING_RATE"] = (lr / 10, lr / 2)
         space.windows["GLOBAL_DECAY"] = decay_window
         space.windows["GLOBAL_DECAY_EVERY"] = every_window
     elif d.still_rising:
         space.windows["LEARNING_RATE"] = (lr, min(lr_c.high, 4 * lr))
-        epochs = int(best.config["LOCAL_EPOCHS"])
-        space.windows["LOCAL_EPOCHS"] = (epochs, epochs + 1)
+        space.windows["LOCAL_EPOCHS"] = (epochs, min(epochs + 1, epochs_c.high))
         if best.config["OPTIMIZER"] == "sgd":
             space.choices["OPTIMIZER"] = ["momentum", "adam"]
     else:
@@ -113,7 +127,7 @@ def next_space(manifest: Manifest, trials: list[TrialRecord], num_classes: int) 
         if d.plateau:
             space.windows["GLOBAL_DECAY"] = decay_window
             space.windows["GLOBAL_DECAY_EVERY"] = every_window
-    if d.overfitting or best.config["AUGMENTATION"] == "none" and not d.diverged:
+    if d.overfitting or (best.config["AUGMENTATION"] == "none" and not (d.diverged or d.stalled)):
         space.choices["AUGMENTATION"] = [a for a in manifest.configuration("AUGMENTATION").choices
                                          if a != "none"]
     space.notes = d.notes or ["the best curve looks healthy: search near its settings"]

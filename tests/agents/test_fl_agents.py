@@ -50,6 +50,8 @@ def test_diagnoses_read_the_curve():
     d = fl_tuner.diagnose(_curve([0.1, 0.6, 0.7, 0.7, 0.7, 0.705]), 10)
     assert d.plateau and not d.still_rising
     d = fl_tuner.diagnose(_curve([0.1, 0.11, 0.1, 0.12]), 10)
+    assert d.stalled and not d.diverged
+    d = fl_tuner.diagnose(_curve([0.1, 0.1, 0.1], [2.3, 5.0, 9.0]), 10)
     assert d.diverged
     d = fl_tuner.diagnose(_curve([0.1, 0.6, 0.7, 0.72, 0.73], [2.3, 1.0, 0.8, 0.95, 1.1]), 10)
     assert d.overfitting
@@ -67,6 +69,14 @@ def test_next_space_keeps_the_architecture_and_answers_the_diagnosis():
     assert space.windows["LEARNING_RATE"][0] == 0.01 and space.windows["LEARNING_RATE"][1] > 0.01
     assert set(space.choices["OPTIMIZER"]) == {"momentum", "adam"}
     assert "none" not in space.choices["AUGMENTATION"]
+
+
+def test_a_stalled_run_gets_more_local_work_not_a_lower_rate():
+    m = load_manifest()
+    stalled = _trial(1, [0.1, 0.11, 0.1, 0.12], LEARNING_RATE=0.05, LOCAL_EPOCHS=1)
+    space = fl_tuner.next_space(m, [stalled], 10)
+    assert space.windows["LOCAL_EPOCHS"] == (2, 5)
+    assert space.windows["LEARNING_RATE"][1] > 0.05
 
 
 def test_stop_rules():

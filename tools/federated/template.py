@@ -128,7 +128,10 @@ class Manifest:
         for name in self.fixed_files:
             shutil.copyfile(self.folder / name, app_dir / name)
         (app_dir / GENERATED).write_text(text, encoding="utf-8")
-        (app_dir / "pyproject.toml").write_text(_PYPROJECT.format(name=self.name), encoding="utf-8")
+        # Flower app names: letters, digits and hyphens, at most 32 characters
+        app = re.sub(r"[^A-Za-z0-9]+", "-", self.name)[:22].strip("-")
+        (app_dir / "pyproject.toml").write_text(_PYPROJECT.format(name=self.name, app=app),
+                                                encoding="utf-8")
         return app_dir
 
 
@@ -138,7 +141,8 @@ requires = ["hatchling"]
 build-backend = "hatchling.build"
 
 [project]
-name = "edgeai-fl-{name}"
+license = "Apache-2.0"
+name = "edgeai-fl-{app}"
 version = "1.0.0"
 description = "A Flower app written by edgeai's codegen agent from the template {name}"
 dependencies = []
