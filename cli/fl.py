@@ -95,7 +95,9 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
 
 def _options(args: argparse.Namespace) -> Any:
     from edgeai.graphs.state import FLOptions
+    from edgeai.tools.federated.data import check_spec
 
+    check_spec(args.data)  # one line, before anything is created
     return FLOptions(
         data=args.data, clients=args.clients, rounds=args.rounds,
         trials=getattr(args, "trials", 1), target=getattr(args, "target", None),
@@ -154,15 +156,16 @@ def _codegen_model(settings: Settings) -> Any:
 
 
 def cmd_auto(args: argparse.Namespace, settings: Settings) -> int:
-    from edgeai.inputs import check_text
+    from edgeai.agents.planning.read import validate_request
 
-    purpose = check_text(args.purpose, "purpose")
+    purpose = validate_request(args.purpose)
+    options = _options(args)
     if not args.yes and not sys.stdin.isatty():
         raise UserInputError("generated code needs a person's approval before it runs: "
                              "run on a terminal, or pass --yes")
     from edgeai.graphs.training import train_in_home
 
-    out = train_in_home(settings, purpose, _options(args), approve=args.yes,
+    out = train_in_home(settings, purpose, options, approve=args.yes,
                         codegen_model=_codegen_model(settings), progress=Progress(args.json),
                         ask=_ask_approval)
     if args.json:
@@ -180,8 +183,10 @@ def _ask_approval(request: dict[str, Any]) -> bool:
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeai.tools.federated.data import check_spec
     from edgeai.tools.federated.fl_run import run_once
 
+    check_spec(args.data)
     config = None
     if args.config:
         try:
@@ -190,6 +195,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             raise UserInputError(f"--config is not JSON: {exc.msg}") from None
         if not isinstance(config, dict):
             raise UserInputError("--config must be a JSON object of configuration values")
+    from edgeai.tools.federated.template import load_manifest
+
+    manifest = load_manifest()
+    manifest.render({**manifest.defaults(), **(config or {})})  # refuses before anything is made
     settings.home.mkdir(parents=True, exist_ok=True)
     out = run_once(settings.home, config, data=args.data, clients=args.clients,
                    rounds=args.rounds, scheme=args.partition, alpha=args.alpha,
@@ -203,7 +212,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.graphs.fl_bench import run_bench
 
-    grid = [float(x) for x in args.grid.split(",") if x.strip()]
+    from edgeai.tools.federated.data import check_spec
+
+    for spec in args.data:
+        check_spec(spec)
+    try:
+        grid = [float(x) for x in args.grid.split(",") if x.strip()]
+    except ValueError:
+        raise UserInputError(f"--grid: '{args.grid}' is not a comma-separated list of rates") from None
     if not grid:
         raise UserInputError("--grid needs at least one learning rate")
     settings.home.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from edgeai.knowledge.store import KnowledgeStore
 from edgeai.schemas import Placement, Plan, Selection
 from edgeai.tools.federated.template import SearchSpace
 from edgeai.tools.federated.trial import PreparedData, TrialRecord
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 
 class Planner(Protocol):
@@ -62,6 +62,13 @@ class FLOptions(BaseModel):
     seconds: float = Field(1800.0, gt=0, description="time limit of one sandboxed trial")
     memory_mb: int = Field(6144, ge=256, description="memory cap of one sandboxed trial")
     template: str = "image_classification"
+
+    @field_validator("data")
+    @classmethod
+    def _data(cls, value: str) -> str:
+        from edgeai.tools.federated.data import check_spec
+
+        return check_spec(value)
 
 
 class Training(BaseModel):

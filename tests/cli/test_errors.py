@@ -214,3 +214,27 @@ def test_a_read_only_home_serves_reads_and_refuses_writes(healthcare_home: Path)
         for p in [root, *root.rglob("*")]:
             p.chmod(0o755 if p.is_dir() else 0o644)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["fl", "auto", "", "--yes"], "request is empty"),
+    (["fl", "auto", "train an image classifier", "--data", "nope", "--yes"], "unknown data set 'nope'"),
+    (["fl", "auto", "train x", "--data", "cifar10:/nonexistent", "--yes"], "batches.meta does not exist"),
+    (["fl", "auto", "train an image classifier"], "pass --yes"),
+    (["fl", "run", "--config", "{bad"], "--config is not JSON"),
+    (["fl", "run", "--config", '{"LEARNING_RATE": 9}'], "LEARNING_RATE = 9 is outside"),
+    (["fl", "run", "--config", '{"OPTIMIZER": "lion"}'], "not one of"),
+    (["bench", "fl", "--grid", "a,b"], "--grid"),
+])
+def test_bad_federated_learning_input_is_refused_before_anything_is_made(capsys, tmp_path: Path,
+                                                                         argv, needle) -> None:
+    home = tmp_path / "new-home"
+    code, _, err = run(capsys, *argv, "--home", str(home))
+    assert_one_line_error(code, err, needle)
+    assert not home.exists()
+
+
+def test_bad_training_options_on_ask_are_refused(capsys, healthcare_home: Path) -> None:
+    code, _, err = run(capsys, "ask", "train an image classifier for my photos", "--fl",
+                       '{"rounds": 0}', "--home", str(healthcare_home))
+    assert_one_line_error(code, err, "--fl", "rounds")

@@ -84,6 +84,21 @@ class FederatedData:
 # ----------------------------------------------------------------------------- loading
 
 
+def check_spec(spec: str) -> str:
+    """`spec` when it names a data set that is there (cheap: no file is read); one line if not."""
+    if spec in ("generated", "digits"):
+        return spec
+    if spec.startswith("cifar10:") and spec[len("cifar10:"):]:
+        path = Path(spec[len("cifar10:"):]).expanduser()
+        root = path / "cifar-10-batches-py" if (path / "cifar-10-batches-py").is_dir() else path
+        for name in ("batches.meta", "data_batch_1", "test_batch"):
+            if not (root / name).is_file():
+                raise UserInputError(f"cifar10: {root / name} does not exist (give the "
+                                     f"cifar-10-batches-py folder or its parent)")
+        return spec
+    raise UserInputError(f"unknown data set '{spec}' (choose from {', '.join(SPECS)})")
+
+
 def load_data(spec: str, cache_dir: Path | None = None, n_train: int | None = None,
               seed: int = 0) -> FederatedData:
     """The data set `spec` names ("generated", "digits" or "cifar10:PATH").
