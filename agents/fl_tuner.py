@@ -11,9 +11,17 @@ It reads the validation curve (the test split is never looked at while tuning) a
 - still rising: the last third of the rounds gained more than 2 points: the run was cut short,
   so a higher rate, momentum/Adam or more local epochs may help;
 - plateau: the second half gained less than 1 point: decay the rate to settle;
-- overfitting: validation loss rose 10 % above its minimum: require augmentation.
-From the best trial so far it builds the next `SearchSpace` for the codegen agent (the
-architecture stays the first trial's, as in the paper). It stops when the budget of trials is
+- overfitting: validation loss rose 10 % above its minimum, or ends 50 % above the clients'
+  training loss: require augmentation.
+From the best trial so far (and its curve) it builds the next `SearchSpace` for the codegen
+agent; the architecture stays the first trial's, as in the paper. The rules follow the usual
+reading of learning curves: an underfitting run (stalled or still rising when the rounds run
+out) gets more local work per round (local epochs: FedAvg's lever against a binding round
+budget) and no augmentation (regularisation does not help a model that underfits); an
+overfitting one gets augmentation; an oscillating or flat one a lower rate and a decay.
+(Version 1 of these rules, measured in docs/BENCHMARKS.md, required augmentation whenever the
+best trial had none, and kept one local epoch for slow runs: it lost to the baseline on the
+generated photos.) It stops when the budget of trials is
 spent, the target accuracy is reached, or `patience` trials in a row brought no gain.
 """
 
@@ -74,9 +82,14 @@ def diagnose(curve: list[dict[str, Any]], num_classes: int) -> Diagnosis:
         d.plateau = True
         d.notes.append("flat over the second half")
     best_loss = min(loss)
+    train = rounds[-1].get("train_loss")
     if loss[-1] > 1.1 * best_loss and loss.index(best_loss) < n - 1:
         d.overfitting = True
         d.notes.append(f"validation loss rose from {best_loss:.3f} to {loss[-1]:.3f}: overfitting")
+    elif train is not None and loss[-1] > 1.5 * float(train) and loss[-1] - float(train) > 0.2:
+        d.overfitting = True
+        d.notes.append(f"validation loss {loss[-1]:.3f} is far above the training loss "
+                       f"{float(train):.3f}: overfitting")
     return d
 
 
@@ -100,36 +113,43 @@ def next_space(manifest: Manifest, trials: list[TrialRecord], num_classes: int) 
             space.windows["LEARNING_RATE"] = (lr / 30, lr / 3)
             space.notes.append("every trial failed: a much lower rate")
         return space
-    d = diagnose(last.curve if last.status == "ok" else best.curve, num_classes)
+    d = diagnose(best.curve, num_classes)  # improve on the best trial, from its own curve
     lr = float(best.config["LEARNING_RATE"])
     rounds = max(1, best.rounds)
     decay_window = (0.1, 0.5)
     every_window = (max(1, rounds // 4), max(1, rounds // 2))
     lr_c = manifest.configuration("LEARNING_RATE")
     epochs = int(best.config["LOCAL_EPOCHS"])
-    epochs_c = manifest.configuration("LOCAL_EPOCHS")
+    more_epochs = (min(epochs + 1, int(manifest.configuration("LOCAL_EPOCHS").high)),
+                   min(epochs + 2, int(manifest.configuration("LOCAL_EPOCHS").high)))
+    underfit = (d.stalled or d.still_rising) and not d.oscillating
     if d.diverged:
         space.windows["LEARNING_RATE"] = (lr / 30, lr / 3)
-    elif d.stalled:
-        space.windows["LOCAL_EPOCHS"] = (min(epochs + 1, epochs_c.high), epochs_c.high)
-        space.windows["LEARNING_RATE"] = (lr / 3, min(lr_c.high, 3 * lr))
     elif d.oscillating:
         space.windows["LEARNING_RATE"] = (lr / 10, lr / 2)
         space.windows["GLOBAL_DECAY"] = decay_window
         space.windows["GLOBAL_DECAY_EVERY"] = every_window
-    elif d.still_rising:
-        space.windows["LEARNING_RATE"] = (lr, min(lr_c.high, 4 * lr))
-        space.windows["LOCAL_EPOCHS"] = (epochs, min(epochs + 1, epochs_c.high))
+    elif underfit:
+        # the round budget binds: more local work per round (FedAvg's lever, McMahan et al.)
+        # and a rate at least as high; no regularisation while the model underfits
+        space.windows["LOCAL_EPOCHS"] = more_epochs
+        low = lr / 2 if d.stalled else lr
+        space.windows["LEARNING_RATE"] = (low, min(lr_c.high, 3 * lr))
         if best.config["OPTIMIZER"] == "sgd":
             space.choices["OPTIMIZER"] = ["momentum", "adam"]
+        space.windows["GLOBAL_DECAY"] = (0.5, 1.0)  # at most a mild decay, late
+        space.windows["GLOBAL_DECAY_EVERY"] = (max(1, rounds // 2), rounds)
+        space.windows["LOCAL_DECAY"] = (0.9, 1.0)
     else:
         space.windows["LEARNING_RATE"] = (lr / 2, 2 * lr)
         if d.plateau:
             space.windows["GLOBAL_DECAY"] = decay_window
             space.windows["GLOBAL_DECAY_EVERY"] = every_window
-    if d.overfitting or (best.config["AUGMENTATION"] == "none" and not (d.diverged or d.stalled)):
-        space.choices["AUGMENTATION"] = [a for a in manifest.configuration("AUGMENTATION").choices
-                                         if a != "none"]
+    augmentations = manifest.configuration("AUGMENTATION").choices
+    if d.overfitting:
+        space.choices["AUGMENTATION"] = [a for a in augmentations if a != "none"]
+    elif underfit and not d.diverged:
+        space.choices["AUGMENTATION"] = ["none"]
     space.notes = d.notes or ["the best curve looks healthy: search near its settings"]
     return space
 

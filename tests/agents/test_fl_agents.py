@@ -68,6 +68,10 @@ def test_next_space_keeps_the_architecture_and_answers_the_diagnosis():
     space = fl_tuner.next_space(m, [rising], 10)
     assert space.windows["LEARNING_RATE"][0] == 0.01 and space.windows["LEARNING_RATE"][1] > 0.01
     assert set(space.choices["OPTIMIZER"]) == {"momentum", "adam"}
+    assert space.windows["LOCAL_EPOCHS"] == (2, 3)
+    overfit = _trial(1, [0.1, 0.6, 0.7, 0.72, 0.73])
+    overfit.curve[-1]["val_loss"], overfit.curve[1]["val_loss"] = 1.5, 1.0
+    space = fl_tuner.next_space(m, [overfit], 10)
     assert "none" not in space.choices["AUGMENTATION"]
 
 
@@ -75,7 +79,8 @@ def test_a_stalled_run_gets_more_local_work_not_a_lower_rate():
     m = load_manifest()
     stalled = _trial(1, [0.1, 0.11, 0.1, 0.12], LEARNING_RATE=0.05, LOCAL_EPOCHS=1)
     space = fl_tuner.next_space(m, [stalled], 10)
-    assert space.windows["LOCAL_EPOCHS"] == (2, 5)
+    assert space.windows["LOCAL_EPOCHS"] == (2, 3)
+    assert space.choices["AUGMENTATION"] == ["none"]  # no regularisation while underfitting
     assert space.windows["LEARNING_RATE"][1] > 0.05
 
 
