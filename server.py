@@ -221,9 +221,15 @@ def plan(body: PlanRequest, s: AppDep) -> dict[str, Any]:
 @router.post("/ask", response_model=AskPublic)
 def ask(body: AskRequest, s: AppDep) -> dict[str, Any]:
     try:
-        return s.ask(body.request, body.thread, seed=body.seed)
+        out = s.ask(body.request, body.thread, seed=body.seed)
     except UnknownThreadError as exc:
         raise HTTPException(status_code=404, detail=public(str(exc))) from exc
+    # a request that started federated training names its run folder: not for clients
+    if out.get("training"):
+        out["training"] = {k: v for k, v in out["training"].items() if k != "dir"}
+    if out.get("answer"):
+        out["answer"] = public(out["answer"])
+    return out
 
 
 def __getattr__(name: str) -> Any:

@@ -71,6 +71,9 @@ def run_bench(settings: Any, *, data: list[str], partitions: list[str], alpha: f
                 "gain_points": round(100 * (a_test - b_test), 2) if a_test is not None and b_test is not None else None,
                 "baseline_client_rounds": sum(r.client_rounds for r in base),
                 "auto_client_rounds": sum(r.client_rounds for r in records),
+                # local computation: a client-round of E local epochs costs E client-epochs
+                "baseline_client_epochs": sum(r.client_rounds * r.config["LOCAL_EPOCHS"] for r in base),
+                "auto_client_epochs": sum(r.client_rounds * r.config["LOCAL_EPOCHS"] for r in records),
                 "trials": len(records), "stop": auto["stop"],
             })
             curves = {}
@@ -104,11 +107,12 @@ def _settings_for(settings: Any, home: Path) -> Any:
 
 def _table(summary: list[dict[str, Any]]) -> None:
     head = (f"{'data':<10} {'partition':<22} {'baseline test':>14} {'best trial test':>16} "
-            f"{'gain (pts)':>10} {'client-rounds base/auto':>24}")
+            f"{'gain (pts)':>10} {'client-rounds base/auto':>24} {'client-epochs base/auto':>24}")
     print(head)
     for s in summary:
         def pct(v: float | None) -> str:
             return f"{100 * v:.1f} %" if v is not None else "-"
         print(f"{s['data']:<10} {s['partition']:<22} {pct(s['baseline_test']):>14} "
               f"{pct(s['auto_test']):>16} {s['gain_points'] if s['gain_points'] is not None else '-':>10} "
-              f"{str(s['baseline_client_rounds']) + ' / ' + str(s['auto_client_rounds']):>24}")
+              f"{str(s['baseline_client_rounds']) + ' / ' + str(s['auto_client_rounds']):>24} "
+              f"{str(s.get('baseline_client_epochs')) + ' / ' + str(s.get('auto_client_epochs')):>24}")
