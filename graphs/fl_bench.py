@@ -78,11 +78,12 @@ def run_bench(settings: Any, *, data: list[str], partitions: list[str], alpha: f
             })
             curves = {}
             if best:
-                curves[f"baseline {baseline_arch} SGD lr={best.config['LEARNING_RATE']:g}"] = best.curve
+                curves[f"baseline {baseline_arch} SGD+momentum lr={best.config['LEARNING_RATE']:g} E=1"] = best.curve
             for r in records:
                 c = r.config
                 curves[f"trial {r.trial}: {c['ARCH']} {c['OPTIMIZER']} lr={c['LEARNING_RATE']:.3g} "
-                       f"{c['AUGMENTATION']}"] = read_curve(Path(r.dir) / "out" / "curve.jsonl")
+                       f"E={c['LOCAL_EPOCHS']} aug={c['AUGMENTATION']}"] = read_curve(
+                    Path(r.dir) / "out" / "curve.jsonl")
             panels[f"{spec.split(':')[0]}, {summary[-1]['partition']}"] = curves
             _table(summary[-1:])
     fb.write_csv(rows, out_dir / "fl.csv")
