@@ -210,7 +210,7 @@ def propose(manifest: Manifest, *, trial: int, profile: dict[str, Any], purpose:
             return proposal, validate(proposal.text, manifest), rejections
         except CodeRejected as exc:
             rejections.append(Rejection(source="llm", reasons=exc.reasons))
-        except Exception as exc:  # the server is down, times out, or answers nonsense
+        except Exception as exc:  # noqa: BLE001 - server down, timed out, or nonsense: the search proposes
             rejections.append(Rejection(source="llm", reasons=[f"no usable answer: {exc}"]))
     proposal = search_proposal(manifest, finished, space, trial=trial, seed=seed)
     return proposal, validate(proposal.text, manifest), rejections

@@ -27,6 +27,7 @@ spent, the target accuracy is reached, or `patience` trials in a row brought no 
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -67,7 +68,7 @@ def diagnose(curve: list[dict[str, Any]], num_classes: int) -> Diagnosis:
         d.notes.append(f"ends near chance ({acc[-1]:.2f}) without diverging: too little "
                        f"progress per round")
         return d
-    drops = sum(1 for a, b in zip(acc, acc[1:]) if b < a - 0.02)
+    drops = sum(1 for a, b in itertools.pairwise(acc) if b < a - 0.02)
     if drops >= 2:
         d.oscillating = True
         d.notes.append(f"accuracy fell by > 2 points {drops} times: the rate is too large")

@@ -211,7 +211,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.graphs.fl_bench import run_bench
-
     from edgeai.tools.federated.data import check_spec
 
     for spec in args.data:

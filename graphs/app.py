@@ -107,7 +107,7 @@ class App:
         request = validate_request(request)
         new = thread is None
         thread = thread if thread is not None else uuid.uuid4().hex[:12]
-        context = dict(approve=approve, fl=fl, codegen_model=codegen_model, progress=progress)
+        context = {"approve": approve, "fl": fl, "codegen_model": codegen_model, "progress": progress}
         with nullcontext() if new else self._thread_lock(thread):
             return self._turn(request, thread, new, today=today, seed=seed, objective=objective,
                               solver=solver, extra=context, resume=resume)

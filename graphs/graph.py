@@ -29,18 +29,13 @@ from edgeai.agents.responder import (
 )
 from edgeai.errors import EdgeAIError
 from edgeai.graphs.state import EdgeContext, EdgeState, Turn
+from edgeai.graphs.state import trace_step as _step
 from edgeai.graphs.training import add_training_nodes, training_summary
 from edgeai.tools.runtimes import ModelNotInstalledError, RunCall, run_installed
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from pydantic import BaseModel
-
-
-def _step(node: str, started: float, state: EdgeState, **data: Any) -> dict[str, Any]:
-    seconds = round(time.perf_counter() - started, 4)
-    turn = len(state.history)
-    return {"trace": [{"node": node, "turn": turn, "run": state.run, "seconds": seconds, **data}]}
 
 
 def _json(items: list[BaseModel]) -> list[dict[str, Any]]:

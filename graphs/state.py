@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Protocol
 
@@ -111,6 +111,15 @@ class EdgeState(BaseModel):
     answer: str = ""
     history: Annotated[list[Turn], operator.add] = Field(default_factory=list)
     trace: Annotated[list[dict[str, Any]], operator.add] = Field(default_factory=list)
+
+
+def trace_step(node: str, started: float, state: EdgeState, **data: Any) -> dict[str, Any]:
+    """A node's trace entry (node, turn, run, seconds since `started`, what it decided)."""
+    import time
+
+    seconds = round(time.perf_counter() - started, 4)
+    return {"trace": [{"node": node, "turn": len(state.history), "run": state.run,
+                       "seconds": seconds, **data}]}
 
 
 def check_thread_state(thread: str, values: dict[str, Any]) -> EdgeState:

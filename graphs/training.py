@@ -21,16 +21,12 @@ from typing import Any, Literal
 
 from edgeai.agents import codegen, fl_tuner
 from edgeai.graphs.state import EdgeContext, EdgeState, FLOptions, Training
+from edgeai.graphs.state import trace_step as _step
 from edgeai.tools.federated.template import load_manifest
 from edgeai.tools.federated.trial import prepare_data, run_trial
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
-
-
-def _step(node: str, started: float, state: EdgeState, **data: Any) -> dict[str, Any]:
-    return {"trace": [{"node": node, "turn": len(state.history), "run": state.run,
-                       "seconds": round(time.perf_counter() - started, 4), **data}]}
 
 
 def _emit(ctx: EdgeContext, **event: Any) -> None:

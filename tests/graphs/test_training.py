@@ -22,7 +22,7 @@ ENV = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0", "HF_HUB_OFFLINE": "1"}
 
 def edgeai(*argv: str, home: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edgeai.cli", *argv, "--home", str(home)],
-                          capture_output=True, text=True, timeout=timeout, env=ENV)
+                          capture_output=True, text=True, timeout=timeout, env=ENV, check=False)
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from edgeai.tools.federated.job import JOB_ENV, FLJob
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
+from flwr.app import ArrayRecord, ConfigRecord, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
@@ -220,5 +220,5 @@ def save_final(job: FLJob, model: torch.nn.Module, final: ArrayRecord | None) ->
     return path
 
 
-__all__ = ["FLJob", "Message", "ScheduledFedAvg", "augment", "build_model", "evaluate",
+__all__ = ["FLJob", "ScheduledFedAvg", "augment", "build_model", "evaluate",
            "evaluator", "job_of", "partition", "save_final", "train"]

@@ -152,7 +152,7 @@ class TrainedRuntime:
         return list(registered(self.home))
 
     def _model(self, mid: str, meta: dict[str, Any]) -> Any:
-        import torch
+        from edgeai.tools.checkpoints import load
         from edgeai.tools.federated.models import build_model
 
         path = models_dir(self.home) / mid / "model.pt"
@@ -162,10 +162,13 @@ class TrainedRuntime:
             if cached and cached[0] == stamp:
                 return cached[1]
             model = build_model(meta["arch"], meta["channels"], meta["num_classes"], meta["image_size"])
-            try:
-                model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            except Exception as exc:  # truncated or foreign file
-                raise WeightsError(f"{path}: cannot load the trained weights ({exc})") from None
+
+            def fit(state: Any) -> Any:
+                model.load_state_dict(state)
+                return model
+
+            # the one checkpoint loader: a truncated or foreign file is one WeightsError
+            load(path, f"the trained model {mid}", fit, hint="train it again with `edgeai fl auto`")
             model.eval()
             self._models[mid] = (stamp, model)
             return model

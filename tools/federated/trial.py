@@ -105,7 +105,7 @@ def prepare_data(spec: str, cache_dir: Path, *, clients: int, scheme: str = "iid
     profile["mean"], profile["std"] = list(data.mean), list(data.std)
     profile["clients"] = clients
     profile["partitioning"] = scheme if scheme == "iid" else f"{scheme} (alpha={alpha})"
-    profile["examples_per_client"] = [int(len(p)) for p in parts]
+    profile["examples_per_client"] = [len(p) for p in parts]
     return PreparedData(spec=spec, data_dir=str(data_dir), partitions=str(part_path),
                         clients=clients, scheme=scheme, alpha=alpha if scheme != "iid" else None,
                         profile=profile)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from edgeai.tools.federated.template import load_manifest, split_regions, join_regions
+from edgeai.tools.federated.template import join_regions, load_manifest, split_regions
 from edgeai.tools.federated.validate import CodeRejected, validate
 
 
