@@ -87,6 +87,8 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     b.add_argument("--grid", default="0.003,0.01,0.03,0.1",
                    help="the baseline's learning rates (comma-separated)")
     b.add_argument("--baseline-arch", default="resnet")
+    b.add_argument("--baseline-epochs", type=_positive, default=1,
+                   help="the baseline's local epochs (3 gives it the trials' local computation)")
     b.add_argument("--n-train", type=_positive)
     b.add_argument("--seed", type=int, default=0)
     add_common(b)
@@ -224,7 +226,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     settings.home.mkdir(parents=True, exist_ok=True)
     run_bench(settings, data=args.data, partitions=args.partition, alpha=args.alpha,
               clients=args.clients, rounds=args.rounds, trials=args.trials, grid=grid,
-              baseline_arch=args.baseline_arch, n_train=args.n_train, seed=args.seed)
+              baseline_arch=args.baseline_arch, baseline_epochs=args.baseline_epochs,
+              n_train=args.n_train, seed=args.seed)
     return 0
 
 

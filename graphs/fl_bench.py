@@ -29,7 +29,7 @@ PURPOSES = {
 
 def run_bench(settings: Any, *, data: list[str], partitions: list[str], alpha: float,
               clients: int, rounds: int, trials: int, grid: list[float], baseline_arch: str,
-              n_train: int | None, seed: int, progress: Any = None) -> list[dict[str, Any]]:
+              n_train: int | None, seed: int, baseline_epochs: int = 1, progress: Any = None) -> list[dict[str, Any]]:
     manifest = load_manifest()
     out_dir = Path(settings.bench_dir)
     root = out_dir / "fl-runs" / time.strftime("%Y%m%d-%H%M%S")
@@ -46,7 +46,7 @@ def run_bench(settings: Any, *, data: list[str], partitions: list[str], alpha: f
             n_test = int(prepared.profile["n_test"])
             print(f"[{tag}] baseline: {baseline_arch}, SGD, lr grid {grid}", flush=True)
             base = fb.run_grid(manifest, prepared, home / "grid", grid=grid, arch=baseline_arch,
-                               rounds=rounds, seed=seed)
+                               rounds=rounds, seed=seed, epochs=baseline_epochs)
             best = fb.best_by_validation(base)
             print(f"[{tag}] automatic FL: {trials} trials", flush=True)
             opts = FLOptions(data=spec, clients=clients, rounds=rounds, trials=trials,
@@ -78,7 +78,7 @@ def run_bench(settings: Any, *, data: list[str], partitions: list[str], alpha: f
             })
             curves = {}
             if best:
-                curves[f"baseline {baseline_arch} SGD+momentum lr={best.config['LEARNING_RATE']:g} E=1"] = best.curve
+                curves[f"baseline {baseline_arch} SGD+momentum lr={best.config['LEARNING_RATE']:g} E={baseline_epochs}"] = best.curve
             for r in records:
                 c = r.config
                 curves[f"trial {r.trial}: {c['ARCH']} {c['OPTIMIZER']} lr={c['LEARNING_RATE']:.3g} "

@@ -33,18 +33,19 @@ def wilson(p: float | None, n: int, z: float = 1.96) -> tuple[float | None, floa
     return round(c - h, 4), round(c + h, 4)
 
 
-def baseline_config(manifest: Manifest, arch: str, lr: float) -> dict[str, Any]:
+def baseline_config(manifest: Manifest, arch: str, lr: float, epochs: int = 1) -> dict[str, Any]:
     return {**manifest.defaults(), "ARCH": arch, "OPTIMIZER": "momentum", "LEARNING_RATE": lr,
-            "AUGMENTATION": "none", "GLOBAL_DECAY": 1.0, "LOCAL_DECAY": 1.0}
+            "AUGMENTATION": "none", "GLOBAL_DECAY": 1.0, "LOCAL_DECAY": 1.0,
+            "LOCAL_EPOCHS": epochs}
 
 
 def run_grid(manifest: Manifest, data: PreparedData, root: Path, *, grid: list[float], arch: str,
-             rounds: int, seed: int,
+             rounds: int, seed: int, epochs: int = 1,
              on_round: Callable[[dict[str, Any]], None] | None = None) -> list[TrialRecord]:
     """One sandboxed run per learning rate of the grid."""
     out = []
     for i, lr in enumerate(grid, 1):
-        config = baseline_config(manifest, arch, lr)
+        config = baseline_config(manifest, arch, lr, epochs)
         out.append(run_trial(manifest, manifest.render(config), data, root / f"grid-{i}",
                              trial=i, source="grid", rounds=rounds, seed=seed, on_round=on_round))
     return out
