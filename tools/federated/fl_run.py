@@ -15,9 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgeai.tools.federated.job import FLJob
 from edgeai.tools.federated.template import load_manifest
-from edgeai.tools.federated.trial import prepare_data, read_curve, run_trial, write_curve_files
+from edgeai.tools.federated.trial import (
+    job_for,
+    prepare_data,
+    read_curve,
+    run_trial,
+    write_curve_files,
+)
 
 
 def run_once(home: Path, config: dict[str, Any] | None, *, data: str, clients: int, rounds: int,
@@ -48,13 +53,8 @@ def _deployment(manifest: Any, text: str, prepared: Any, folder: Path, *, rounds
 
     config = validate(text, manifest)
     app_dir = manifest.write_app(text, folder / "app")
-    p = prepared.profile
     out_dir = folder / "out"
-    job = FLJob(data=prepared.spec, data_dir=prepared.data_dir, partitions=prepared.partitions,
-                clients=prepared.clients, rounds=rounds, seed=seed, out_dir=str(out_dir),
-                channels=p["channels"], image_size=p["height"], num_classes=p["num_classes"],
-                classes=list(p["classes"]))
-    job_path = job.write(folder / "job.json")
+    job_path = job_for(prepared, rounds=rounds, seed=seed, out_dir=out_dir).write(folder / "job.json")
     argv = [sys.executable, "-m", "edgeai.tools.federated.deployment", str(app_dir),
             "--supernodes", str(prepared.clients),
             "--run-config", json.dumps({"job": str(job_path)}),

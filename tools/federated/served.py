@@ -136,6 +136,7 @@ def write_manual(home: Path, edge_compute_hz: float | None = None) -> Path:
 
 
 def _day_index(call: RunCall, n: int) -> int:
+    """Which of n test images is the day's (the same crc32 mapping as split inference's camera)."""
     return zlib.crc32(f"{call.day.isoformat()}:{call.seed}".encode()) % max(n, 1)
 
 
@@ -184,8 +185,9 @@ class TrainedRuntime:
             x = _resize(img, size, channels)
         elif meta["data"] == "generated":
             from edgeai.tools.photoworld import KINDS, photos
+            from edgeai.tools.split_inference.service import camera_seed
 
-            seed = _day_index(call, 100_000)  # the camera's held-out photo range, as split inference
+            seed = camera_seed(call.day, call.seed)  # the photo split inference's camera takes
             imgs, labels = photos(1, seed, size)
             x = imgs[0].astype(np.float32) / 255.0
             truth = KINDS[int(labels[0])]

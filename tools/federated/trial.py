@@ -111,6 +111,16 @@ def prepare_data(spec: str, cache_dir: Path, *, clients: int, scheme: str = "iid
                         profile=profile)
 
 
+def job_for(data: PreparedData, *, rounds: int, seed: int, out_dir: Path) -> FLJob:
+    """The job file of a run on prepared data (both engines read the same one)."""
+    p = data.profile
+    return FLJob(
+        data=data.spec, data_dir=data.data_dir, partitions=data.partitions, clients=data.clients,
+        rounds=rounds, seed=seed, threads=1, out_dir=str(out_dir), channels=p["channels"],
+        image_size=p["height"], num_classes=p["num_classes"], classes=list(p["classes"]),
+    )
+
+
 def run_trial(
     manifest: Manifest,
     text: str,
@@ -138,13 +148,7 @@ def run_trial(
     if out_dir.exists():
         for stale in out_dir.iterdir():
             stale.unlink()
-    p = data.profile
-    job = FLJob(
-        data=data.spec, data_dir=data.data_dir, partitions=data.partitions, clients=data.clients,
-        rounds=rounds, seed=seed, threads=1, out_dir=str(out_dir), channels=p["channels"],
-        image_size=p["height"], num_classes=p["num_classes"], classes=list(p["classes"]),
-    )
-    job_path = job.write(trial_dir / "job.json")
+    job_path = job_for(data, rounds=rounds, seed=seed, out_dir=out_dir).write(trial_dir / "job.json")
     cores = cores or os.cpu_count() or 1
     argv = [sys.executable, "-m", "edgeai.tools.federated.runner", str(app_dir), str(job_path),
             "--cores", str(cores)]
