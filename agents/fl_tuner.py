@@ -36,12 +36,18 @@ from edgeai.tools.federated.trial import TrialRecord
 from pydantic import BaseModel, Field
 
 
+ADAM_RATES = (3e-4, 3e-3)
+"""Adam's rate window when the tuner switches to it: half a decade around its usual 1e-3
+(Kingma & Ba's default, torch's too)."""
+
+
 class Diagnosis(BaseModel):
     """What a learning curve says."""
 
     diverged: bool = False
     stalled: bool = False
     oscillating: bool = False
+    slow_start: bool = False
     still_rising: bool = False
     plateau: bool = False
     overfitting: bool = False
@@ -68,6 +74,10 @@ def diagnose(curve: list[dict[str, Any]], num_classes: int) -> Diagnosis:
         d.notes.append(f"ends near chance ({acc[-1]:.2f}) without diverging: too little "
                        f"progress per round")
         return d
+    early = acc[:max(1, len(acc) // 3)]
+    if all(a <= chance + 0.05 for a in early):
+        d.slow_start = True
+        d.notes.append(f"sat near chance for the first {len(early)} rounds: a flat start")
     drops = sum(1 for a, b in itertools.pairwise(acc) if b < a - 0.02)
     if drops >= 2:
         d.oscillating = True
@@ -99,8 +109,22 @@ def best_trial(trials: list[TrialRecord]) -> TrialRecord | None:
     return max(ok, key=lambda t: t.final()) if ok else None
 
 
-def next_space(manifest: Manifest, trials: list[TrialRecord], num_classes: int) -> SearchSpace:
-    """Where the codegen agent should search next, from the curves so far."""
+def next_space(manifest: Manifest, trials: list[TrialRecord], num_classes: int,
+               epochs_cap: int | None = None) -> SearchSpace:
+    """Where the codegen agent should search next, from the curves so far; `epochs_cap` (from
+    the compute budget) bounds the local epochs whatever the curves ask for."""
+    space = _next_space(manifest, trials, num_classes)
+    if epochs_cap is not None:
+        c = manifest.configuration("LOCAL_EPOCHS")
+        low, high = space.windows.get("LOCAL_EPOCHS", (c.low, c.high))
+        cap = max(1, epochs_cap)
+        if high > cap:
+            space.notes.append(f"the compute budget allows at most {cap} local epoch(s)")
+        space.windows["LOCAL_EPOCHS"] = (min(low, cap), min(high, cap))
+    return space
+
+
+def _next_space(manifest: Manifest, trials: list[TrialRecord], num_classes: int) -> SearchSpace:
     space = SearchSpace()
     first = trials[0] if trials else None
     if first is not None:  # the paper keeps the architecture after the first trial
@@ -134,10 +158,17 @@ def next_space(manifest: Manifest, trials: list[TrialRecord], num_classes: int) 
         # the round budget binds: more local work per round (FedAvg's lever, McMahan et al.)
         # and a rate at least as high; no regularisation while the model underfits
         space.windows["LOCAL_EPOCHS"] = more_epochs
-        low = lr / 2 if d.stalled else lr
-        space.windows["LEARNING_RATE"] = (low, min(lr_c.high, 3 * lr))
-        if best.config["OPTIMIZER"] == "sgd":
-            space.choices["OPTIMIZER"] = ["momentum", "adam"]
+        if (d.stalled or d.slow_start) and best.config["OPTIMIZER"] != "adam":
+            # a run that sat at chance: Adam's per-parameter steps leave flat starts faster than
+            # SGD's one global rate; its rate lives on its own scale (around its usual 1e-3)
+            space.fixed["OPTIMIZER"] = "adam"
+            space.windows["LEARNING_RATE"] = ADAM_RATES
+        else:
+            # one optimizer per window: a rate means something else to SGD and to Adam
+            space.fixed["OPTIMIZER"] = ("momentum" if best.config["OPTIMIZER"] == "sgd"
+                                        else best.config["OPTIMIZER"])
+            low = lr / 2 if d.stalled else lr
+            space.windows["LEARNING_RATE"] = (low, min(lr_c.high, 3 * lr))
         space.windows["GLOBAL_DECAY"] = (0.5, 1.0)  # at most a mild decay, late
         space.windows["GLOBAL_DECAY_EVERY"] = (max(1, rounds // 2), rounds)
         space.windows["LOCAL_DECAY"] = (0.9, 1.0)
@@ -155,11 +186,26 @@ def next_space(manifest: Manifest, trials: list[TrialRecord], num_classes: int) 
     return space
 
 
+def epochs_cap(trials: list[TrialRecord], *, max_trials: int, rounds: int, clients: int,
+               budget: int | None) -> int | None:
+    """The most local epochs the next trial may use so that it, and one epoch for every trial
+    after it, stay within `budget` client-epochs (None: no budget). Below 1: the budget is spent."""
+    if budget is None:
+        return None
+    per_epoch = max(1, rounds * clients)
+    left = budget - sum(t.client_epochs for t in trials)
+    later = max(0, max_trials - len(trials) - 1)
+    return (left - later * per_epoch) // per_epoch
+
+
 def stop_reason(trials: list[TrialRecord], *, max_trials: int, target: float | None = None,
-                patience: int = 2, min_gain: float = 0.005) -> str | None:
-    """Why to stop now, or None to go on."""
+                patience: int = 2, min_gain: float = 0.005,
+                epochs_left: int | None = None) -> str | None:
+    """Why to stop now, or None to go on (`epochs_left`: `epochs_cap` for the next trial)."""
     if len(trials) >= max_trials:
         return f"the budget of {max_trials} trials is spent"
+    if epochs_left is not None and epochs_left < 1:
+        return "the compute budget (client-epochs) is spent"
     best = best_trial(trials)
     if target is not None and best is not None and best.final() >= target:
         return f"the target accuracy {target:.2f} is reached"

@@ -47,6 +47,9 @@ def add_training_flags(p: argparse.ArgumentParser, *, trials: bool = True) -> No
     if trials:
         p.add_argument("--trials", type=_positive, default=3, help="at most this many trials")
         p.add_argument("--target", type=float, help="stop once validation accuracy reaches it")
+        p.add_argument("--budget", type=_positive,
+                       help="most client-epochs the trials may spend together (one client "
+                            "training one local epoch); default: no cap")
     p.add_argument("--clients", type=_positive, default=10, help="simulated clients (default 10)")
     p.add_argument("--rounds", type=_positive, default=10, help="global rounds per trial")
     p.add_argument("--partition", choices=["iid", "dirichlet"], default="iid")
@@ -84,11 +87,14 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     b.add_argument("--clients", type=_positive, default=10)
     b.add_argument("--rounds", type=_positive, default=10)
     b.add_argument("--trials", type=_positive, default=3)
-    b.add_argument("--grid", default="0.003,0.01,0.03,0.1",
+    b.add_argument("--grid", default="0.003,0.01,0.03,0.1,0.3",
                    help="the baseline's learning rates (comma-separated)")
     b.add_argument("--baseline-arch", default="resnet")
     b.add_argument("--baseline-epochs", type=_positive, default=1,
                    help="the baseline's local epochs (3 gives it the trials' local computation)")
+    b.add_argument("--budget", default="equal",
+                   help="the trials' client-epoch budget: 'equal' (what the grid spends, the "
+                        "default), 'none', or a number")
     b.add_argument("--n-train", type=_positive)
     b.add_argument("--seed", type=int, default=0)
     add_common(b)
@@ -103,6 +109,7 @@ def _options(args: argparse.Namespace) -> Any:
     return FLOptions(
         data=args.data, clients=args.clients, rounds=args.rounds,
         trials=getattr(args, "trials", 1), target=getattr(args, "target", None),
+        budget=getattr(args, "budget", None),
         scheme=args.partition, alpha=args.alpha, n_train=args.n_train, seed=args.seed,
         seconds=args.time_limit, memory_mb=args.memory_mb,
     )
@@ -223,12 +230,23 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         raise UserInputError(f"--grid: '{args.grid}' is not a comma-separated list of rates") from None
     if not grid:
         raise UserInputError("--grid needs at least one learning rate")
+    budget = _bench_budget(args.budget)
     settings.home.mkdir(parents=True, exist_ok=True)
     run_bench(settings, data=args.data, partitions=args.partition, alpha=args.alpha,
               clients=args.clients, rounds=args.rounds, trials=args.trials, grid=grid,
               baseline_arch=args.baseline_arch, baseline_epochs=args.baseline_epochs,
-              n_train=args.n_train, seed=args.seed)
+              n_train=args.n_train, seed=args.seed, budget=budget)
     return 0
+
+
+def _bench_budget(text: str) -> int | str | None:
+    if text in ("equal", "none"):
+        return None if text == "none" else "equal"
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError:
+        raise UserInputError(f"--budget: '{text}' is not 'equal', 'none' or a positive "
+                             f"number of client-epochs") from None
 
 
 __all__ = ["register", "register_bench"]

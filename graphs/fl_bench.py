@@ -19,7 +19,7 @@ from edgeai.graphs.state import FLOptions
 from edgeai.graphs.training import train_in_home
 from edgeai.tools.federated import bench as fb
 from edgeai.tools.federated.template import load_manifest
-from edgeai.tools.federated.trial import TrialRecord, prepare_data, read_curve
+from edgeai.tools.federated.trial import TrialRecord, pooled, prepare_data, read_curve, run_trial
 
 PURPOSES = {
     "generated": "train an image classifier for my photos",
@@ -29,13 +29,17 @@ PURPOSES = {
 
 def run_bench(settings: Any, *, data: list[str], partitions: list[str], alpha: float,
               clients: int, rounds: int, trials: int, grid: list[float], baseline_arch: str,
-              n_train: int | None, seed: int, baseline_epochs: int = 1, progress: Any = None) -> list[dict[str, Any]]:
+              n_train: int | None, seed: int, baseline_epochs: int = 1, budget: int | str | None = "equal",
+              progress: Any = None) -> list[dict[str, Any]]:
+    """`budget`: the trials' client-epochs; "equal" gives them what the grid spends (the fair
+    comparison: no more local computation than the baseline), None no cap."""
     manifest = load_manifest()
     out_dir = Path(settings.bench_dir)
     root = out_dir / "fl-runs" / time.strftime("%Y%m%d-%H%M%S")
     rows: list[dict[str, Any]] = []
     summary: list[dict[str, Any]] = []
     panels: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    central: dict[tuple[str, float], TrialRecord] = {}
     started = time.perf_counter()
     for spec in data:
         for scheme in partitions:
@@ -48,9 +52,21 @@ def run_bench(settings: Any, *, data: list[str], partitions: list[str], alpha: f
             base = fb.run_grid(manifest, prepared, home / "grid", grid=grid, arch=baseline_arch,
                                rounds=rounds, seed=seed, epochs=baseline_epochs)
             best = fb.best_by_validation(base)
-            print(f"[{tag}] automatic FL: {trials} trials", flush=True)
+            ref = None
+            if best is not None:  # the pooled-data ceiling, once per data set and rate
+                key = (spec, float(best.config["LEARNING_RATE"]))
+                if key not in central:
+                    print(f"[{tag}] centralised reference: the baseline's model and rate on "
+                          f"the pooled data", flush=True)
+                    central[key] = run_trial(manifest, manifest.render(best.config),
+                                             pooled(prepared), home / "central", trial=1,
+                                             source="central", rounds=rounds, seed=seed)
+                ref = central[key]
+            cap = sum(r.client_epochs for r in base) if budget == "equal" else budget
+            print(f"[{tag}] automatic FL: {trials} trials, budget {cap or 'none'} client-epochs",
+                  flush=True)
             opts = FLOptions(data=spec, clients=clients, rounds=rounds, trials=trials,
-                             scheme=scheme, alpha=alpha, n_train=n_train, seed=seed)
+                             scheme=scheme, alpha=alpha, n_train=n_train, seed=seed, budget=cap)
             s = _settings_for(settings, home)
             auto = train_in_home(s, PURPOSES.get(spec.split(":")[0], "train an image classifier"),
                                  opts, approve=True, progress=progress)
@@ -59,6 +75,8 @@ def run_bench(settings: Any, *, data: list[str], partitions: list[str], alpha: f
                 for t in auto["trials"]]
             rows += fb.rows_for(spec, scheme, "baseline-grid", base, n_test)
             rows += fb.rows_for(spec, scheme, "auto-trial", records, n_test)
+            if ref is not None:
+                rows += fb.rows_for(spec, scheme, "central-reference", [ref], n_test)
             top = fb.best_by_validation(records)
             b_test = best.final("test_accuracy") if best else None
             a_test = top.final("test_accuracy") if top else None
@@ -72,13 +90,16 @@ def run_bench(settings: Any, *, data: list[str], partitions: list[str], alpha: f
                 "baseline_client_rounds": sum(r.client_rounds for r in base),
                 "auto_client_rounds": sum(r.client_rounds for r in records),
                 # local computation: a client-round of E local epochs costs E client-epochs
-                "baseline_client_epochs": sum(r.client_rounds * r.config["LOCAL_EPOCHS"] for r in base),
-                "auto_client_epochs": sum(r.client_rounds * r.config["LOCAL_EPOCHS"] for r in records),
+                "baseline_client_epochs": sum(r.client_epochs for r in base),
+                "auto_client_epochs": sum(r.client_epochs for r in records),
+                "central_test": ref.final("test_accuracy") if ref else None,
                 "trials": len(records), "stop": auto["stop"],
             })
             curves = {}
             if best:
                 curves[f"baseline {baseline_arch} SGD+momentum lr={best.config['LEARNING_RATE']:g} E={baseline_epochs}"] = best.curve
+            if ref is not None and ref.status == "ok":
+                curves["central reference (pooled data, baseline's model and rate)"] = ref.curve
             for r in records:
                 c = r.config
                 curves[f"trial {r.trial}: {c['ARCH']} {c['OPTIMIZER']} lr={c['LEARNING_RATE']:.3g} "
@@ -108,7 +129,8 @@ def _settings_for(settings: Any, home: Path) -> Any:
 
 def _table(summary: list[dict[str, Any]]) -> None:
     head = (f"{'data':<10} {'partition':<22} {'baseline test':>14} {'best trial test':>16} "
-            f"{'gain (pts)':>10} {'client-rounds base/auto':>24} {'client-epochs base/auto':>24}")
+            f"{'gain (pts)':>10} {'client-rounds base/auto':>24} {'client-epochs base/auto':>24} "
+            f"{'central':>8}")
     print(head)
     for s in summary:
         def pct(v: float | None) -> str:
@@ -116,4 +138,5 @@ def _table(summary: list[dict[str, Any]]) -> None:
         print(f"{s['data']:<10} {s['partition']:<22} {pct(s['baseline_test']):>14} "
               f"{pct(s['auto_test']):>16} {s['gain_points'] if s['gain_points'] is not None else '-':>10} "
               f"{str(s['baseline_client_rounds']) + ' / ' + str(s['auto_client_rounds']):>24} "
-              f"{str(s.get('baseline_client_epochs')) + ' / ' + str(s.get('auto_client_epochs')):>24}")
+              f"{str(s.get('baseline_client_epochs')) + ' / ' + str(s.get('auto_client_epochs')):>24} "
+              f"{pct(s.get('central_test')):>8}")

@@ -59,6 +59,9 @@ class FLOptions(BaseModel):
     seed: int = 0
     target: float | None = Field(None, description="stop once validation accuracy reaches it")
     patience: int = Field(2, ge=1, description="stop after this many trials without gain")
+    budget: int | None = Field(
+        None, ge=1, description="most client-epochs the trials may spend together (one client "
+        "training one local epoch); None: no cap beyond the trials' own ranges")
     seconds: float = Field(1800.0, gt=0, description="time limit of one sandboxed trial")
     memory_mb: int = Field(6144, ge=256, description="memory cap of one sandboxed trial")
     template: str = "image_classification"

@@ -135,11 +135,13 @@ def tune_training(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, 
     started = time.perf_counter()
     t = state.training
     o = t.options
+    cap = fl_tuner.epochs_cap(t.trials, max_trials=o.trials, rounds=o.rounds,
+                              clients=o.clients, budget=o.budget)
     t.stop = fl_tuner.stop_reason(t.trials, max_trials=o.trials, target=o.target,
-                                  patience=o.patience)
+                                  patience=o.patience, epochs_left=cap)
     if t.stop is None:
         t.space = fl_tuner.next_space(load_manifest(o.template), t.trials,
-                                      t.data.profile["num_classes"])
+                                      t.data.profile["num_classes"], epochs_cap=cap)
     _emit(runtime.context, event="tune", stop=t.stop, notes=t.space.notes)
     return {"training": t.model_dump(mode="json")} | _step(
         "tune_training", started, state, stop=t.stop, space=t.space.model_dump())

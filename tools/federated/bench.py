@@ -71,7 +71,8 @@ def rows_for(data: str, partition: str, method: str, records: list[TrialRecord],
             "local_decay": c.get("LOCAL_DECAY"), "local_epochs": c.get("LOCAL_EPOCHS"),
             "batch_size": c.get("BATCH_SIZE"), "val_accuracy": s["val_accuracy"],
             "test_accuracy": s["test_accuracy"], "test_ci_low": lo, "test_ci_high": hi,
-            "client_rounds": s["client_rounds"], "compute_s_per_round": s["compute_s_per_round"],
+            "client_rounds": s["client_rounds"], "client_epochs": s["client_epochs"],
+            "compute_s_per_round": s["compute_s_per_round"],
             "comm_s_per_round": s["comm_s_per_round"], "model_bytes": s["model_bytes"],
             "seconds": s["seconds"],
         })
@@ -104,7 +105,8 @@ def figure(panels: dict[str, dict[str, list[dict[str, Any]]]], path: Path) -> Pa
     fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 3.8 * rows), squeeze=False)
     for ax, (title, curves) in zip(axes.flat, panels.items(), strict=False):
         for label, curve in curves.items():
-            style = "--" if label.startswith("baseline") else "-"
+            style = ("--" if label.startswith("baseline") else
+                     ":" if label.startswith("central") else "-")
             ax.plot([r["round"] for r in curve], [r["test_accuracy"] for r in curve], style,
                     marker=".", label=label)
         ax.set_title(title, fontsize=10)

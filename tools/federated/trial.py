@@ -58,6 +58,11 @@ class TrialRecord(BaseModel):
     def client_rounds(self) -> int:
         return self.rounds * self.clients
 
+    @property
+    def client_epochs(self) -> int:
+        """Local computation: a client-round of E local epochs is E client-epochs."""
+        return self.client_rounds * int(self.config.get("LOCAL_EPOCHS", 1))
+
     def final(self, key: str = "val_accuracy") -> float | None:
         return self.curve[-1].get(key) if self.curve and self.status == "ok" else None
 
@@ -68,6 +73,7 @@ class TrialRecord(BaseModel):
             "trial": self.trial, "status": self.status, "source": self.source,
             "val_accuracy": self.final("val_accuracy"), "test_accuracy": self.final("test_accuracy"),
             "rounds": self.rounds, "client_rounds": self.client_rounds,
+            "client_epochs": self.client_epochs,
             "compute_s_per_round": round(float(np.median(comp)), 3) if comp else None,
             "comm_s_per_round": self.curve[-1].get("comm_s") if len(self.curve) > 1 else None,
             "model_bytes": self.curve[-1].get("model_bytes") if self.curve else None,
@@ -109,6 +115,22 @@ def prepare_data(spec: str, cache_dir: Path, *, clients: int, scheme: str = "iid
     return PreparedData(spec=spec, data_dir=str(data_dir), partitions=str(part_path),
                         clients=clients, scheme=scheme, alpha=alpha if scheme != "iid" else None,
                         profile=profile)
+
+
+def pooled(data: PreparedData) -> PreparedData:
+    """The same data held by one client: every training example in one place. Trained through
+    the same app, rounds and local epochs, it is the centralised reference FL at best approaches
+    (no partitioning, no averaging), and it costs the same client-epochs' worth of examples."""
+    n = int(np.load(Path(data.data_dir) / "y_train.npy", mmap_mode="r").shape[0])
+    path = Path(data.data_dir) / "partitions-pooled.npz"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, client_0=np.arange(n))
+        tmp.replace(path)
+    profile = {**data.profile, "clients": 1, "partitioning": "pooled (centralised)",
+               "examples_per_client": [n]}
+    return data.model_copy(update={"partitions": str(path), "clients": 1, "scheme": "pooled",
+                                   "alpha": None, "profile": profile})
 
 
 def job_for(data: PreparedData, *, rounds: int, seed: int, out_dir: Path) -> FLJob:
