@@ -1,4 +1,5 @@
-"""FastAPI agent API over the same graph the CLI uses: plan, ask (threads), devices.
+"""FastAPI agent API over the same graph the CLI uses: plan, ask (threads), devices, and the
+LangGraph Agent Server API (graphs/api/: assistants, threads, runs) that `langgraph_sdk` drives.
 
 A small first cut of the design card's server (the chat page comes later): `uvicorn
 edgeai.server:app` with EDGEAI_HOME set, or `create_app(settings)` in code and tests. The app's
@@ -7,36 +8,68 @@ says the process is alive, `/ok` says it is ready (a plan can be served); reques
 earlier wait for the warm-up. Hardened for clients that do not trust each other: a body over
 `max_body_bytes` (default 1 MB, $EDGEAI_MAX_BODY_BYTES) is refused with 413 before it is read
 whole; validation errors name the field, never echo the value; no response carries another
-thread's id or an absolute path of this machine. Imports nothing from cli/.
+thread's id or an absolute path of this machine. With a token ($EDGEAI_API_TOKEN, or the file
+$EDGEAI_API_TOKEN_FILE names) every route but the probes (/ok, /healthz, /health) needs it.
+`edgeai serve` (cli/serve.py) runs it under uvicorn. Imports nothing from cli/.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
-import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any
 
 from edgeai.config import Settings, get_settings
 from edgeai.errors import EdgeAIError, HomeNotFoundError, UnknownThreadError
+from edgeai.graphs.api.routes import ROUTERS
+from edgeai.graphs.api.runs import Conflict, NotFound, Runs
+from edgeai.graphs.api.views import public
 from edgeai.graphs.app import App
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
-_ABS_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s'\"/]+/)*[^\s'\"/]*")
+OPEN_PATHS = frozenset({"/ok", "/healthz", "/health"})
 
 
-def public(message: str) -> str:
-    """An error message fit for any client: absolute paths of this machine cut out."""
-    return _ABS_PATH.sub("<path>", message)
+class TokenAuth:
+    """ASGI middleware: every path but the liveness/readiness probes needs the API token, as
+    `Authorization: Bearer <token>` or as `x-api-key: <token>` (what `langgraph_sdk` sends for
+    `api_key=`); 401 otherwise. Compared in constant time."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app, self.token = app, token.encode("utf-8")
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        headers = dict(scope.get("headers") or [])
+        bearer = headers.get(b"authorization", b"")
+        given = bearer[7:].strip() if bearer[:7].lower() == b"bearer " else headers.get(b"x-api-key")
+        if given and hmac.compare_digest(given, self.token):
+            return await self.app(scope, receive, send)
+        reply = JSONResponse(
+            status_code=401, headers={"WWW-Authenticate": "Bearer"},
+            content={"detail": "missing or invalid API token (Authorization: Bearer <token>)"})
+        return await reply(scope, receive, send)
+
+
+def api_token() -> str | None:
+    """The token from $EDGEAI_API_TOKEN, or the file $EDGEAI_API_TOKEN_FILE names; None: open."""
+    token = os.environ.get("EDGEAI_API_TOKEN")
+    path = os.environ.get("EDGEAI_API_TOKEN_FILE")
+    if not token and path:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    return token or None
 
 
 class BodyLimit:
@@ -105,6 +138,7 @@ class Warmup:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.app: App | None = None
+        self.runs: Runs | None = None
         self.error: Exception | None = None
         self.done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -121,6 +155,7 @@ class Warmup:
         try:
             app = App.open(self.settings)
             app.warm_up()  # the planner's encoders and indexes: the first plan is paid here
+            self.runs = Runs(app)  # runs of a killed server are marked interrupted here
             self.app = app
         except Exception as exc:  # noqa: BLE001 - reported by /ok and by every request
             log.warning("warm-up failed: %s", exc)
@@ -137,6 +172,12 @@ class Warmup:
         assert self.app is not None
         return self.app
 
+    def get_runs(self) -> Runs:
+        """The Agent Server API's run manager over the warmed app."""
+        self.get()
+        assert self.runs is not None
+        return self.runs
+
 
 def get_app(request: Request) -> App:
     """The app's store + planner + checkpointed graph (graphs/app.py), once warmed up."""
@@ -147,9 +188,14 @@ AppDep = Annotated[App, Depends(get_app)]
 router = APIRouter()
 
 
-def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAPI:
-    """The API over one data home; warm-up starts now (`warm=False`: at startup or first use)."""
+def create_app(
+    settings: Settings | None = None, *, warm: bool = True, token: str | None = None
+) -> FastAPI:
+    """The API over one data home; warm-up starts now (`warm=False`: at startup or first use).
+    With a `token` (default: `api_token()` from the environment) every route but /ok, /healthz
+    and /health needs it."""
     settings = settings or get_settings()
+    token = token or api_token()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -164,8 +210,29 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     app.state.settings = settings
     app.state.warmup = Warmup(settings)
     app.include_router(router)
+    for api_router in ROUTERS:
+        app.include_router(api_router)
     limit = int(os.environ.get("EDGEAI_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
     app.add_middleware(BodyLimit, limit=limit)
+    if token:
+        app.add_middleware(TokenAuth, token=token)  # added last: runs first, before any body
+    _add_error_handlers(app)
+    if warm:
+        app.state.warmup.start()
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Typed errors become HTTP statuses here, at the edge: 404, 409, 503, 400, 422."""
+
+    @app.exception_handler(NotFound)
+    @app.exception_handler(UnknownThreadError)
+    def _not_found(_request, exc: EdgeAIError):  # type: ignore[no-untyped-def]
+        return JSONResponse(status_code=404, content={"detail": public(str(exc))})
+
+    @app.exception_handler(Conflict)
+    def _conflict(_request, exc: Conflict):  # type: ignore[no-untyped-def]
+        return JSONResponse(status_code=409, content={"detail": public(str(exc))})
 
     @app.exception_handler(HomeNotFoundError)
     def _no_home(_request, exc: HomeNotFoundError):  # type: ignore[no-untyped-def]
@@ -175,6 +242,7 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
     def _refused(_request, exc: EdgeAIError):  # type: ignore[no-untyped-def]
         return JSONResponse(status_code=400, content={"detail": public(str(exc))})
 
+    @app.exception_handler(ValidationError)
     @app.exception_handler(RequestValidationError)
     def _invalid(_request, exc: RequestValidationError):  # type: ignore[no-untyped-def]
         # the field and what is wrong with it; the value itself is never sent back
@@ -184,12 +252,9 @@ def create_app(settings: Settings | None = None, *, warm: bool = True) -> FastAP
         ]
         return JSONResponse(status_code=422, content={"detail": detail})
 
-    if warm:
-        app.state.warmup.start()
-    return app
-
 
 @router.get("/health")
+@router.get("/healthz")
 def health(request: Request) -> dict[str, str]:
     """Alive: the process answers (it may still be warming up; see /ok)."""
     return {"status": "ok"}

@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "split inference: device/edge co-inference with a learned feature codec",
     ),
     "fl": ("edgeai.cli.fl", "automatic federated learning: auto (trials + tuning), run"),
+    "serve": (
+        "edgeai.cli.serve",
+        "serve the agent API (LangGraph Agent Server API; docs at /docs)",
+    ),
 }
 BENCHES: dict[str, tuple[str, str]] = {
     "models": ("edgeai.cli.models", "held-out accuracy/error of every healthcare model"),

@@ -125,6 +125,18 @@ class App:
                         "added_at": p.get("added_at")})
         return out
 
+    def context(self, *, today: dt.date | None = None, seed: int = 0,
+                objective: str = "min_latency", solver: str | None = None,
+                **extra: Any) -> EdgeContext:
+        """One run's context over this home's store and planner (`ask` and the API's runs)."""
+        return EdgeContext(store=self.store, planner=self.planner, today=today or dt.date.today(),
+                           seed=seed, objective=objective, solver=solver, home=self.settings.home,
+                           replan=self.replan, **extra)
+
+    def thread_lock(self, thread: str) -> Any:
+        """The thread's file lock: one turn at a time, across processes (see the docstring)."""
+        return self._thread_lock(thread)
+
     def _thread_lock(self, thread: str) -> Any:
         from edgeai.knowledge.lock import file_lock
 
@@ -162,17 +174,8 @@ class App:
                     "request": snapshot.values.get("request"),
                     "stopped_before": list(snapshot.next),
                 }
-        context = EdgeContext(
-            store=self.store,
-            planner=self.planner,
-            today=today or dt.date.today(),
-            seed=seed,
-            objective=objective,
-            solver=solver,
-            home=self.settings.home,
-            replan=self.replan,
-            **extra,
-        )
+        context = self.context(today=today, seed=seed, objective=objective, solver=solver,
+                               **extra)
         if resume is not None:
             run = self.graph.get_state(config).values.get("run", "")
             state = self.graph.invoke(Command(resume=resume), config, context=context)

@@ -121,8 +121,22 @@ def trace_step(node: str, started: float, state: EdgeState, **data: Any) -> dict
     import time
 
     seconds = round(time.perf_counter() - started, 4)
-    return {"trace": [{"node": node, "turn": len(state.history), "run": state.run,
-                       "seconds": seconds, **data}]}
+    step = {"node": node, "turn": len(state.history), "run": state.run, "seconds": seconds, **data}
+    _write(step)
+    return {"trace": [step]}
+
+
+def _write(step: dict[str, Any]) -> None:
+    """The step as a `custom` stream part too (a no-op unless the caller streams "custom"), so
+    a client sees the plan, the chosen models, the offloading decision and each model's output
+    as each node finishes rather than at the end."""
+    from langgraph.config import get_stream_writer
+
+    try:
+        writer = get_stream_writer()
+    except RuntimeError:  # called outside a graph run (a node called by hand)
+        return
+    writer({"step": step})
 
 
 def check_thread_state(thread: str, values: dict[str, Any]) -> EdgeState:

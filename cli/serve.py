@@ -1,0 +1,74 @@
+"""`edgeai serve`: the API (server.py: /plan, /ask and the LangGraph Agent Server API) under uvicorn.
+
+Only the command line lives here: flags, the token, and the refusal to listen beyond this machine
+without one. The server itself is built by `edgeai.server` from the environment this command sets
+(EDGEAI_HOME, EDGEAI_API_TOKEN_FILE), so that each of `--workers N` processes builds the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from pathlib import Path
+
+from edgeai.cli import add_common
+from edgeai.config import Settings, require_home
+from edgeai.errors import UserInputError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser(
+        "serve", help="serve the agent API (LangGraph Agent Server API; docs at /docs)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default "
+                       "127.0.0.1; any other needs a token)")
+    serve.add_argument("--port", type=int, default=2024, help="port (default 2024)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve.add_argument("--token-file", type=Path,
+                       help="file holding the API token (default: $EDGEAI_API_TOKEN)")
+    add_common(serve)
+    serve.set_defaults(func=cmd_serve)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    if args.token_file is None:
+        return os.environ.get("EDGEAI_API_TOKEN") or None
+    try:
+        token = args.token_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise UserInputError(f"--token-file: cannot read it ({exc.strerror})") from None
+    if not token:
+        raise UserInputError("--token-file: the file is empty")
+    return token
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.workers < 1 or not 0 < args.port < 65536:
+        raise UserInputError("--workers must be >= 1 and --port in 1..65535")
+    token = _token(args)
+    if token is None and not _loopback(args.host):
+        raise UserInputError(f"refusing to listen on {args.host} without a token: set "
+                             "EDGEAI_API_TOKEN or --token-file (or use --host 127.0.0.1)")
+    require_home(settings)
+    import uvicorn
+
+    os.environ["EDGEAI_HOME"] = str(settings.home)
+    if args.token_file is not None:
+        os.environ["EDGEAI_API_TOKEN_FILE"] = str(args.token_file.resolve())
+    where = f"http://{args.host}:{args.port}"
+    print(f"edgeai: serving {settings.home} at {where} (API docs: {where}/docs)", file=sys.stderr,
+          flush=True)
+    uvicorn.run("edgeai.server:app", host=args.host, port=args.port, workers=args.workers,
+                log_level=settings.log_level.lower() if settings.log_level else "info")
+    return 0
