@@ -1,4 +1,4 @@
-"""The Agent Server API served for real: one uvicorn server per module on a free loopback port,
+"""The Agent Server API served for real: one uvicorn server per session on a free loopback port,
 over a private copy of the healthcare home, with an API token; the real `langgraph_sdk` drives it."""
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ def wait_ready(url: str, timeout_s: float = 600) -> None:
         assert r.status_code == 200, r.text
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def api_home(healthcare_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("api") / "home"
     shutil.copytree(healthcare_home, home)
     return home
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def api_url(api_home: Path) -> Iterator[str]:
     with serve_in_thread(create_app(Settings(home=api_home), token=TOKEN)) as url:
         wait_ready(url)
@@ -52,7 +52,7 @@ def ready():
     return wait_ready
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client(api_url: str):
     from langgraph_sdk import get_sync_client
 
