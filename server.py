@@ -38,6 +38,7 @@ from pydantic import BaseModel, Field, ValidationError
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+_APP_LOCK = threading.Lock()
 OPEN_PATHS = frozenset({"/ok", "/healthz", "/health"})
 
 
@@ -298,7 +299,11 @@ def ask(body: AskRequest, s: AppDep) -> dict[str, Any]:
 
 
 def __getattr__(name: str) -> Any:
-    """`edgeai.server:app` for uvicorn, built from the environment on first use."""
+    """`edgeai.server:app` for uvicorn, built from the environment on first use and kept: a
+    second look-up must not open a second app (two warm-ups opening chromadb at once race)."""
     if name == "app":
-        return create_app()
+        with _APP_LOCK:
+            if "app" not in globals():
+                globals()["app"] = create_app()
+        return globals()["app"]
     raise AttributeError(name)
