@@ -192,7 +192,7 @@ class Runs:
                     self._publish(run, mode, chunk)
             if status == "success" and interrupts_of(self.app.graph.get_state(config)):
                 status, reason = "interrupted", WAITING
-        except Exception as exc:  # noqa: BLE001 - the run's error goes to its record and stream
+        except Exception as exc:  # any failure: the run's error goes to its record and stream
             if not isinstance(exc, EdgeAIError):
                 log.exception("run %s failed", run.id)
             status, reason = "error", public(str(exc))[:500]
