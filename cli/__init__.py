@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "split inference: device/edge co-inference with a learned feature codec",
     ),
     "fl": ("edgeai.cli.fl", "automatic federated learning: auto (trials + tuning), run"),
+    "run": (
+        "edgeai.cli.run",
+        "a scripted run: a scenario file's requests, checked, with a report",
+    ),
 }
 BENCHES: dict[str, tuple[str, str]] = {
     "models": ("edgeai.cli.models", "held-out accuracy/error of every healthcare model"),
