@@ -19,7 +19,12 @@ from edgeai.config import Settings
 
 def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser(
-        "run", help="a scripted run: a scenario file's requests, checked, with a report"
+        "run",
+        help="a scripted run: a scenario file's requests, checked, with a report",
+        description="Load the scenario's manuals into a data home (--home, or a fresh one at "
+        "<default home>/scenarios/<name>, emptied first), ask its requests in order as "
+        "`edgeai ask` would, check each against its expectation and write report.json + "
+        "report.md. Exit 0: every check passed; 1: one failed; 2: a bad file (nothing written).",
     )
     run.add_argument("scenario", type=Path, help="the scenario file (YAML; see examples/scenarios)")
     run.add_argument(

@@ -13,6 +13,7 @@ it; it imports nothing from cli/.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -447,8 +448,9 @@ def render_markdown(report: ScenarioReport) -> str:
                        f"“{t.effective_request}” for {t.day}."), ""]
         lines += [f"Check ({t.check.kind}): " + ("pass" if t.check.passed
                                                  else f"FAIL — {t.check.detail}"), ""]
-        lines += ["Answer:", "", "```text", (t.answer or "(no answer)").rstrip(), "```", "",
-                  "Trace:", ""]
+        answer = (t.answer or "(no answer)").rstrip()
+        fence = "`" * max(3, 1 + max((len(r) for r in re.findall("`+", answer)), default=0))
+        lines += ["Answer:", "", f"{fence}text", answer, fence, "", "Trace:", ""]
         lines += [f"- `{s['node']}` ({s['seconds']:.2f} s): {summarize_step(s)}" for s in t.trace]
         if t.awaiting_approval:
             lines.append("- stopped: training code awaits a person's approval "
