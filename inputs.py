@@ -1,6 +1,6 @@
 """Checks every outside input passes before use: text (strict UTF-8, no lone surrogates), JSON
-files (size, encoding, nesting) and the data home (given, a folder, not below a file, writable
-when the command writes).
+and JSON-lines files (size, encoding, nesting) and the data home (given, a folder, not below a
+file, writable when the command writes).
 
 Each check raises one `UserInputError` line naming the input, so the CLI exits 2 and the server
 answers 4xx without a traceback, and nothing is written before the inputs are known good. Kept
@@ -36,8 +36,40 @@ def check_text(value: str, what: str) -> str:
 def read_json_file(path: Path, what: str = "") -> Any:
     """Parse a JSON file; one line naming the file for a missing or oversized file, bytes that
     are not UTF-8, bad JSON, or nesting deeper than the parser can follow."""
-    path = Path(path)
     label = what or str(path)
+    text = _read_text(Path(path), label, "a JSON file")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserInputError(
+            f"{label}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise UserInputError(f"{label}: JSON nested too deeply to read") from None
+
+
+def read_jsonl_file(path: Path, what: str = "") -> list[tuple[int, Any]]:
+    """The values of a JSON-lines file with their line numbers (blank lines skipped); a line
+    that is not JSON is one line naming the file and the line."""
+    label = what or str(path)
+    out = []
+    for number, line in enumerate(_read_text(Path(path), label, "a JSON-lines file").splitlines(),
+                                  start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            raise UserInputError(
+                f"{label}:{number}: not valid JSON: {exc.msg} at column {exc.colno}"
+            ) from None
+        except RecursionError:
+            raise UserInputError(f"{label}:{number}: JSON nested too deeply to read") from None
+    return out
+
+
+def _read_text(path: Path, label: str, kind: str) -> str:
+    """The file's text, or one line for a missing, oversized, unreadable or non-UTF-8 file."""
     try:
         size = path.stat().st_size
         if size > MAX_JSON_BYTES:
@@ -48,21 +80,13 @@ def read_json_file(path: Path, what: str = "") -> Any:
     except FileNotFoundError:
         raise UserInputError(f"{label}: no such file") from None
     except IsADirectoryError:
-        raise UserInputError(f"{label}: is a folder, not a JSON file") from None
+        raise UserInputError(f"{label}: is a folder, not {kind}") from None
     except OSError as exc:
         raise UserInputError(f"{label}: cannot read: {exc.strerror}") from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UserInputError(f"{label}: not UTF-8 text (byte {exc.start})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserInputError(
-            f"{label}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except RecursionError:
-        raise UserInputError(f"{label}: JSON nested too deeply to read") from None
 
 
 def check_home(home: Path, *, writes: bool) -> Path:

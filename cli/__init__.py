@@ -44,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "edgeai.cli.serve",
         "serve the agent API (LangGraph Agent Server API; docs at /docs)",
     ),
+    "run": (
+        "edgeai.cli.run",
+        "a scripted run: a scenario file's requests, checked, with a report",
+    ),
 }
 BENCHES: dict[str, tuple[str, str]] = {
     "models": ("edgeai.cli.models", "held-out accuracy/error of every healthcare model"),

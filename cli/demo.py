@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import shutil
 import time
 
@@ -42,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.agents.planning.units import build_units
     from edgeai.graphs.app import App
+    from edgeai.graphs.trace import summarize_step
     from edgeai.knowledge.pools import resolve_pool
     from edgeai.knowledge.store import add_to_home
 
@@ -67,40 +67,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         console.rule(f"[bold]> {request}[/bold]  (thread {thread})")
         for step in out["trace"]:
             console.print(
-                f"[cyan]{step['node']}[/cyan] ({step['seconds']:.2f} s): {_summary(step)}"
+                f"[cyan]{step['node']}[/cyan] ({step['seconds']:.2f} s): {summarize_step(step)}"
             )
         console.print(Panel(out["answer"], title="answer"))
     console.rule(
         f"demo finished in {time.perf_counter() - started:.1f} s; checkpoints in {settings.checkpoint_db}"
     )
     return 0
-
-
-def _summary(step: dict) -> str:
-    node = step["node"]
-    if node == "plan_request":
-        plan = step["plan"]
-        if not plan["subtasks"]:
-            return f"unsupported: {'; '.join(plan['unsupported'])}"
-        parts = [
-            f"{s['id']}:{s['model']}@{s['device']}" + (f"<-{s['deps']}" if s["deps"] else "")
-            for s in plan["subtasks"]
-        ]
-        extra = (
-            f" (follow-up of '{step['effective_request']}', day {step['day']})"
-            if step.get("followup")
-            else ""
-        )
-        return f"{step['planner']} planner -> " + ", ".join(parts) + extra
-    if node == "choose_models":
-        return ", ".join(f"{s['model']} ({s['tier']})" for s in step["selection"])
-    if node == "place_work":
-        return "; ".join(
-            f"{p['model']} -> {p['runs_on']} ({p['mode']})" for p in step["placements"]
-        )
-    if node == "run_models":
-        return "; ".join(
-            f"{r['model']}: {json.dumps(r['outputs']) if r['status'] == 'ok' else r['status']}"
-            for r in step["results"]
-        )
-    return step.get("answer", "").splitlines()[0] if step.get("answer") else ""

@@ -1,9 +1,11 @@
-"""`edgeai plan "REQUEST"` and `edgeai bench plan`: one plan, or Table-I quality over a pool."""
+"""`edgeai plan "REQUEST"`, `edgeai plan --requests FILE.jsonl` and `edgeai bench plan`: one plan,
+one plan per line of a file (JSON lines, one process), or Table-I quality over a pool."""
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import shutil
 import sys
 import time
@@ -11,6 +13,7 @@ from pathlib import Path
 
 from edgeai.cli import add_common, require_home
 from edgeai.config import Settings
+from edgeai.errors import UserInputError
 from rich.console import Console
 from rich.table import Table
 
@@ -20,6 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     plan.add_argument("request", nargs="?", help="the request in plain language")
     plan.add_argument(
         "--json", action="store_true", help="print exactly one plan as JSON on stdout"
+    )
+    plan.add_argument(
+        "--requests",
+        type=Path,
+        metavar="FILE.jsonl",
+        help='plan every line of FILE ({"request": "..."} or a JSON string); one JSON plan '
+        "per line on stdout",
     )
     plan.add_argument(
         "--structured-method",
@@ -56,7 +66,12 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.agents.planning.read import validate_request
     from edgeai.knowledge.store import open_store
 
-    request = validate_request(args.request)
+    if args.requests is not None:
+        if args.request is not None:
+            raise UserInputError("give one request or --requests FILE, not both")
+        requests = read_requests(args.requests)
+    else:
+        request = validate_request(args.request)
     require_home(settings)
     t0 = time.perf_counter()
     store = open_store(settings.home)
@@ -65,6 +80,12 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     # embedded fallback holds them, and warming up must not cost an LLM round trip
     getattr(planner, "fallback", planner).plan("warm up")
     load_s = time.perf_counter() - t0
+    if args.requests is not None:
+        for text in requests:
+            print(planner.plan(text).model_dump_json(), flush=True)
+        print(f"planned {len(requests)} requests in {time.perf_counter() - t0 - load_s:.2f} s "
+              f"(start-up {load_s:.1f} s)", file=sys.stderr)
+        return 0
     plan = planner.plan(request)
     if args.json:
         print(plan.model_dump_json(indent=2))
@@ -89,6 +110,30 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
         f"[dim]planner {getattr(plan, 'planner', '?')}, {getattr(plan, 'seconds', 0):.3f} s (start-up {load_s:.1f} s)[/dim]"
     )
     return 0
+
+
+def read_requests(path: Path) -> list[str]:
+    """Every request of a JSON-lines file, all checked before any is planned: a line is
+    {"request": "..."} (other keys, such as a labelled pool's, are ignored) or a JSON string;
+    a bad line is one error naming the file and the line."""
+    from edgeai.agents.planning.read import validate_request
+    from edgeai.inputs import read_jsonl_file
+
+    out = []
+    for number, value in read_jsonl_file(path):
+        text = value.get("request") if isinstance(value, dict) else value
+        if not isinstance(text, str):
+            raise UserInputError(
+                f'{path}:{number}: expected {{"request": "..."}} or a JSON string, '
+                f"got {json.dumps(value)[:60]}"
+            )
+        try:
+            out.append(validate_request(text))
+        except UserInputError as exc:
+            raise UserInputError(f"{path}:{number}: {exc}") from None
+    if not out:
+        raise UserInputError(f"{path}: no requests (one JSON line per request)")
+    return out
 
 
 def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
