@@ -291,10 +291,10 @@ function table(columns, rows) {
   return t;
 }
 
+// An object's plain fields on one line: "name digits · n_train 300 · ..."
 function keyValues(obj) {
-  return table(["", ""], Object.entries(obj || {})
-    .filter(([, v]) => v === null || typeof v !== "object")
-    .map(([k, v]) => [k, v]));
+  const fields = Object.entries(obj || {}).filter(([, v]) => v === null || typeof v !== "object");
+  return el("div", fields.map(([k, v]) => `${k} ${fmt(v)}`).join(" · "), "line fields");
 }
 
 // What each node's step shows; a node not named here shows its fields as JSON.
