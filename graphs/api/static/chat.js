@@ -308,11 +308,11 @@ const STEP_VIEWS = {
     if (subtasks.length) {
       card.append(table(["#", "sub-task", "model", "device", "after"],
         subtasks.map((s) => [s.id, s.goal, s.model, s.device, (s.deps || []).join(", ")])));
-    } else {
-      card.append(el("div", "no registered model serves this request", "line"));
     }
     if ((plan.unsupported || []).length) {
       card.append(el("div", `not served: ${plan.unsupported.join("; ")}`, "line"));
+    } else if (!subtasks.length) {
+      card.append(el("div", "no registered model serves this request", "line"));
     }
     card.append(el("div", `planner: ${step.planner || plan.planner || "?"}`, "line"));
   },
