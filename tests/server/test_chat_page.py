@@ -29,9 +29,10 @@ WAIT_MS = 600_000  # a limit for slow machines, not a claim about speed
 
 
 def _chromium() -> str | None:
+    """Debian's chromium ($EDGEAI_CHROMIUM names another build); None when there is none."""
     found = os.environ.get("EDGEAI_CHROMIUM") or shutil.which("chromium") \
         or shutil.which("chromium-browser")
-    return found
+    return found if found and Path(found).is_file() else None
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def browser() -> Iterator[object]:
         pytest.skip(f"playwright is not installed: {INSTALL}")
     executable = _chromium()
     if executable is None:
-        pytest.skip(f"no chromium on PATH: {INSTALL}")
+        pytest.skip(f"no chromium found: {INSTALL}")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=executable, headless=True)
         yield browser
