@@ -1,7 +1,8 @@
 """FastAPI agent API over the same graph the CLI uses: plan, ask (threads), devices, and the
 LangGraph Agent Server API (graphs/api/: assistants, threads, runs) that `langgraph_sdk` drives.
 
-A small first cut of the design card's server (the chat page comes later): `uvicorn
+The chat page (graphs/api/chat.py: `/`, its files, and `/files/` for run plots) talks to the
+same Agent Server routes. `uvicorn
 edgeai.server:app` with EDGEAI_HOME set, or `create_app(settings)` in code and tests. The app's
 assembly (graphs/app.py) is opened and warmed up once, in the background from startup: `/health`
 says the process is alive, `/ok` says it is ready (a plan can be served); requests that come
@@ -9,7 +10,8 @@ earlier wait for the warm-up. Hardened for clients that do not trust each other:
 `max_body_bytes` (default 1 MB, $EDGEAI_MAX_BODY_BYTES) is refused with 413 before it is read
 whole; validation errors name the field, never echo the value; no response carries another
 thread's id or an absolute path of this machine. With a token ($EDGEAI_API_TOKEN, or the file
-$EDGEAI_API_TOKEN_FILE names) every route but the probes (/ok, /healthz, /health) needs it.
+$EDGEAI_API_TOKEN_FILE names) every route but the probes (/ok, /healthz, /health) and the chat
+page's own files (`/`, `/static/...`: no secret in them; the page sends the token) needs it.
 `edgeai serve` (cli/serve.py) runs it under uvicorn. Imports nothing from cli/.
 """
 
@@ -26,6 +28,7 @@ from typing import Annotated, Any
 
 from edgeai.config import Settings, get_settings
 from edgeai.errors import EdgeAIError, HomeNotFoundError, UnknownThreadError
+from edgeai.graphs.api.chat import chat
 from edgeai.graphs.api.routes import ROUTERS
 from edgeai.graphs.api.runs import Conflict, NotFound, Runs
 from edgeai.graphs.api.views import public
@@ -39,11 +42,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 _APP_LOCK = threading.Lock()
-OPEN_PATHS = frozenset({"/ok", "/healthz", "/health"})
+OPEN_PATHS = frozenset({"/ok", "/healthz", "/health", "/"})
+OPEN_PREFIXES = ("/static/",)  # the chat page's script and style: no secret in them
 
 
 class TokenAuth:
-    """ASGI middleware: every path but the liveness/readiness probes needs the API token, as
+    """ASGI middleware: every path but the probes and the chat page's files needs the token, as
     `Authorization: Bearer <token>` or as `x-api-key: <token>` (what `langgraph_sdk` sends for
     `api_key=`); 401 otherwise. Compared in constant time."""
 
@@ -51,7 +55,8 @@ class TokenAuth:
         self.app, self.token = app, token.encode("utf-8")
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
         bearer = headers.get(b"authorization", b"")
@@ -193,8 +198,8 @@ def create_app(
     settings: Settings | None = None, *, warm: bool = True, token: str | None = None
 ) -> FastAPI:
     """The API over one data home; warm-up starts now (`warm=False`: at startup or first use).
-    With a `token` (default: `api_token()` from the environment) every route but /ok, /healthz
-    and /health needs it."""
+    With a `token` (default: `api_token()` from the environment) every route but /ok, /healthz,
+    /health and the chat page's files needs it."""
     settings = settings or get_settings()
     token = token or api_token()
 
@@ -211,6 +216,7 @@ def create_app(
     app.state.settings = settings
     app.state.warmup = Warmup(settings)
     app.include_router(router)
+    app.include_router(chat)
     for api_router in ROUTERS:
         app.include_router(api_router)
     limit = int(os.environ.get("EDGEAI_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))

@@ -126,8 +126,11 @@ def run_training(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, A
     _emit(ctx, **({"event": "trial_end"} | record.summary()))
     t.trials = [*t.trials, record]
     t.proposal = None
+    # the curve's plot, named relative to the data home: the chat page shows it (server /files/)
+    curve = Path(t.dir) / f"trial-{n}" / "curve.png"
+    images = [f"runs/fl/{t.run_id}/trial-{n}/curve.png"] if curve.is_file() else []
     return {"training": t.model_dump(mode="json")} | _step(
-        "run_training", started, state, trial=record.summary())
+        "run_training", started, state, trial=record.summary(), images=images)
 
 
 def tune_training(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any]:

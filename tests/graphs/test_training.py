@@ -72,6 +72,9 @@ def test_one_ask_with_yes_trains_registers_and_answers(fresh_home: Path):
     assert steps[:7] == ["plan_request", "prepare_training", "generate_code", "approve_code",
                          "run_training", "tune_training", "register_model"]
     assert steps[7:] == ["plan_request", "choose_models", "place_work", "run_models", "respond"]
+    (trial,) = [s for s in out["trace"] if s["node"] == "run_training"]
+    (plot,) = trial["images"]  # the chat page draws it from /files/: named under the data home
+    assert plot.startswith("runs/fl/") and (fresh_home / plot).is_file()
     model = out["training"]["model"]
     assert [r["model"] for r in out["results"]] == [model]
     assert out["results"][0]["status"] == "ok"
