@@ -2,7 +2,10 @@
 
 Only the command line lives here: flags, the token, and the refusal to listen beyond this machine
 without one. The server itself is built by `edgeai.server` from the environment this command sets
-(EDGEAI_HOME, EDGEAI_API_TOKEN_FILE), so that each of `--workers N` processes builds the same.
+(EDGEAI_HOME, EDGEAI_API_TOKEN_FILE, EDGEAI_CHECKPOINTER), so that each of `--workers N` processes
+builds the same. With `--checkpointer postgres://...` threads, their history and the API's run
+and thread records live in that database, so any worker answers for any thread; the workers still
+share one data home (the store of manuals, the per-thread turn locks, trained models).
 """
 
 from __future__ import annotations
@@ -26,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "127.0.0.1; any other needs a token)")
     serve.add_argument("--port", type=int, default=2024, help="port (default 2024)")
     serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve.add_argument("--checkpointer", default=None, metavar="sqlite|postgres://...",
+                       help="where threads are kept: 'sqlite' (default: a file under the home) "
+                            "or postgres://USER@HOST:PORT/DB, which several workers share "
+                            "(default: $EDGEAI_CHECKPOINTER)")
     serve.add_argument("--token-file", type=Path,
                        help="file holding the API token (default: $EDGEAI_API_TOKEN)")
     add_common(serve)
@@ -60,14 +67,23 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if token is None and not _loopback(args.host):
         raise UserInputError(f"refusing to listen on {args.host} without a token: set "
                              "EDGEAI_API_TOKEN or --token-file (or use --host 127.0.0.1)")
+    from edgeai.graphs.checkpoints import check_connection, parse_checkpointer, redact
+
+    url = parse_checkpointer(args.checkpointer if args.checkpointer is not None
+                             else settings.checkpointer)
     require_home(settings)
+    if url is not None:
+        check_connection(url)  # one line now, rather than every worker's failed warm-up
     import uvicorn
 
     os.environ["EDGEAI_HOME"] = str(settings.home)
+    os.environ["EDGEAI_CHECKPOINTER"] = url or "sqlite"
     if args.token_file is not None:
         os.environ["EDGEAI_API_TOKEN_FILE"] = str(args.token_file.resolve())
     where = f"http://{args.host}:{args.port}"
-    print(f"edgeai: serving {settings.home} at {where} (API docs: {where}/docs)", file=sys.stderr,
+    kept = "SQLite under the home" if url is None else redact(url)
+    print(f"edgeai: serving {settings.home} at {where} (API docs: {where}/docs; threads in "
+          f"{kept}; {args.workers} worker{'s' if args.workers > 1 else ''})", file=sys.stderr,
           flush=True)
     uvicorn.run("edgeai.server:app", host=args.host, port=args.port, workers=args.workers,
                 log_level=settings.log_level.lower() if settings.log_level else "info")
