@@ -106,7 +106,7 @@ def throwaway_postgres(*, timeout_s: float = 60.0) -> Iterator[str]:
     server = None
     try:
         done = subprocess.run([str(bin_dir / "initdb"), "-D", str(data), "-U", ROLE, "-A", "trust",
-                               "-E", "UTF8", "--locale=C", "--no-sync"], cwd=root, env=env,
+                               "-E", "UTF8", "--locale=C", "--no-sync"], check=False, cwd=root, env=env,
                               capture_output=True, text=True, timeout=timeout_s, **user)
         if done.returncode != 0:
             raise PostgresUnavailable(f"initdb failed: {(done.stderr or done.stdout).strip()[-300:]}")
