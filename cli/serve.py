@@ -1,4 +1,5 @@
-"""`edgeai serve`: the API (server.py: /plan, /ask and the LangGraph Agent Server API) under uvicorn.
+"""`edgeai serve`: the API (server.py: /plan, /ask and the LangGraph Agent Server API) under uvicorn;
+`edgeai bench serve`: that API under N concurrent chats (graphs/serve_bench.py does the work).
 
 Only the command line lives here: flags, the token, and the refusal to listen beyond this machine
 without one. The server itself is built by `edgeai.server` from the environment this command sets
@@ -37,6 +38,61 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="file holding the API token (default: $EDGEAI_API_TOKEN)")
     add_common(serve)
     serve.set_defaults(func=cmd_serve)
+
+
+def _count(low: int, high: int):
+    """An argparse type: a whole number in low..high (a bench bounded in size)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in {low}..{high}, got {value}")
+        return value
+
+    return parse
+
+
+def register_bench(bench_sub: argparse._SubParsersAction) -> None:
+    b = bench_sub.add_parser(
+        "serve", help="the API under load: p50/p95 latency per turn and throughput vs "
+        "concurrent chats", description="Start `edgeai serve` on a free loopback port over a "
+        "throw-away home with the sample pools, then run N concurrent chats (threads.create + K "
+        "runs.wait turns, follow-ups included) per N; a table on stdout, serve.csv, "
+        "serve-turns.csv and serve.png under <home>/bench/. Exit 1 if any turn failed or was "
+        "cut by --timeout.")
+    b.add_argument("--chats", type=_count(1, 500), nargs="+", default=[10, 50],
+                   help="concurrent chats, one measurement per value (default: 10 50)")
+    b.add_argument("--requests-per-chat", type=_count(1, 50), default=3,
+                   help="turns per chat, K (default 3: a request, a follow-up, a request)")
+    b.add_argument("--checkpointer", default="sqlite", metavar="sqlite|postgres|postgres://...",
+                   help="sqlite (default), postgres (a throw-away PostgreSQL started here) or a "
+                        "postgres:// URL")
+    b.add_argument("--workers", type=_count(1, 32), default=1, help="server processes (default 1)")
+    b.add_argument("--timeout", type=float, default=900.0,
+                   help="seconds each N may take; turns not started by then count as unfinished "
+                        "(default 900)")
+    b.add_argument("--seed", type=int, default=0, help="which pool requests the chats draw")
+    add_common(b)
+    b.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeai.graphs.checkpoints import parse_checkpointer
+
+    if args.checkpointer != "postgres":
+        parse_checkpointer(args.checkpointer)  # one line, before anything starts
+    if not 0 < args.timeout <= 24 * 3600:
+        raise UserInputError("--timeout must be in (0, 86400] seconds")
+    from edgeai.graphs.serve_bench import run_bench
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    summary = run_bench(settings, chats=args.chats, requests_per_chat=args.requests_per_chat,
+                        checkpointer=args.checkpointer, workers=args.workers,
+                        timeout_s=args.timeout, seed=args.seed)
+    return 0 if all(s["errors"] == 0 and s["unfinished"] == 0 for s in summary) else 1
 
 
 def _loopback(host: str) -> bool:
