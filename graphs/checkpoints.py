@@ -9,6 +9,7 @@ Postgres advisory lock so that workers starting together never race on CREATE TA
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -88,10 +89,22 @@ def check_connection(url: str, *, timeout_s: int = 10) -> None:
 
 
 @contextmanager
-def setup_lock(pool: ConnectionPool) -> Iterator[Any]:
-    """Hold the schema set-up lock (a session advisory lock) on one of the pool's connections."""
+def setup_lock(pool: ConnectionPool, *, timeout_s: float = 300.0) -> Iterator[Any]:
+    """Hold the schema set-up lock (a session advisory lock) on one of the pool's connections.
+
+    Taken by polling `pg_try_advisory_lock`, never by a blocking `pg_advisory_lock`: a worker
+    blocked inside a statement holds a snapshot, and LangGraph's migrations build an index
+    CONCURRENTLY, which waits for every older snapshot to end, the waiting worker's included,
+    while the lock holder waits for that index: a deadlock Postgres cannot see (its cycle runs
+    through the holder's client)."""
+    deadline = time.monotonic() + timeout_s
     with pool.connection() as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (SETUP_LOCK,))
+        while not conn.execute("SELECT pg_try_advisory_lock(%s) AS got",
+                               (SETUP_LOCK,)).fetchone()["got"]:
+            if time.monotonic() > deadline:
+                raise CheckpointerError(f"the checkpointer's schema set-up lock was held over "
+                                        f"{timeout_s:.0f} s by another server")
+            time.sleep(0.2)
         try:
             yield conn
         finally:

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,6 +131,40 @@ def test_two_workers_serve_one_threads_history_from_postgres(served: Served) -> 
     runs = c.runs.list(tid)
     assert [r["status"] for r in runs] == ["success", "success"]
     assert c.threads.get(tid)["metadata"] == {"who": "pg"}
+
+
+def test_workers_setting_up_one_new_database_together_do_not_deadlock(postgres_url: str) -> None:
+    """LangGraph's migrations build indexes CONCURRENTLY; a worker blocked on the set-up lock
+    inside a statement would stall them for ever (seen with two workers: the lock is polled)."""
+    import psycopg
+    from edgeai.graphs.api.records import PostgresTables, Records
+    from edgeai.graphs.checkpoints import open_pool, postgres_checkpointer
+
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE setup_race")
+    url = postgres_url.rsplit("/", 1)[0] + "/setup_race"
+    pools, errors = [], []
+
+    def start() -> None:
+        try:
+            pool = open_pool(url)
+            pools.append(pool)
+            postgres_checkpointer(pool)
+            Records(PostgresTables(pool))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=start, daemon=True) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    try:
+        assert not any(w.is_alive() for w in workers), "schema set-up deadlocked"
+        assert errors == []
+    finally:
+        for pool in pools:
+            pool.close(timeout=5)
 
 
 def test_a_malformed_checkpointer_url_is_one_line_and_exit_2(fresh_home: Path) -> None:
