@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from edgeai.graphs.checkpoints import parse_checkpointer
+    from edgeai.graphs.persistence import parse_checkpointer
 
     if args.checkpointer != "postgres":
         parse_checkpointer(args.checkpointer)  # one line, before anything starts
@@ -88,11 +89,16 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         raise UserInputError("--timeout must be in (0, 86400] seconds")
     from edgeai.graphs.serve_bench import run_bench
 
+    signal.signal(signal.SIGTERM, _interrupted)  # the server and PostgreSQL it started end too
     settings.home.mkdir(parents=True, exist_ok=True)
     summary = run_bench(settings, chats=args.chats, requests_per_chat=args.requests_per_chat,
                         checkpointer=args.checkpointer, workers=args.workers,
                         timeout_s=args.timeout, seed=args.seed)
     return 0 if all(s["errors"] == 0 and s["unfinished"] == 0 for s in summary) else 1
+
+
+def _interrupted(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _loopback(host: str) -> bool:
@@ -123,7 +129,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if token is None and not _loopback(args.host):
         raise UserInputError(f"refusing to listen on {args.host} without a token: set "
                              "EDGEAI_API_TOKEN or --token-file (or use --host 127.0.0.1)")
-    from edgeai.graphs.checkpoints import check_connection, parse_checkpointer, redact
+    from edgeai.graphs.persistence import check_connection, parse_checkpointer, redact
 
     url = parse_checkpointer(args.checkpointer if args.checkpointer is not None
                              else settings.checkpointer)

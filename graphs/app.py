@@ -14,7 +14,7 @@ show up in the next one's trace.
 
 Threads are checkpointed in the home's SQLite file, or in PostgreSQL when a checkpointer URL is
 given (`checkpointer_url=`, or the settings' `checkpointer`, $EDGEAI_CHECKPOINTER): then `pool`
-is the connection pool the API's records share too (graphs/checkpoints.py).
+is the connection pool the API's records share too (graphs/persistence.py).
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ class App:
         """Open the home's store (refusing a home that does not exist), build its planner and
         open its checkpoint database: `checkpointer_url` (default: the settings') names a
         Postgres database, else the home's SQLite file."""
-        from edgeai.graphs import checkpoints
+        from edgeai.graphs import persistence
 
-        url = checkpoints.parse_checkpointer(checkpointer_url or settings.checkpointer)
+        url = persistence.parse_checkpointer(checkpointer_url or settings.checkpointer)
         require_home(settings)
         store = open_store(settings.home)
         from edgeai.agents.planning.planner import make_planner
@@ -73,8 +73,8 @@ class App:
         if url is None:
             app = cls(settings, store, planner, sqlite_checkpointer(settings.checkpoint_db))
         else:
-            pool = checkpoints.open_pool(url)
-            app = cls(settings, store, planner, checkpoints.postgres_checkpointer(pool), pool)
+            pool = persistence.open_pool(url)
+            app = cls(settings, store, planner, persistence.postgres_checkpointer(pool), pool)
         app._chat_model, app._method = chat_model, method
         from edgeai.tools.federated.served import TrainedRuntime
         from edgeai.tools.runtimes import register

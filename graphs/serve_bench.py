@@ -27,6 +27,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -145,8 +146,8 @@ def _tail(log: Path) -> str:
     return " | ".join(lines[-3:]) or "(no output)"
 
 
-def chat(url: str, token: str, turns: list[str], *, n: int, index: int,
-         deadline: float) -> list[Turn]:
+def chat(url: str, token: str, turns: list[str], *, n: int, index: int, deadline: float,
+         stop: threading.Event) -> list[Turn]:
     """One chat: a thread, then its turns one after another until the deadline."""
     out: list[Turn] = []
     headers = {"Authorization": f"Bearer {token}"}
@@ -157,7 +158,7 @@ def chat(url: str, token: str, turns: list[str], *, n: int, index: int,
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             return [Turn(n, index, 0, "threads.create", 0.0, False, _short(exc))]
         for t, request in enumerate(turns):
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or stop.is_set():
                 break
             started = time.perf_counter()
             error = _turn(c, tid, request, deadline)
@@ -191,14 +192,20 @@ def _short(exc: BaseException) -> str:
 
 def run_load(url: str, token: str, n: int, k: int, *, seed: int,
              timeout_s: float) -> tuple[list[Turn], float]:
-    """N concurrent chats of K turns; every turn measured, and the batch's wall time."""
+    """N concurrent chats of K turns; every turn measured, and the batch's wall time. Stopped
+    early (Ctrl-C, SIGTERM), the chats start no further turn."""
     chats = conversations(n, k, seed)
     deadline = time.monotonic() + timeout_s
+    stop = threading.Event()
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="bench-chat") as ex:
-        futures = [ex.submit(chat, url, token, turns, n=n, index=i, deadline=deadline)
+    ex = ThreadPoolExecutor(max_workers=n, thread_name_prefix="bench-chat")
+    try:
+        futures = [ex.submit(chat, url, token, turns, n=n, index=i, deadline=deadline, stop=stop)
                    for i, turns in enumerate(chats)]
         turns = [t for f in futures for t in f.result()]
+    finally:
+        stop.set()
+        ex.shutdown(wait=False, cancel_futures=True)
     return turns, time.perf_counter() - started
 
 
@@ -280,7 +287,7 @@ def table(summary: list[dict[str, Any]]) -> str:
 def checkpointer_for(spec: str) -> Iterator[tuple[str | None, str]]:
     """('sqlite' | 'postgres' | a postgres:// URL) -> (URL or None, label); 'postgres' starts a
     throw-away PostgreSQL for the block."""
-    from edgeai.graphs.checkpoints import parse_checkpointer
+    from edgeai.graphs.persistence import parse_checkpointer
 
     if spec == "postgres":
         from edgeai.tools.postgres import throwaway_postgres

@@ -80,7 +80,7 @@ class PostgresTables:
     autocommit: every statement is its own transaction, as on the SQLite side)."""
 
     def __init__(self, pool: Any) -> None:
-        from edgeai.graphs.checkpoints import setup_lock
+        from edgeai.graphs.persistence import setup_lock
 
         self._pool = pool
         with setup_lock(pool) as conn:

@@ -138,7 +138,7 @@ def test_workers_setting_up_one_new_database_together_do_not_deadlock(postgres_u
     inside a statement would stall them for ever (seen with two workers: the lock is polled)."""
     import psycopg
     from edgeai.graphs.api.records import PostgresTables, Records
-    from edgeai.graphs.checkpoints import open_pool, postgres_checkpointer
+    from edgeai.graphs.persistence import open_pool, postgres_checkpointer
 
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute("CREATE DATABASE setup_race")
