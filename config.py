@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         None, description="API key; falls back to OPENAI_API_KEY, then to a dummy for local servers"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    checkpointer: str | None = Field(
+        None,
+        description="where threads are kept: 'sqlite' (default: a file under the home) or "
+        "postgres://USER@HOST:PORT/DB, shared by several server workers",
+    )
 
     # Derived locations, all under the one data home.
     store_dir = _under_home("store", "the chromadb store of device manuals")

@@ -61,6 +61,10 @@ BENCHES: dict[str, tuple[str, str]] = {
         "split inference: bytes/quality per scheme (Table II) and latency vs rate (Fig. 3)",
     ),
     "fl": ("edgeai.cli.fl", "Fig. 4: automatic FL trials vs a grid-searched baseline"),
+    "serve": (
+        "edgeai.cli.serve",
+        "the API under load: p50/p95 latency per turn and throughput vs concurrent chats",
+    ),
     "startup": (
         "edgeai.cli.startup",
         "start-up: median wall time of --help, knowledge list and plan, as a new user pays it",

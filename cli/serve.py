@@ -1,8 +1,12 @@
-"""`edgeai serve`: the API (server.py: /plan, /ask and the LangGraph Agent Server API) under uvicorn.
+"""`edgeai serve`: the API (server.py: /plan, /ask and the LangGraph Agent Server API) under uvicorn;
+`edgeai bench serve`: that API under N concurrent chats (graphs/serve_bench.py does the work).
 
 Only the command line lives here: flags, the token, and the refusal to listen beyond this machine
 without one. The server itself is built by `edgeai.server` from the environment this command sets
-(EDGEAI_HOME, EDGEAI_API_TOKEN_FILE), so that each of `--workers N` processes builds the same.
+(EDGEAI_HOME, EDGEAI_API_TOKEN_FILE, EDGEAI_CHECKPOINTER), so that each of `--workers N` processes
+builds the same. With `--checkpointer postgres://...` threads, their history and the API's run
+and thread records live in that database, so any worker answers for any thread; the workers still
+share one data home (the store of manuals, the per-thread turn locks, trained models).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -26,10 +31,74 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "127.0.0.1; any other needs a token)")
     serve.add_argument("--port", type=int, default=2024, help="port (default 2024)")
     serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve.add_argument("--checkpointer", default=None, metavar="sqlite|postgres://...",
+                       help="where threads are kept: 'sqlite' (default: a file under the home) "
+                            "or postgres://USER@HOST:PORT/DB, which several workers share "
+                            "(default: $EDGEAI_CHECKPOINTER)")
     serve.add_argument("--token-file", type=Path,
                        help="file holding the API token (default: $EDGEAI_API_TOKEN)")
     add_common(serve)
     serve.set_defaults(func=cmd_serve)
+
+
+def _count(low: int, high: int):
+    """An argparse type: a whole number in low..high (a bench bounded in size)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in {low}..{high}, got {value}")
+        return value
+
+    return parse
+
+
+def register_bench(bench_sub: argparse._SubParsersAction) -> None:
+    b = bench_sub.add_parser(
+        "serve", help="the API under load: p50/p95 latency per turn and throughput vs "
+        "concurrent chats", description="Start `edgeai serve` on a free loopback port over a "
+        "throw-away home with the sample pools, then run N concurrent chats (threads.create + K "
+        "runs.wait turns, follow-ups included) per N; a table on stdout, serve.csv, "
+        "serve-turns.csv and serve.png under <home>/bench/. Exit 1 if any turn failed or was "
+        "cut by --timeout.")
+    b.add_argument("--chats", type=_count(1, 500), nargs="+", default=[10, 50],
+                   help="concurrent chats, one measurement per value (default: 10 50)")
+    b.add_argument("--requests-per-chat", type=_count(1, 50), default=3,
+                   help="turns per chat, K (default 3: a request, a follow-up, a request)")
+    b.add_argument("--checkpointer", default="sqlite", metavar="sqlite|postgres|postgres://...",
+                   help="sqlite (default), postgres (a throw-away PostgreSQL started here) or a "
+                        "postgres:// URL")
+    b.add_argument("--workers", type=_count(1, 32), default=1, help="server processes (default 1)")
+    b.add_argument("--timeout", type=float, default=900.0,
+                   help="seconds each N may take; turns not started by then count as unfinished "
+                        "(default 900)")
+    b.add_argument("--seed", type=int, default=0, help="which pool requests the chats draw")
+    add_common(b)
+    b.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from edgeai.graphs.persistence import parse_checkpointer
+
+    if args.checkpointer != "postgres":
+        parse_checkpointer(args.checkpointer)  # one line, before anything starts
+    if not 0 < args.timeout <= 24 * 3600:
+        raise UserInputError("--timeout must be in (0, 86400] seconds")
+    from edgeai.graphs.serve_bench import run_bench
+
+    signal.signal(signal.SIGTERM, _interrupted)  # the server and PostgreSQL it started end too
+    settings.home.mkdir(parents=True, exist_ok=True)
+    summary = run_bench(settings, chats=args.chats, requests_per_chat=args.requests_per_chat,
+                        checkpointer=args.checkpointer, workers=args.workers,
+                        timeout_s=args.timeout, seed=args.seed)
+    return 0 if all(s["errors"] == 0 and s["unfinished"] == 0 for s in summary) else 1
+
+
+def _interrupted(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _loopback(host: str) -> bool:
@@ -60,14 +129,23 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if token is None and not _loopback(args.host):
         raise UserInputError(f"refusing to listen on {args.host} without a token: set "
                              "EDGEAI_API_TOKEN or --token-file (or use --host 127.0.0.1)")
+    from edgeai.graphs.persistence import check_connection, parse_checkpointer, redact
+
+    url = parse_checkpointer(args.checkpointer if args.checkpointer is not None
+                             else settings.checkpointer)
     require_home(settings)
+    if url is not None:
+        check_connection(url)  # one line now, rather than every worker's failed warm-up
     import uvicorn
 
     os.environ["EDGEAI_HOME"] = str(settings.home)
+    os.environ["EDGEAI_CHECKPOINTER"] = url or "sqlite"
     if args.token_file is not None:
         os.environ["EDGEAI_API_TOKEN_FILE"] = str(args.token_file.resolve())
     where = f"http://{args.host}:{args.port}"
-    print(f"edgeai: serving {settings.home} at {where} (API docs: {where}/docs)", file=sys.stderr,
+    kept = "SQLite under the home" if url is None else redact(url)
+    print(f"edgeai: serving {settings.home} at {where} (API docs: {where}/docs; threads in "
+          f"{kept}; {args.workers} worker{'s' if args.workers > 1 else ''})", file=sys.stderr,
           flush=True)
     uvicorn.run("edgeai.server:app", host=args.host, port=args.port, workers=args.workers,
                 log_level=settings.log_level.lower() if settings.log_level else "info")

@@ -1,4 +1,4 @@
-"""The app's assembly: one data home's store, planner, SQLite checkpointer and compiled graph.
+"""The app's assembly: one data home's store, planner, checkpointer and compiled graph.
 
 `App.open(settings)` is the one place these are opened together; `edgeai ask`, `edgeai demo` and
 the API server (server.py) all go through it. A chat model can be handed in (`chat_model=`) to
@@ -11,6 +11,10 @@ turn waits for the first and no acknowledged turn is lost. A turn killed half wa
 thread's checkpoint with nodes still to run; the next turn says so (`interrupted`), and each
 turn's trace is filtered by its own run id, never by turn number, so a killed run's steps never
 show up in the next one's trace.
+
+Threads are checkpointed in the home's SQLite file, or in PostgreSQL when a checkpointer URL is
+given (`checkpointer_url=`, or the settings' `checkpointer`, $EDGEAI_CHECKPOINTER): then `pool`
+is the connection pool the API's records share too (graphs/persistence.py).
 """
 
 from __future__ import annotations
@@ -36,12 +40,14 @@ class App:
     """A store, a planner and the checkpointed graph of one data home, opened once."""
 
     def __init__(
-        self, settings: Settings, store: KnowledgeStore, planner: Planner, checkpointer: Any
+        self, settings: Settings, store: KnowledgeStore, planner: Planner, checkpointer: Any,
+        pool: Any = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.planner = planner
         self.checkpointer = checkpointer
+        self.pool = pool  # the Postgres connection pool, or None (SQLite under the home)
         self.graph = build_graph(checkpointer)
 
     @classmethod
@@ -51,15 +57,24 @@ class App:
         *,
         chat_model: BaseChatModel | None = None,
         method: str = "json_schema",
+        checkpointer_url: str | None = None,
     ) -> App:
         """Open the home's store (refusing a home that does not exist), build its planner and
-        open its checkpoint database."""
+        open its checkpoint database: `checkpointer_url` (default: the settings') names a
+        Postgres database, else the home's SQLite file."""
+        from edgeai.graphs import persistence
+
+        url = persistence.parse_checkpointer(checkpointer_url or settings.checkpointer)
         require_home(settings)
         store = open_store(settings.home)
         from edgeai.agents.planning.planner import make_planner
 
         planner = make_planner(settings, store, method=method, chat_model=chat_model)
-        app = cls(settings, store, planner, sqlite_checkpointer(settings.checkpoint_db))
+        if url is None:
+            app = cls(settings, store, planner, sqlite_checkpointer(settings.checkpoint_db))
+        else:
+            pool = persistence.open_pool(url)
+            app = cls(settings, store, planner, persistence.postgres_checkpointer(pool), pool)
         app._chat_model, app._method = chat_model, method
         from edgeai.tools.federated.served import TrainedRuntime
         from edgeai.tools.runtimes import register

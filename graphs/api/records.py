@@ -1,9 +1,13 @@
-"""Threads and runs of the API, kept in one SQLite file beside the checkpointer (`api.sqlite`).
+"""Threads and runs of the API, kept beside the checkpointer: in `api.sqlite` next to the home's
+SQLite checkpoints, or in two tables of the Postgres database the checkpointer uses.
 
-The checkpointer keeps what a thread holds; this table keeps what the API says about it (when it
-was made, its metadata) and every run's status, so a restarted server answers for both. A run
-whose owning process died (killed mid-run) is marked `interrupted` when the next server opens the
-file: its process id is checked, so the sibling workers of `--workers N` keep their live runs.
+The checkpointer keeps what a thread holds; these tables keep what the API says about it (when it
+was made, its metadata) and every run's status, so a restarted server, or any sibling worker of
+`--workers N`, answers for both. A run whose owning process died (killed mid-run) is marked
+`interrupted` when the next server opens the tables: its host and process id are checked, so the
+live runs of sibling workers, and of servers on other machines sharing the Postgres database, are
+left alone. The SQL is written once, with `?` placeholders; the Postgres side swaps them for
+psycopg's `%s`.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import socket
 import sqlite3
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +30,13 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, thread_id TEXT NOT NULL, assistant_id TEXT NOT NULL,
     created_at TEXT NOT NULL, updated_at TEXT NOT NULL, status TEXT NOT NULL,
     metadata TEXT NOT NULL DEFAULT '{}', kwargs TEXT NOT NULL DEFAULT '{}',
-    multitask_strategy TEXT NOT NULL DEFAULT 'reject', reason TEXT, pid INTEGER);
+    multitask_strategy TEXT NOT NULL DEFAULT 'reject', reason TEXT, pid INTEGER, host TEXT);
 CREATE INDEX IF NOT EXISTS runs_by_thread ON runs (thread_id, created_at);
 """
 ACTIVE = ("pending", "running")
 KILLED = "the server stopped while the run was going (killed or crashed); the thread keeps " \
          "every step checkpointed before that"
+HOST = socket.gethostname()
 
 
 def now() -> str:
@@ -48,11 +55,10 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-class Records:
-    """The threads and runs tables; every method is one short transaction (thread-safe)."""
+class SqliteTables:
+    """The tables in one SQLite file (WAL: the workers of one home share it)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=10000")
@@ -60,17 +66,55 @@ class Records:
         self._lock = threading.Lock()
         with self._lock:
             self._db.executescript(SCHEMA)
-        self.recover()
+            columns = [r["name"] for r in self._db.execute("PRAGMA table_info(runs)")]
+            if "host" not in columns:  # a home made before runs said where they ran
+                self._db.execute("ALTER TABLE runs ADD COLUMN host TEXT")
 
-    def _run(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+    def execute(self, sql: str, args: tuple = ()) -> list[Mapping[str, Any]]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+
+class PostgresTables:
+    """The tables in the checkpointer's Postgres database, over its connection pool (dict rows,
+    autocommit: every statement is its own transaction, as on the SQLite side)."""
+
+    def __init__(self, pool: Any) -> None:
+        from edgeai.graphs.persistence import setup_lock
+
+        self._pool = pool
+        with setup_lock(pool) as conn:
+            for statement in filter(str.strip, SCHEMA.split(";")):
+                conn.execute(statement)
+
+    def execute(self, sql: str, args: tuple = ()) -> list[Mapping[str, Any]]:
+        with self._pool.connection() as conn:
+            cursor = conn.execute(sql.replace("?", "%s"), args)
+            return cursor.fetchall() if cursor.description else []
+
+
+class Records:
+    """The threads and runs tables; every method is one short transaction (thread-safe)."""
+
+    def __init__(self, tables: SqliteTables | PostgresTables) -> None:
+        self.tables = tables
+        self.recover()
+
+    @classmethod
+    def for_app(cls, app: Any) -> Records:
+        """Beside the app's checkpointer: its Postgres pool, or `api.sqlite` in its home."""
+        if app.pool is not None:
+            return cls(PostgresTables(app.pool))
+        return cls(SqliteTables(app.settings.checkpoint_db.parent / "api.sqlite"))
+
+    def _run(self, sql: str, args: tuple = ()) -> list[Mapping[str, Any]]:
+        return self.tables.execute(sql, args)
+
     def recover(self) -> int:
-        """Mark the runs of dead processes interrupted; how many were."""
-        orphans = [r["run_id"] for r in self._run(
-            "SELECT run_id, pid FROM runs WHERE status IN (?, ?)", ACTIVE) if not _alive(r["pid"])
-            or r["pid"] == os.getpid()]
+        """Mark the runs of dead processes of this machine interrupted; how many were."""
+        rows = self._run("SELECT run_id, pid, host FROM runs WHERE status IN (?, ?)", ACTIVE)
+        orphans = [r["run_id"] for r in rows if r["host"] in (None, HOST)
+                   and (not _alive(r["pid"]) or r["pid"] == os.getpid())]
         for run_id in orphans:
             self.finish(run_id, "interrupted", KILLED)
         return len(orphans)
@@ -111,9 +155,11 @@ class Records:
     def add_run(self, run_id: str, thread_id: str, assistant_id: str, metadata: dict[str, Any],
                 kwargs: dict[str, Any], strategy: str) -> dict[str, Any]:
         t = now()
-        self._run("INSERT INTO runs VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, NULL, ?)",
+        self._run("INSERT INTO runs (run_id, thread_id, assistant_id, created_at, updated_at, "
+                  "status, metadata, kwargs, multitask_strategy, reason, pid, host) "
+                  "VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, NULL, ?, ?)",
                   (run_id, thread_id, assistant_id, t, t, json.dumps(metadata),
-                   json.dumps(kwargs), strategy, os.getpid()))
+                   json.dumps(kwargs), strategy, os.getpid(), HOST))
         return self.run(thread_id, run_id)
 
     def run(self, thread_id: str, run_id: str) -> dict[str, Any] | None:
@@ -150,12 +196,12 @@ class Records:
         self._run("DELETE FROM runs WHERE run_id = ?", (run_id,))
 
 
-def _thread(row: sqlite3.Row) -> dict[str, Any]:
+def _thread(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"thread_id": row["thread_id"], "created_at": row["created_at"],
             "updated_at": row["updated_at"], "metadata": json.loads(row["metadata"])}
 
 
-def _run_row(row: sqlite3.Row) -> dict[str, Any]:
+def _run_row(row: Mapping[str, Any]) -> dict[str, Any]:
     return {"run_id": row["run_id"], "thread_id": row["thread_id"],
             "assistant_id": row["assistant_id"], "created_at": row["created_at"],
             "updated_at": row["updated_at"], "status": row["status"],

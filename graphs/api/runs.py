@@ -123,7 +123,7 @@ class Runs:
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self.records = Records(app.settings.checkpoint_db.parent / "api.sqlite")
+        self.records = Records.for_app(app)
         self.live: dict[str, Run] = {}
         self._lock = threading.Lock()
 
