@@ -35,7 +35,6 @@ from edgeai.tools.federated.template import Manifest, SearchSpace
 from edgeai.tools.federated.trial import TrialRecord
 from pydantic import BaseModel, Field
 
-
 ADAM_RATES = (3e-4, 3e-3)
 """Adam's rate window when the tuner switches to it: half a decade around its usual 1e-3
 (Kingma & Ba's default, torch's too)."""
