@@ -2,7 +2,8 @@
 LangGraph Agent Server API (graphs/api/: assistants, threads, runs) that `langgraph_sdk` drives.
 
 The chat page (graphs/api/chat.py: `/`, its files, and `/files/` for run plots) talks to the
-same Agent Server routes. `uvicorn
+same Agent Server routes; `/scenarios/runs` (graphs/api/scenarios.py) runs the scenario files of
+`edgeai run` in the background, each in a fresh home under this one. `uvicorn
 edgeai.server:app` with EDGEAI_HOME set, or `create_app(settings)` in code and tests. The app's
 assembly (graphs/app.py) is opened and warmed up once, in the background from startup: `/health`
 says the process is alive, `/ok` says it is ready (a plan can be served); requests that come
@@ -31,6 +32,7 @@ from edgeai.errors import EdgeAIError, HomeNotFoundError, UnknownThreadError
 from edgeai.graphs.api.chat import chat
 from edgeai.graphs.api.routes import ROUTERS
 from edgeai.graphs.api.runs import Conflict, NotFound, Runs
+from edgeai.graphs.api.scenarios import ScenarioRuns, scenarios
 from edgeai.graphs.api.views import public
 from edgeai.graphs.app import App
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
@@ -215,8 +217,10 @@ def create_app(
     )
     app.state.settings = settings
     app.state.warmup = Warmup(settings)
+    app.state.scenarios = ScenarioRuns(settings)
     app.include_router(router)
     app.include_router(chat)
+    app.include_router(scenarios)
     for api_router in ROUTERS:
         app.include_router(api_router)
     limit = int(os.environ.get("EDGEAI_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))

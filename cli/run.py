@@ -8,7 +8,6 @@ the report are graphs/scenario.py's, which the API server calls too.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -48,21 +47,22 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         load_scenario,
         prepare_home,
         run_scenario,
+        slug,
         write_report,
     )
 
     path: Path = args.scenario
     given_home = args.home is not None
     scenario = load_scenario(path, also_known=_home_models(settings.home) if given_home else ())
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", scenario.name or path.stem).strip("-.") or "scenario"
+    name = slug(scenario.name or path.stem)
     if not given_home:  # a fresh home of its own, so the user's store is never touched
-        settings.home = settings.home / "scenarios" / slug
+        settings.home = settings.home / "scenarios" / name
     if args.report is not None:
         report_dir = args.report
     elif scenario.report is not None:
         report_dir = path.parent / scenario.report
     else:
-        report_dir = settings.runs_dir / "scenarios" / slug
+        report_dir = settings.runs_dir / "scenarios" / name
     report_dir = check_report_dir(report_dir)
     if not given_home:
         shutil.rmtree(settings.home, ignore_errors=True)

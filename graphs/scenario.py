@@ -152,12 +152,14 @@ def load_scenario(path: Path, *, also_known: Iterable[str] = ()) -> Scenario:
 
 
 def parse_scenario(
-    text: str, source: str, *, base: Path | None = None, also_known: Iterable[str] = ()
+    text: str, source: str, *, base: Path | None = None, also_known: Iterable[str] = (),
+    paths: bool = True,
 ) -> Scenario:
     """The scenario in `text` (YAML, or JSON, which is YAML), validated: its fields, that every
     pool resolves (from `base`, default the current folder) and that every expected model is
     one the pools' manuals (or `also_known`, e.g. a given home's store) declare. Any failure is
-    a ScenarioError naming `source`, the line and the field."""
+    a ScenarioError naming `source`, the line and the field. `paths=False` (a scenario that came
+    over the network): a pool must be a shipped pool's name, never a file-system path."""
     root = _compose(text, source)
     if root is None:
         raise ScenarioError(source, 1, None, "is empty: a scenario needs pools: and requests:")
@@ -177,7 +179,7 @@ def parse_scenario(
     known = set(also_known)
     for i, pool in enumerate(scenario.pools):
         try:
-            known |= _declared_models(resolve_manuals(pool, base))
+            known |= _declared_models(resolve_manuals(pool, base, paths=paths))
         except EdgeAIError as exc:
             raise ScenarioError(source, _line_of(root, ("pools", i)), f"pools[{i}]",
                                 str(exc)) from None
@@ -244,6 +246,11 @@ def _line_of(root: yaml.Node, loc: Iterable[Any]) -> int:
     return line
 
 
+def slug(name: str) -> str:
+    """A scenario's name as a folder name: letters, digits, '.', '_' and '-' only."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "scenario"
+
+
 def field_path(loc: Iterable[Any]) -> str:
     """pydantic's error location as a reader writes it: requests[0].expect."""
     out = ""
@@ -252,13 +259,19 @@ def field_path(loc: Iterable[Any]) -> str:
     return out
 
 
-def resolve_manuals(pool: str, base: Path) -> list[Path]:
+def resolve_manuals(pool: str, base: Path, *, paths: bool = True) -> list[Path]:
     """The manual files a `pools:` entry names: a path (relative to `base`) to a pool folder,
-    manuals folder or manual file, else a shipped pool's name."""
+    manuals folder or manual file, else a shipped pool's name; `paths=False`: only the name of
+    a shipped pool (the value is not repeated in the refusal: it may be a path of this machine)."""
     from edgeai.knowledge.manuals import collect_manual_files
-    from edgeai.knowledge.pools import resolve_pool
+    from edgeai.knowledge.pools import resolve_pool, sample_pools
 
     check_text(pool, "the pool")
+    if not paths:
+        if pool not in sample_pools():
+            raise UserInputError(f"must name a shipped pool ({', '.join(sample_pools())}); "
+                                 "a path is not accepted here")
+        return collect_manual_files([resolve_pool(pool)])
     path = (base / pool).expanduser()
     if not path.exists():
         path = resolve_pool(pool)  # a shipped pool's name, or a one-line refusal
@@ -319,14 +332,17 @@ class ScenarioReport(BaseModel):
     turns: list[TurnReport]
 
 
-def prepare_home(scenario: Scenario, home: Path, *, base: Path | None = None) -> dict[str, list]:
+def prepare_home(
+    scenario: Scenario, home: Path, *, base: Path | None = None, paths: bool = True
+) -> dict[str, list]:
     """Load the scenario's manuals into `home` (created when absent; devices already there are
-    replaced by the manuals' versions); what `edgeai knowledge add` reports."""
+    replaced by the manuals' versions); what `edgeai knowledge add` reports. `paths=False`:
+    shipped pools only (see `resolve_manuals`)."""
     from edgeai.agents.planning.units import build_units
     from edgeai.knowledge.store import add_to_home
 
     base = Path.cwd() if base is None else Path(base)
-    files = [f for pool in scenario.pools for f in resolve_manuals(pool, base)]
+    files = [f for pool in scenario.pools for f in resolve_manuals(pool, base, paths=paths)]
     return add_to_home(home, files, build_units)
 
 

@@ -16,6 +16,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,34 @@ def encoder_version(encoder: str) -> str:
         except PackageNotFoundError:
             parts.append(f"{dist}=?")
     return f"{encoder}@" + ";".join(parts)
+
+
+CACHE_FILE = "embeddings.sqlite"
+"""The cache's file name in a store folder."""
+
+
+def copy_caches(source_dir: Path, target_dir: Path) -> bool:
+    """Start the caches of the store folder `target_dir` (a new home's) with `source_dir`'s:
+    its embedding cache, copied consistently with SQLite's backup (a writer in another process
+    is no matter), and its USE-m3 word lists. Rows are keyed by encoder version and the whole
+    list of texts, so a copied vector is reused only where it is exactly what the encoder would
+    compute. False when there is nothing to copy or it cannot be read (the target starts empty:
+    slower, never wrong)."""
+    source, target = Path(source_dir) / CACHE_FILE, Path(target_dir) / CACHE_FILE
+    if not source.is_file() or target.exists():
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with closing(sqlite3.connect(f"{source.as_uri()}?mode=ro", uri=True, timeout=60)) as src, \
+                closing(sqlite3.connect(str(target))) as dst:
+            src.backup(dst)
+        for words in Path(source_dir).glob("usem3-words-*.txt"):
+            (target.parent / words.name).write_bytes(words.read_bytes())
+    except (sqlite3.Error, OSError) as exc:
+        log.warning("embedding cache not copied from %s: %s", source_dir, exc)
+        target.unlink(missing_ok=True)
+        return False
+    return True
 
 
 class EmbeddingCache:

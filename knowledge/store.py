@@ -212,10 +212,10 @@ class KnowledgeStore:
         """`embed(encoder, texts, prepare=None, tag="")`: `ENCODERS[encoder](texts)` bit for bit,
         cached in the data home beside the store (knowledge.embeddings.EmbeddingCache.embed);
         the encoder loads only when a list is new."""
-        from edgeai.knowledge.embeddings import EmbeddingCache
+        from edgeai.knowledge.embeddings import CACHE_FILE, EmbeddingCache
 
         if getattr(self, "_embedding_cache", None) is None:
-            self._embedding_cache = EmbeddingCache(self.store_dir / "embeddings.sqlite")
+            self._embedding_cache = EmbeddingCache(self.store_dir / CACHE_FILE)
         return self._embedding_cache.embed
 
     # ----------------------------------------------------------------- writes

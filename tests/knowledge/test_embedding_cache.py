@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from edgeai.knowledge.embeddings import ENCODERS, EmbeddingCache, encoder_version
+from edgeai.knowledge.embeddings import ENCODERS, EmbeddingCache, copy_caches, encoder_version
 from edgeai.knowledge.store import open_store
 
 TEXTS = [
@@ -102,3 +102,19 @@ def test_knowledge_remove_and_add_leave_the_planner_ready(
         assert main(["knowledge", *argv, "--home", str(fresh_home)]) == 0
         subprocess.run([sys.executable, "-c", check], check=True, timeout=300)
     assert "smart-plug" in capsys.readouterr().out
+
+
+def test_copy_caches_starts_a_new_store_with_the_same_vectors(tmp_path: Path) -> None:
+    """What a scenario run's fresh home starts with (graphs/api/scenarios.py): the server's
+    vectors, served bit for bit from the copy; nothing to copy is a plain False."""
+    source, target = tmp_path / "a" / "store", tmp_path / "b" / "store"
+    vectors = np.arange(8, dtype=np.float32).reshape(4, 2)
+    EmbeddingCache(source / "embeddings.sqlite").store("minilm", TEXTS, vectors)
+    (source / "usem3-words-x.txt").write_text("hello\nworld\n", encoding="utf-8")
+    assert copy_caches(source, target)
+    copied = EmbeddingCache(target / "embeddings.sqlite").lookup("minilm", TEXTS)
+    assert copied is not None and copied.tobytes() == vectors.tobytes()
+    assert (target / "usem3-words-x.txt").read_text(encoding="utf-8") == "hello\nworld\n"
+    assert not copy_caches(source, target)  # a store that has a cache keeps it
+    assert not copy_caches(tmp_path / "none", tmp_path / "c" / "store")
+    assert not (tmp_path / "c" / "store" / "embeddings.sqlite").exists()
