@@ -74,6 +74,11 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     b.add_argument("--checkpointer", default="sqlite", metavar="sqlite|postgres|postgres://...",
                    help="sqlite (default), postgres (a throw-away PostgreSQL started here) or a "
                         "postgres:// URL")
+    b.add_argument("--store", dest="bench_store", default="embedded",
+                   metavar="embedded|chroma|http://...",
+                   help="where the manuals are kept: embedded (default), chroma (a throw-away "
+                        "chromadb server started here) or a chromadb server's URL (the sample "
+                        "pools are added to it, replacing devices of the same names)")
     b.add_argument("--workers", type=_count(1, 32), default=1, help="server processes (default 1)")
     b.add_argument("--timeout", type=float, default=900.0,
                    help="seconds each N may take; turns not started by then count as unfinished "
@@ -88,15 +93,21 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.checkpointer != "postgres":
         parse_checkpointer(args.checkpointer)  # one line, before anything starts
+    if args.bench_store != "chroma":
+        from edgeai.knowledge.location import check_store, parse_store
+
+        if parse_store(args.bench_store) is not None:
+            check_store(args.bench_store)
     if not 0 < args.timeout <= 24 * 3600:
         raise UserInputError("--timeout must be in (0, 86400] seconds")
     from edgeai.graphs.serve_bench import run_bench
 
-    signal.signal(signal.SIGTERM, _interrupted)  # the server and PostgreSQL it started end too
+    signal.signal(signal.SIGTERM, _interrupted)  # the servers it started (API, PostgreSQL,
+    # chromadb) end too
     settings.home.mkdir(parents=True, exist_ok=True)
     summary = run_bench(settings, chats=args.chats, requests_per_chat=args.requests_per_chat,
                         checkpointer=args.checkpointer, workers=args.workers,
-                        timeout_s=args.timeout, seed=args.seed)
+                        timeout_s=args.timeout, seed=args.seed, store=args.bench_store)
     return 0 if all(s["errors"] == 0 and s["unfinished"] == 0 for s in summary) else 1
 
 
