@@ -59,6 +59,11 @@ class Settings(BaseSettings):
         description="where threads are kept: 'sqlite' (default: a file under the home) or "
         "postgres://USER@HOST:PORT/DB, shared by several server workers",
     )
+    store: str | None = Field(
+        None,
+        description="where the device manuals are kept: 'embedded' (default: chromadb under the "
+        "home) or a chromadb server, http://HOST:PORT[/DATABASE], shared by several workers",
+    )
 
     # Derived locations, all under the one data home.
     store_dir = _under_home("store", "the chromadb store of device manuals")

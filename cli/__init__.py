@@ -121,12 +121,24 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
+def add_store(parser: argparse.ArgumentParser) -> None:
+    """`--store`, for the commands that read or write the user's store of manuals (the ones
+    that fill a throw-away home of their own, demo, run and the benches, keep it embedded)."""
+    parser.add_argument(
+        "--store", metavar="embedded|http://HOST:PORT",
+        help="where the manuals are kept: 'embedded' (chromadb under the home, the default) or "
+             "a chromadb server (`chroma run`), http://HOST:PORT[/DATABASE], that several "
+             "workers or machines share (default: $EDGEAI_STORE)",
+    )
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Flags override the environment; parsed once per invocation."""
     overrides = {
         key: getattr(args, key)
         for key in (
-            "home", "llm_backend", "llm_base_url", "llm_model", "llm_max_tokens", "log_level"
+            "home", "llm_backend", "llm_base_url", "llm_model", "llm_max_tokens", "log_level",
+            "store",
         )
         if getattr(args, key, None) is not None
     }
@@ -135,6 +147,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if "home" not in overrides and os.environ.get("EDGEAI_HOME", None) == "":
         raise UserInputError("EDGEAI_HOME is empty: name a folder, or unset it for the default")
     settings = Settings(**overrides)
+    if hasattr(args, "store"):  # a command that reads or writes the store (add_store)
+        from edgeai.knowledge.location import parse_store
+
+        settings.store = parse_store(settings.store)  # one line naming --store, before anything
     # commands that only read (set_defaults(reads_only=True)) run on a read-only home
     settings.home = check_home(settings.home, writes=not getattr(args, "reads_only", False))
     return settings
@@ -199,4 +215,6 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-__all__ = ["add_common", "build_parser", "main", "require_home", "settings_from_args"]
+__all__ = [
+    "add_common", "add_store", "build_parser", "main", "require_home", "settings_from_args"
+]

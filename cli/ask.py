@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import sys
 
-from edgeai.cli import add_common
+from edgeai.cli import add_common, add_store
 from edgeai.config import Settings
 from edgeai.errors import UserInputError
 
@@ -41,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help='how to train when no model fits, e.g. \'{"data": "digits", "rounds": 5}\' '
                           "(fields of FLOptions; default: generated photos, 10 clients, 10 rounds, 3 trials)")
     add_common(ask)
+    add_store(ask)
     ask.set_defaults(func=cmd_ask)
 
 

@@ -47,6 +47,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
     console = Console()
     started = time.perf_counter()
+    settings.store = None  # the demo fills its home's own embedded store, never $EDGEAI_STORE's
     if args.home is None:  # a fresh home of its own, so the user's store is never touched
         settings.home = settings.home / "demo"
         shutil.rmtree(settings.home, ignore_errors=True)

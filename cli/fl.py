@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from edgeai.cli import add_common
+from edgeai.cli import add_common, add_store
 from edgeai.config import Settings
 from edgeai.errors import UserInputError
 
@@ -69,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     auto.add_argument("--yes", action="store_true", help="approve generated code without asking")
     auto.add_argument("--json", action="store_true", help="print the run's record as JSON")
     add_common(auto)
+    add_store(auto)
     auto.set_defaults(func=cmd_auto)
     run = fl_sub.add_parser("run", help="run one configuration of the template")
     run.add_argument("--config", help="JSON object of configuration values (default: the template's)")

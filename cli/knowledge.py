@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edgeai.cli import add_common, require_home
+from edgeai.cli import add_common, add_store, require_home
 from edgeai.config import Settings
 from rich.console import Console
 from rich.table import Table
@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="do not plan once after the add (scripts adding many batches: the first plan pays)",
     )
     add_common(add)
+    add_store(add)
     add.set_defaults(func=cmd_add)
 
     lst = ksub.add_parser("list", help="devices and the models they host")
@@ -35,17 +36,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--json", action="store_true", help="print the front matter of every device as JSON"
     )
     add_common(lst)
+    add_store(lst)
     lst.set_defaults(func=cmd_list, reads_only=True)
 
     search = ksub.add_parser("search", help="manual passages nearest to a query")
     search.add_argument("query")
     search.add_argument("-k", type=int, default=5, help="how many passages")
     add_common(search)
+    add_store(search)
     search.set_defaults(func=cmd_search, reads_only=True)
 
     remove = ksub.add_parser("remove", help="remove a device and its models")
     remove.add_argument("device")
     add_common(remove)
+    add_store(remove)
     remove.set_defaults(func=cmd_remove)
 
 
@@ -53,7 +57,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.agents.planning.units import build_units
     from edgeai.knowledge.store import add_to_home
 
-    report = add_to_home(settings.home, args.paths, build_units)
+    report = add_to_home(settings.home, args.paths, build_units, url=settings.store)
     console = Console()
     for dev in report["added"]:
         console.print(f"added    {dev}")
@@ -73,7 +77,7 @@ def _prepare_planner(settings: Settings) -> None:
     from edgeai.agents.planning import EmbeddedPlanner
     from edgeai.knowledge.store import open_store
 
-    store = open_store(settings.home)
+    store = open_store(settings.home, url=settings.store)
     if store.models():
         with Console(stderr=True).status("preparing the planner's index of this pool"):
             EmbeddedPlanner(store).plan("warm up")
@@ -83,7 +87,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.knowledge.store import open_store
 
     require_home(settings)
-    store = open_store(settings.home)
+    store = open_store(settings.home, url=settings.store)
     manuals = store.manuals()
     if args.json:
         provenance = store.provenance()
@@ -92,7 +96,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
             indent=2,
         ))
         return 0
-    table = Table(title=f"devices in {settings.home}")
+    table = Table(title=f"devices in {settings.store or settings.home}")
     for col in ("device", "tier", "kind", "model", "task", "inputs -> outputs"):
         table.add_column(col)
     for dev in manuals:
@@ -115,7 +119,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.knowledge.store import open_store
 
     require_home(settings)
-    hits = open_store(settings.home).search(args.query, k=args.k)
+    hits = open_store(settings.home, url=settings.store).search(args.query, k=args.k)
     table = Table(title=f"search: {args.query}")
     for col in ("score", "device", "model", "kind", "text"):
         table.add_column(col)
@@ -129,7 +133,7 @@ def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.knowledge.store import open_store
 
     require_home(settings)
-    models = open_store(settings.home).remove_device(args.device)
+    models = open_store(settings.home, url=settings.store).remove_device(args.device)
     print(f"removed {args.device}" + (f" and its models {', '.join(models)}" if models else ""))
     _prepare_planner(settings)
     return 0

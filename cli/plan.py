@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgeai.cli import add_common, require_home
+from edgeai.cli import add_common, add_store, require_home
 from edgeai.config import Settings
 from edgeai.errors import UserInputError
 from rich.console import Console
@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="structured-output method for the openai backend",
     )
     add_common(plan)
+    add_store(plan)
     plan.set_defaults(func=cmd_plan, reads_only=True)
 
 
@@ -74,7 +75,7 @@ def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
         request = validate_request(args.request)
     require_home(settings)
     t0 = time.perf_counter()
-    store = open_store(settings.home)
+    store = open_store(settings.home, url=settings.store)
     planner = make_planner(settings, store, method=args.structured_method)
     # load the encoders now (process start, reported apart from planning); the LLM planner's
     # embedded fallback holds them, and warming up must not cost an LLM round trip

@@ -53,6 +53,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     path: Path = args.scenario
     given_home = args.home is not None
+    settings.store = None  # the scenario's manuals go to the home's embedded store, never a server
     scenario = load_scenario(path, also_known=_home_models(settings.home) if given_home else ())
     name = slug(scenario.name or path.stem)
     if not given_home:  # a fresh home of its own, so the user's store is never touched

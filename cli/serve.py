@@ -3,10 +3,12 @@
 
 Only the command line lives here: flags, the token, and the refusal to listen beyond this machine
 without one. The server itself is built by `edgeai.server` from the environment this command sets
-(EDGEAI_HOME, EDGEAI_API_TOKEN_FILE, EDGEAI_CHECKPOINTER), so that each of `--workers N` processes
-builds the same. With `--checkpointer postgres://...` threads, their history and the API's run
-and thread records live in that database, so any worker answers for any thread; the workers still
-share one data home (the store of manuals, the per-thread turn locks, trained models).
+(EDGEAI_HOME, EDGEAI_API_TOKEN_FILE, EDGEAI_CHECKPOINTER, EDGEAI_STORE), so that each of
+`--workers N` processes builds the same. With `--checkpointer postgres://...` threads, their history and the
+API's run and thread records live in that database, so any worker answers for any thread; with
+`--store http://HOST:PORT` the manuals live on that chromadb server (`chroma run`); the workers
+still share one data home (the store's lock and caches, the per-thread turn locks, trained
+models).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import signal
 import sys
 from pathlib import Path
 
-from edgeai.cli import add_common
+from edgeai.cli import add_common, add_store
 from edgeai.config import Settings, require_home
 from edgeai.errors import UserInputError
 
@@ -38,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--token-file", type=Path,
                        help="file holding the API token (default: $EDGEAI_API_TOKEN)")
     add_common(serve)
+    add_store(serve)
     serve.set_defaults(func=cmd_serve)
 
 
@@ -71,6 +74,11 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     b.add_argument("--checkpointer", default="sqlite", metavar="sqlite|postgres|postgres://...",
                    help="sqlite (default), postgres (a throw-away PostgreSQL started here) or a "
                         "postgres:// URL")
+    b.add_argument("--store", dest="bench_store", default="embedded",
+                   metavar="embedded|chroma|http://...",
+                   help="where the manuals are kept: embedded (default), chroma (a throw-away "
+                        "chromadb server started here) or a chromadb server's URL (the sample "
+                        "pools are added to it, replacing devices of the same names)")
     b.add_argument("--workers", type=_count(1, 32), default=1, help="server processes (default 1)")
     b.add_argument("--timeout", type=float, default=900.0,
                    help="seconds each N may take; turns not started by then count as unfinished "
@@ -85,15 +93,21 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.checkpointer != "postgres":
         parse_checkpointer(args.checkpointer)  # one line, before anything starts
+    if args.bench_store != "chroma":
+        from edgeai.knowledge.location import check_store, parse_store
+
+        if parse_store(args.bench_store) is not None:
+            check_store(args.bench_store)
     if not 0 < args.timeout <= 24 * 3600:
         raise UserInputError("--timeout must be in (0, 86400] seconds")
     from edgeai.graphs.serve_bench import run_bench
 
-    signal.signal(signal.SIGTERM, _interrupted)  # the server and PostgreSQL it started end too
+    signal.signal(signal.SIGTERM, _interrupted)  # the servers it started (API, PostgreSQL,
+    # chromadb) end too
     settings.home.mkdir(parents=True, exist_ok=True)
     summary = run_bench(settings, chats=args.chats, requests_per_chat=args.requests_per_chat,
                         checkpointer=args.checkpointer, workers=args.workers,
-                        timeout_s=args.timeout, seed=args.seed)
+                        timeout_s=args.timeout, seed=args.seed, store=args.bench_store)
     return 0 if all(s["errors"] == 0 and s["unfinished"] == 0 for s in summary) else 1
 
 
@@ -136,17 +150,23 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     require_home(settings)
     if url is not None:
         check_connection(url)  # one line now, rather than every worker's failed warm-up
+    if settings.store is not None:
+        from edgeai.knowledge.location import check_store
+
+        check_store(settings.store)  # likewise for the chromadb server of the manuals
     import uvicorn
 
     os.environ["EDGEAI_HOME"] = str(settings.home)
     os.environ["EDGEAI_CHECKPOINTER"] = url or "sqlite"
+    os.environ["EDGEAI_STORE"] = settings.store or "embedded"
     if args.token_file is not None:
         os.environ["EDGEAI_API_TOKEN_FILE"] = str(args.token_file.resolve())
     where = f"http://{args.host}:{args.port}"
     kept = "SQLite under the home" if url is None else redact(url)
+    manuals = "chromadb under the home" if settings.store is None else settings.store
     print(f"edgeai: serving {settings.home} at {where} (API docs: {where}/docs; threads in "
-          f"{kept}; {args.workers} worker{'s' if args.workers > 1 else ''})", file=sys.stderr,
-          flush=True)
+          f"{kept}; manuals in {manuals}; {args.workers} worker{'s' if args.workers > 1 else ''})",
+          file=sys.stderr, flush=True)
     uvicorn.run("edgeai.server:app", host=args.host, port=args.port, workers=args.workers,
                 log_level=settings.log_level.lower() if settings.log_level else "info")
     return 0

@@ -66,7 +66,7 @@ class App:
 
         url = persistence.parse_checkpointer(checkpointer_url or settings.checkpointer)
         require_home(settings)
-        store = open_store(settings.home)
+        store = open_store(settings.home, url=settings.store)
         from edgeai.agents.planning.planner import make_planner
 
         planner = make_planner(settings, store, method=method, chat_model=chat_model)

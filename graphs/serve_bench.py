@@ -3,8 +3,9 @@
 It starts `edgeai serve` as a subprocess (on a free loopback port, with a fresh API token) over a
 throw-away home under the bench folder that holds the shipped sample pools (healthcare, photo;
 filled as `edgeai demo` fills its home), with the chosen checkpointer (SQLite under that home,
-a Postgres URL, or a throw-away PostgreSQL started here, tools/postgres.py) and number of
-workers; waits for `/ok`; pays a few uncounted warm-up turns; then, for each N of `--chats`, runs
+a Postgres URL, or a throw-away PostgreSQL started here, tools/postgres.py), store of manuals
+(embedded in that home, a throw-away chromadb server started here, tools/chroma_server.py, or a
+chromadb server's URL, which the pools are added to) and number of workers; waits for `/ok`; pays a few uncounted warm-up turns; then, for each N of `--chats`, runs
 N concurrent chats (threads.create, then K runs.wait turns: a request drawn from the pools'
 labelled requests, an elliptical follow-up, another request, ...) bounded by `--timeout`. Per N
 it reports p50/p95 latency per turn, throughput (turns/s) and errors (should be 0), with the
@@ -55,14 +56,16 @@ class Turn:
     error: str = ""
 
 
-def fill_home(home: Path) -> list[str]:
-    """A fresh home holding the sample pools' manuals (what `edgeai demo` registers)."""
+def fill_home(home: Path, store: str | None = None) -> list[str]:
+    """A fresh home holding the sample pools' manuals (what `edgeai demo` registers), in its
+    embedded store or on the chromadb server at `store`."""
     from edgeai.agents.planning.units import build_units
     from edgeai.knowledge.pools import resolve_pool
     from edgeai.knowledge.store import add_to_home
 
     shutil.rmtree(home, ignore_errors=True)
-    report = add_to_home(home, [resolve_pool(p) / "manuals" for p in POOLS], build_units)
+    report = add_to_home(home, [resolve_pool(p) / "manuals" for p in POOLS], build_units,
+                         url=store)
     return report["added"] + report["replaced"]
 
 
@@ -99,11 +102,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def served(home: Path, *, workers: int, checkpointer: str | None, token: str, log: Path,
-           timeout_s: float, env: dict[str, str] | None = None) -> Iterator[str]:
+           timeout_s: float, env: dict[str, str] | None = None,
+           store: str | None = None) -> Iterator[str]:
     """`edgeai serve` on a free loopback port until the block ends; yields its URL once /ok."""
     port = free_port()
     cmd = [sys.executable, "-m", "edgeai.cli", "serve", "--home", str(home), "--port", str(port),
-           "--workers", str(workers), "--checkpointer", checkpointer or "sqlite"]
+           "--workers", str(workers), "--checkpointer", checkpointer or "sqlite",
+           "--store", store or "embedded"]
     env = os.environ | (env or {}) | {"EDGEAI_API_TOKEN": token}
     with log.open("wb") as out:
         server = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
@@ -299,6 +304,22 @@ def checkpointer_for(spec: str) -> Iterator[tuple[str | None, str]]:
     yield url, "sqlite" if url is None else "postgres"
 
 
+@contextlib.contextmanager
+def store_for(spec: str) -> Iterator[tuple[str | None, str]]:
+    """('embedded' | 'chroma' | a chromadb server's http:// URL) -> (URL or None, label);
+    'chroma' starts a throw-away chromadb server for the block."""
+    from edgeai.knowledge.location import parse_store
+
+    if spec == "chroma":
+        from edgeai.tools.chroma_server import throwaway_chroma
+
+        with throwaway_chroma() as url:
+            yield url, "chroma (throw-away, this machine)"
+        return
+    url = parse_store(spec)
+    yield url, "embedded" if url is None else "chroma"
+
+
 def server_env(settings: Any) -> dict[str, str]:
     """The bench's own LLM and log settings, handed to the server it starts."""
     keys = ("llm_backend", "llm_base_url", "llm_model", "llm_max_tokens", "llm_api_key",
@@ -308,21 +329,24 @@ def server_env(settings: Any) -> dict[str, str]:
 
 
 def run_bench(settings: Any, *, chats: list[int], requests_per_chat: int, checkpointer: str,
-              workers: int, timeout_s: float, seed: int = 0,
+              workers: int, timeout_s: float, seed: int = 0, store: str = "embedded",
               ready_timeout_s: float = 900.0) -> list[dict[str, Any]]:
     """The whole bench (see the module docstring); the rows of serve.csv."""
     out_dir = Path(settings.bench_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     home, token, date = out_dir / "serve-home", secrets.token_urlsafe(24), time.strftime(
         "%Y-%m-%d %H:%M")
-    devices = fill_home(home)
-    print(f"serve bench: home {home} ({len(devices)} devices from {', '.join(POOLS)}); "
-          f"{workers} worker(s); starting the server ...", flush=True)
     summary: list[dict[str, Any]] = []
     all_turns: list[Turn] = []
-    with checkpointer_for(checkpointer) as (url, label), served(
+    with contextlib.ExitStack() as stack:  # the chromadb server, if one, outlives the API's
+        store_url, store_label = stack.enter_context(store_for(store))
+        devices = fill_home(home, store_url)
+        print(f"serve bench: home {home} ({len(devices)} devices from {', '.join(POOLS)}; "
+              f"store: {store_label}); {workers} worker(s); starting the server ...", flush=True)
+        url, label = stack.enter_context(checkpointer_for(checkpointer))
+        api = stack.enter_context(served(
             home, workers=workers, checkpointer=url, token=token, log=out_dir / "serve-server.log",
-            timeout_s=ready_timeout_s, env=server_env(settings)) as api:
+            timeout_s=ready_timeout_s, env=server_env(settings), store=store_url))
         warm, _ = run_load(api, token, max(2, 2 * workers), 1, seed=seed + 9999,
                            timeout_s=timeout_s)
         print(f"ready at {api} (checkpointer: {label}); {len(warm)} warm-up turns, not counted "
@@ -332,16 +356,17 @@ def run_bench(settings: Any, *, chats: list[int], requests_per_chat: int, checkp
             turns, wall = run_load(api, token, n, requests_per_chat, seed=seed + n,
                                    timeout_s=timeout_s)
             row = summarize(turns, n, requests_per_chat, wall)
-            summary.append(row | {"checkpointer": label, "workers": workers, "machine": machine(),
-                                  "date": date})
+            summary.append(row | {"checkpointer": label, "store": store_label,
+                                  "workers": workers, "machine": machine(), "date": date})
             all_turns += turns
             print(table([row]).splitlines()[1], flush=True)
     write_csv(summary, out_dir / "serve.csv")
     write_csv([asdict(t) for t in all_turns], out_dir / "serve-turns.csv")
     figure(summary, all_turns, out_dir / "serve.png",
-           f"edgeai serve: {workers} worker(s), {label}, K={requests_per_chat} turns per chat; "
-           f"{machine()}, {date}")
-    print(f"\nmachine: {machine()}; {date}; checkpointer: {label}; workers: {workers}")
+           f"edgeai serve: {workers} worker(s), {label}, store {store_label}, "
+           f"K={requests_per_chat} turns per chat; {machine()}, {date}")
+    print(f"\nmachine: {machine()}; {date}; checkpointer: {label}; store: {store_label}; "
+          f"workers: {workers}")
     print(table(summary))
     print(f"wrote {out_dir / 'serve.csv'}, {out_dir / 'serve-turns.csv'}, {out_dir / 'serve.png'}")
     return summary

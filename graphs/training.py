@@ -254,7 +254,7 @@ def train_in_home(settings: Any, purpose: str, options: FLOptions, *, approve: b
     from langgraph.types import Command
 
     home = Path(settings.home)
-    store = open_store(home, create=True)
+    store = open_store(home, create=True, url=getattr(settings, "store", None))
     graph = build_training_graph(sqlite_checkpointer(settings.checkpoint_db))
     run = uuid.uuid4().hex[:12]
     config = {"configurable": {"thread_id": f"fl-{run}"}}

@@ -15,6 +15,10 @@ with a journal present rolls the interrupted write back first (under the lock, s
 running is waited for, not undone), then checks that every device has its units in both
 encoders' collections and every model id one owner, and refuses a broken store with a one-line
 message naming the device and the command that repairs it.
+The collections may instead live on a chromadb server (`open_store(home, url=...)`, `--store
+http://HOST:PORT`): the same code reads and writes them over HTTP, embeddings still computed here
+by our encoders; the lock, the journal and the embedding cache stay in the home, in a folder per
+server (knowledge/location.py says what lives where and who must share the home).
 """
 
 from __future__ import annotations
@@ -75,22 +79,28 @@ class Hit:
 
 
 class KnowledgeStore:
-    """chromadb persistent client under `<home>/store`, with our own offline embedding functions."""
+    """chromadb persistent client under `<home>/store`, with our own offline embedding functions;
+    or, given `url` (a chromadb server, knowledge/location.py), an HTTP client to that server,
+    with `store_dir` holding only the side files (lock, journal, embedding cache)."""
 
-    def __init__(self, store_dir: Path, *, create: bool = False) -> None:
+    def __init__(self, store_dir: Path, *, create: bool = False, url: str | None = None) -> None:
         self.store_dir = Path(store_dir)
-        if not create and not self.store_dir.is_dir():
-            raise HomeNotFoundError(
-                f"no knowledge store at '{self.store_dir}' "
-                "(add manuals first: `edgeai knowledge add FILE_OR_DIR --home DIR`)"
+        self.url = url
+        if url is not None:
+            self.client = self._open_server(url, create)
+        else:
+            if not create and not self.store_dir.is_dir():
+                raise HomeNotFoundError(
+                    f"no knowledge store at '{self.store_dir}' "
+                    "(add manuals first: `edgeai knowledge add FILE_OR_DIR --home DIR`)"
+                )
+            self.store_dir.mkdir(parents=True, exist_ok=True)
+            if not create and not os.access(self.store_dir, os.W_OK):
+                self.store_dir = _private_copy(self.store_dir)
+            self.client = chromadb.PersistentClient(
+                path=str(self.store_dir),
+                settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
             )
-        self.store_dir.mkdir(parents=True, exist_ok=True)
-        if not create and not os.access(self.store_dir, os.W_OK):
-            self.store_dir = _private_copy(self.store_dir)
-        self.client = chromadb.PersistentClient(
-            path=str(self.store_dir),
-            settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
-        )
         self.devices_col = self.client.get_or_create_collection(
             "devices", embedding_function=MiniLMEmbedding(), metadata={"hnsw:space": "cosine"}
         )
@@ -109,6 +119,30 @@ class KnowledgeStore:
             with write_lock(self.store_dir):
                 self._roll_back_interrupted_write()
         self._check_consistency()
+
+    def _open_server(self, url: str, create: bool) -> chromadb.ClientAPI:
+        """An HTTP client to the chromadb server at `url` (its database created when `create`),
+        after its heartbeat answered; `store_dir`, the side files' folder, made or, in a home
+        this process may not write, replaced by a private copy without the journal (a reader
+        never rolls back another process's write on a shared server)."""
+        from chromadb.errors import ChromaError
+        from edgeai.knowledge.location import StoreUnreachableError, check_store
+
+        check_store(url)
+        try:
+            client = _server_client(url, create)
+        except ChromaError as exc:
+            raise StoreUnreachableError(f"--store {url}: the server refused ({exc})") from None
+        try:
+            self.store_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
+        if not os.access(self.store_dir, os.W_OK):
+            if create:
+                raise UserInputError(f"'{self.store_dir}' is read-only: writing to the store "
+                                     "keeps its lock and journal there")
+            self.store_dir = _private_copy(self.store_dir, skip=(JOURNAL,))
+        return client
 
     # ------------------------------------------------------------------ reads
     def manuals(self) -> list[DeviceManual]:
@@ -439,10 +473,45 @@ class KnowledgeStore:
                 )
 
 
-def _private_copy(store_dir: Path) -> Path:
+def _server_client(url: str, create: bool) -> chromadb.ClientAPI:
+    """chromadb's HttpClient for the server at `url`, in its database (created when `create`);
+    HomeNotFoundError when there is no store there yet and not creating."""
+    from chromadb.errors import NotFoundError, UniqueConstraintError
+    from edgeai.knowledge.location import DEFAULT_DATABASE, server_of
+
+    server = server_of(url)
+    missing = HomeNotFoundError(
+        f"no knowledge store at {url} (add manuals first: "
+        f"`edgeai knowledge add FILE_OR_DIR --store {url}`)"
+    )
+    if server.database != DEFAULT_DATABASE:
+        admin = chromadb.AdminClient(ChromaSettings(
+            chroma_api_impl="chromadb.api.fastapi.FastAPI", chroma_server_host=server.host,
+            chroma_server_http_port=server.port, chroma_server_ssl_enabled=server.ssl,
+            anonymized_telemetry=False))
+        try:
+            admin.get_database(server.database)
+        except NotFoundError:
+            if not create:
+                raise missing from None
+            try:
+                admin.create_database(server.database)
+            except UniqueConstraintError:  # another writer made it first
+                pass
+    client = chromadb.HttpClient(
+        host=server.host, port=server.port, ssl=server.ssl, database=server.database,
+        settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+    )
+    if not create and "devices" not in {c.name for c in client.list_collections()}:
+        raise missing
+    return client
+
+
+def _private_copy(store_dir: Path, skip: tuple[str, ...] = ()) -> Path:
     """A read-only store, copied to a temporary folder removed at exit: chromadb writes to open a
     store (its SQLite log), so commands that only read (`list`, `search`, `plan`) read the copy
-    and the home stays exactly as it was."""
+    and the home stays exactly as it was. (A server's side files, `skip` naming the journal: an
+    empty folder when the home has none yet.)"""
     import atexit
     import shutil
     import tempfile
@@ -450,7 +519,10 @@ def _private_copy(store_dir: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix="edgeai-read-only-"))
     atexit.register(shutil.rmtree, tmp, True)
     copy = tmp / "store"
-    shutil.copytree(store_dir, copy, ignore=shutil.ignore_patterns("*.lock"),
+    if not store_dir.is_dir():
+        copy.mkdir()
+        return copy
+    shutil.copytree(store_dir, copy, ignore=shutil.ignore_patterns("*.lock", *skip),
                     copy_function=shutil.copyfile)  # the data, not the read-only modes
     for path in [copy, *copy.rglob("*")]:
         path.chmod(0o700 if path.is_dir() else 0o600)
@@ -458,23 +530,34 @@ def _private_copy(store_dir: Path) -> Path:
     return copy
 
 
-def add_to_home(home: Path, paths: list[Path], units: UnitBuilder) -> dict[str, list[str]]:
-    """`edgeai knowledge add`: every file is parsed before the home or its store is created."""
+def add_to_home(
+    home: Path, paths: list[Path], units: UnitBuilder, *, url: str | None = None
+) -> dict[str, list[str]]:
+    """`edgeai knowledge add`: every file is parsed before the home or its store is created
+    (`url`: a chromadb server's, see `open_store`)."""
     from edgeai.knowledge.manuals import collect_manual_files
 
     parsed = [parse_manual(f) for f in collect_manual_files([Path(p) for p in paths])]
     if not parsed:
         raise UserInputError("no manual given")
-    store = open_store(home, create=True)
+    store = open_store(home, create=True, url=url)
     return store.add_parsed(parsed, units)
 
 
-def open_store(home: Path, *, create: bool = False) -> KnowledgeStore:
-    """The store of a data home; refuses a home that does not exist unless creating."""
+def open_store(home: Path, *, create: bool = False, url: str | None = None) -> KnowledgeStore:
+    """The store of a data home; refuses a home that does not exist unless creating. With `url`
+    (`--store`, checked by knowledge.location.parse_store) the collections live on that chromadb
+    server and the home keeps the side files under `chroma-servers/<host>_<port>[_<db>]/`."""
     home = Path(home)
     if not create and not home.is_dir():
         raise HomeNotFoundError(f"data home '{home}' does not exist")
-    return KnowledgeStore(home / "store", create=create)
+    if url is not None:
+        from edgeai.knowledge.location import parse_store, server_of
+
+        url = parse_store(url)
+    if url is None:
+        return KnowledgeStore(home / "store", create=create)
+    return KnowledgeStore(home / "chroma-servers" / server_of(url).slug, create=create, url=url)
 
 
 __all__ = [

@@ -34,7 +34,8 @@ def test_two_chats_of_one_turn_run_and_write_serve_csv(tmp_path: Path) -> None:
 
 def test_bad_sizes_and_checkpointers_are_one_line_and_exit_2(tmp_path: Path) -> None:
     for args in (["--chats", "0"], ["--requests-per-chat", "x"], ["--workers", "99"],
-                 ["--checkpointer", "redis://h/0"], ["--timeout", "-1"]):
+                 ["--checkpointer", "redis://h/0"], ["--timeout", "-1"],
+                 ["--store", "redis://h:1"], ["--store", "http://127.0.0.1:1"]):
         done = _bench(*args, "--home", str(tmp_path / "h"), timeout=120)
         assert done.returncode == 2, (args, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1, (args, done.stderr)
