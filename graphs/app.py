@@ -155,10 +155,9 @@ class App:
     def _thread_lock(self, thread: str) -> Any:
         from edgeai.knowledge.lock import file_lock
 
-        locks = self.settings.home / "locks"
-        locks.mkdir(exist_ok=True)
-        digest = hashlib.sha256(thread.encode("utf-8")).hexdigest()[:20]
-        return file_lock(locks / f"thread-{digest}.lock", f"thread '{thread}' is busy with a turn")
+        path = thread_lock_path(self.settings.home, thread)
+        path.parent.mkdir(exist_ok=True)
+        return file_lock(path, f"thread '{thread}' is busy with a turn")
 
     def _turn(
         self,
@@ -214,6 +213,12 @@ class App:
             "sources": self.sources(state.get("plan")),
             "training": _training_public(state.get("training"), run),
         }
+
+
+def thread_lock_path(home: Path, thread: str) -> Path:
+    """The file whose lock a thread's turn holds (`<home>/locks/thread-<digest>.lock`)."""
+    digest = hashlib.sha256(thread.encode("utf-8")).hexdigest()[:20]
+    return Path(home) / "locks" / f"thread-{digest}.lock"
 
 
 def _training_public(training: Any, run: str) -> dict[str, Any] | None:

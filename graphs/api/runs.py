@@ -183,9 +183,13 @@ class Runs:
         try:
             with self.app.thread_lock(run.thread_id):
                 self.records.set_status(run.id, "running")
-                for mode, chunk in self.app.graph.stream(
-                        graph_input, config, context=context,
-                        stream_mode=["values", "updates", "custom"]):
+                # cancelled while it waited for the thread (another turn held it): never starts
+                chunks = () if run.cancelled.is_set() else self.app.graph.stream(
+                    graph_input, config, context=context,
+                    stream_mode=["values", "updates", "custom"])
+                if run.cancelled.is_set():
+                    status, reason = "interrupted", "cancelled"
+                for mode, chunk in chunks:
                     if run.cancelled.is_set():
                         status, reason = "interrupted", "cancelled"
                         break

@@ -114,3 +114,23 @@ def test_generated_code_waits_for_approval_and_a_refusal_trains_nothing(
     with pytest.raises(httpx.HTTPStatusError) as nothing:  # nothing waits any more
         client.runs.wait(tid, "edgeai", command={"resume": "yes"})
     assert nothing.value.response.status_code == 409
+
+
+def test_a_run_cancelled_while_it_waits_never_runs_and_the_thread_goes_on(
+    client, api_home: Path
+) -> None:
+    from edgeai.graphs.app import thread_lock_path
+    from edgeai.knowledge.lock import file_lock
+
+    tid = client.threads.create()["thread_id"]
+    path = thread_lock_path(api_home, tid)
+    path.parent.mkdir(exist_ok=True)
+    with file_lock(path, "the test holds the thread"):  # as another turn (a CLI ask) would
+        run = client.runs.create(tid, "edgeai", input={"request": HEART})
+        assert client.runs.get(tid, run["run_id"])["status"] in ("pending", "running")
+        client.runs.cancel(tid, run["run_id"])
+    client.runs.join(tid, run["run_id"])
+    assert client.runs.get(tid, run["run_id"])["status"] == "interrupted"
+    assert not client.threads.get_state(tid)["values"].get("answer")  # no node ran
+    after = client.runs.wait(tid, "edgeai", input={"request": HEART})  # the thread goes on
+    assert after["answer"] and [m["type"] for m in after["messages"]] == ["human", "ai"]
