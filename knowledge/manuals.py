@@ -169,9 +169,22 @@ def _with_heading(heading: str, text: str) -> str:
 
 def manual_paragraphs(body: str) -> list[tuple[str, list[str]]]:
     """(paragraph text, its bullets or sentences) per block of a manual body, headings dropped."""
-    out: list[tuple[str, list[str]]] = []
+    return [(text, items) for _, text, items in manual_sections(body)]
+
+
+def manual_sections(body: str) -> list[tuple[tuple[str, ...], str, list[str]]]:
+    """(headings above it, outermost first; paragraph text; its bullets or sentences) per block
+    of a manual body: `manual_paragraphs` with the section each paragraph sits in, so that what
+    a model's own section says ("### ocr-reader ... It does not translate") can be told from
+    what the device's general text says."""
+    out: list[tuple[tuple[str, ...], str, list[str]]] = []
+    stack: list[tuple[int, str]] = []  # (level, heading) of the open sections
     for block in re.split(r"\n\s*\n", body):
         lines = [ln.strip() for ln in block.strip().splitlines() if ln.strip()]
+        for ln in lines:
+            if ln.startswith("#"):
+                level = len(ln) - len(ln.lstrip("#"))
+                stack = [h for h in stack if h[0] < level] + [(level, ln.lstrip("# ").strip())]
         lines = [ln for ln in lines if not ln.startswith("#")]
         if not lines:
             continue
@@ -181,7 +194,8 @@ def manual_paragraphs(body: str) -> list[tuple[str, list[str]]]:
         else:
             items = re.split(r"(?<=[.!?])\s+", text)
         items = [re.sub(r"[*_`]+", "", item).strip() for item in items]
-        out.append((re.sub(r"[*_`]+", "", text), [s for s in items if len(s.split()) >= 3]))
+        out.append((tuple(h for _, h in stack), re.sub(r"[*_`]+", "", text),
+                    [s for s in items if len(s.split()) >= 3]))
     return out
 
 

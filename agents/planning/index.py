@@ -113,6 +113,7 @@ class PoolIndex:
         targets = "\n".join([encoder_version("multilingual"), *self.glosser.words])
         self._gloss_tag = "gloss-v1:" + hashlib.sha256(targets.encode()).hexdigest()
         self.limit_cover = self._limit_cover()
+        self.device_limits = np.array([not m["model"] for m in self.limits["minilm"][0]], bool)
         # a question about a transformed output ("what is my translated text?") and the same
         # question about the input it transforms ("what is my text?"): the first counts only
         # when the request is closer to it, i.e. asks for the transformation itself
@@ -256,15 +257,24 @@ class PoolIndex:
             out[name] = sims[:, j] if name not in out else np.maximum(out[name], sims[:, j])
         return out
 
-    def _limit_sims(self, enc: str, query: np.ndarray) -> dict[str, float]:
-        """Best similarity of the query to what each device's manual says it cannot do."""
+    def _limit_sims(self, enc: str, query: np.ndarray) -> dict[tuple[str, str], float]:
+        """Best similarity of the query to what each model cannot do: what its device's general
+        text denies, and what its own section denies (keyed by device, and by model for the
+        limits a model's own section states; `limit_against` combines them)."""
         metas, emb = self.limits[enc]
-        out: dict[str, float] = {}
+        out: dict[tuple[str, str], float] = {}
         if len(metas):
             sims = emb @ query
             for meta, s in zip(metas, sims):
-                out[meta["device"]] = max(out.get(meta["device"], -1.0), float(s))
+                key = ("model", meta["model"]) if meta["model"] else ("device", meta["device"])
+                out[key] = max(out.get(key, -1.0), float(s))
         return out
+
+    def limit_against(self, limits: dict[tuple[str, str], float], name: str) -> float:
+        """The limit similarity that counts against model `name`: its device's general limits
+        and its own; a limit stated in another model's section does not veto this one."""
+        return max(limits.get(("device", self.models[name].device), -1.0),
+                   limits.get(("model", name), -1.0))
 
     def candidates(self, enc: str, query: np.ndarray, k: int) -> set[str]:
         """Models that own one of the k stored units nearest to the query: an exact search over
@@ -302,7 +312,9 @@ class PoolIndex:
         raw: dict[str, float] = {}
         against: dict[str, float] = {}
         pool_against, pool_limit, pool_limit_sim = 0.0, "", -1.0
-        open_ = np.flatnonzero(self.limit_cover < pool_cover)  # the pool-wide 'cannot do's
+        # the pool-wide 'cannot do's: a device's general limits no other device covers (a
+        # limit in one model's section is that model's alone, never the whole pool's)
+        open_ = np.flatnonzero((self.limit_cover < pool_cover) & self.device_limits)
         for enc, w in ENCODER_WEIGHTS.items():
             q = self.embed(enc, [text])  # encoded once per encoder, for retrieval and scoring
             cands = self.candidates(enc, q[0], k)
@@ -312,7 +324,7 @@ class PoolIndex:
             for name, s in sims.items():
                 z[name] = z.get(name, 0.0) + w * (float(s[0]) - med[name]) / mad[name]
                 raw[name] = raw.get(name, 0.0) + w * float(s[0])
-                lim = limits.get(self.models[name].device, -1.0)
+                lim = self.limit_against(limits, name)
                 against[name] = against.get(name, 0.0) + w * (lim - float(s[0]))
             best_own = max((float(s[0]) for s in sims.values()), default=-1.0)
             lim_metas, lim_emb = self.limits[enc]

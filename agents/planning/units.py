@@ -18,7 +18,7 @@ from edgeai.knowledge.manuals import (
     Manual,
     ModelEntry,
     humanize,
-    manual_paragraphs,
+    manual_sections,
     split_passages,
 )
 
@@ -94,19 +94,28 @@ def retrieval_units(manual: Manual) -> list[tuple[str, str, str]]:
     for passage in split_passages(manual.body):
         owners = named_models(passage, entry.models)
         units.append((owners[0] if len(owners) == 1 else "", "passage", passage))
-    for paragraph, sentences in manual_paragraphs(manual.body):
+    several = len(entry.models) > 1
+    for headings, paragraph, sentences in manual_sections(manual.body):
         # a paragraph that names exactly one model ("**ocr-text-reader** finds text ...") is
         # about that model: its other sentences ("It handles street signs ...") are too
-        para_owners = named_models(paragraph, entry.models) if len(entry.models) > 1 else []
+        para_owners = named_models(paragraph, entry.models) if several else []
+        # the innermost heading that names exactly one model: the paragraph is in its section
+        section = next((o for h in reversed(headings)
+                        if len(o := named_models(h, entry.models)) == 1), []) if several else []
         for sentence in sentences:
             limits = limit_fragments(sentence) if len(sentence.split()) >= 4 else []
             if limits:
                 # what the manual says the device or a model can NOT do: evidence against near
-                # misses, as the whole sentence and as each denied capability
-                units.append(("", "limit", sentence))
-                units.extend(("", "limit", frag) for frag in limits)
+                # misses, as the whole sentence and as each denied capability. A limit in one
+                # model's own sentence, paragraph or section is that model's (another model of
+                # the device may do exactly that); one in the general text is the device's ('')
+                owners = (named_models(sentence, entry.models) if several else []) or (
+                    para_owners if len(para_owners) == 1 else section)
+                owner = owners[0] if len(owners) == 1 else ""
+                units.append((owner, "limit", sentence))
+                units.extend((owner, "limit", frag) for frag in limits)
                 continue
-            owners = named_models(sentence, entry.models) or para_owners
+            owners = named_models(sentence, entry.models) or para_owners or section
             units.append((owners[0] if len(owners) == 1 else "", "sentence", sentence))
     return list(dict.fromkeys(units))
 
