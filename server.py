@@ -289,6 +289,46 @@ def devices(s: AppDep) -> list[dict[str, Any]]:
     return [d.front_matter() for d in s.store.manuals()]
 
 
+class ManualUpload(BaseModel):
+    filename: str = Field(min_length=4, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*\.md$",
+                          description="the manual's file name (names it in errors)")
+    text: str = Field(min_length=1, max_length=200_000,
+                      description="the manual: Markdown with YAML front matter (specs/planning.md)")
+
+
+@router.get("/knowledge")
+def knowledge_list(s: AppDep) -> list[dict[str, Any]]:
+    """The devices (manuals) in the store, as `edgeai knowledge list` shows them."""
+    return [d.front_matter() for d in s.store.manuals()]
+
+
+@router.post("/knowledge/manuals")
+def knowledge_upload(body: ManualUpload, s: AppDep) -> dict[str, Any]:
+    """Add (or replace) one device manual: parsed and checked before it touches the store (a bad
+    one is 422 naming the file and the field; a model id another device owns is refused by the
+    store), written under the store's lock, then the planner is rebuilt over the new pool."""
+    from edgeai.agents.planning.units import build_units
+    from edgeai.knowledge.manuals import ManualError, parse_manual_text
+
+    try:
+        manual = parse_manual_text(body.text, body.filename)
+    except ManualError as exc:
+        raise HTTPException(status_code=422, detail=public(str(exc))) from exc
+    out = s.store.add_parsed([manual], build_units)  # UserInputError (owned id): 400 (handler)
+    s.replan()
+    return out
+
+
+@router.delete("/knowledge/devices/{device}")
+def knowledge_remove(device: str, s: AppDep) -> dict[str, Any]:
+    """Remove one device and its models from the store; the planner is rebuilt."""
+    if s.store.device(device) is None:
+        raise HTTPException(status_code=404, detail=f"unknown device '{device[:100]}'")
+    models = s.store.remove_device(device)
+    s.replan()
+    return {"removed": device, "models": models}
+
+
 @router.post("/plan")
 def plan(body: PlanRequest, s: AppDep) -> dict[str, Any]:
     return s.planner.plan(body.request).model_dump(mode="json")  # EdgeAIError: 400 (handler)
