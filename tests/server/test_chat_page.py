@@ -1,7 +1,8 @@
 """The chat page at `/`, driven in headless Chromium by Playwright against the real server (real
 graph, store and checkpointer, with an API token): a request streams its steps (plan table,
 offloading decision, model outputs) and its answer, the thread comes back from the sidebar, a
-training request pauses for approval and Reject trains nothing; plots are drawn from `/files/`,
+training request pauses for approval and Reject trains nothing, while Approve (on a server
+of its own) trains, registers and answers with the new model; plots are drawn from `/files/`,
 which serves only images under the data home's runs/ and bench/ folders.
 
 Needs Playwright for Python and Debian's chromium (never `playwright install`: nothing downloads):
@@ -198,3 +199,52 @@ def test_files_serves_only_images_under_runs_and_bench(
         with pytest.raises(ArtifactNotFound):
             artifact_path(api_home, name)
     assert artifact_path(api_home, plot) == (api_home / plot).resolve()
+
+
+@pytest.fixture
+def private_page(browser, healthcare_home: Path, tmp_path: Path, ready):
+    """The chat page of a server of its own over a private copy of the healthcare home (an
+    approved training registers a model: the session server's home must keep none)."""
+    from edgeai.config import Settings
+    from edgeai.server import create_app
+    from edgeai.tools.llm.server import serve_in_thread
+
+    home = tmp_path / "home"
+    shutil.copytree(healthcare_home, home)
+    token = "private-page-token-0123456789"
+    with serve_in_thread(create_app(Settings(home=home), token=token)) as url:
+        ready(url)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.goto(url + "/")
+        page.click("#settings summary")
+        page.fill("#token", token)
+        page.press("#token", "Tab")
+        page.click("#settings summary")
+        yield page, home
+        context.close()
+
+
+@pytest.mark.slow
+def test_approve_runs_the_training_and_the_answer_uses_the_new_model(
+    private_page, tmp_path: Path
+) -> None:
+    import json
+
+    page, home = private_page
+    page.click("#settings summary")
+    page.fill("#options", json.dumps({"fl": DIGITS}))
+    page.click("#settings summary")
+    page.fill("#request", TRAIN_REQUEST)
+    page.click("#send")
+    page.locator("#approval").wait_for(state="visible")
+    page.click("#approve")
+    answer = page.locator(".turn:last-child .msg.ai")
+    answer.wait_for()
+    assert page.locator("#approval").is_hidden()
+    nodes = _nodes(page)
+    assert "run_training" in nodes and "register_model" in nodes and nodes[-1] == "respond"
+    assert "fl-digits" in answer.inner_text()
+    assert list((home / "runs" / "fl").glob("*/trial-1/curve.csv"))  # trained in the sandbox
+    page.screenshot(path=str(tmp_path / "chat-approved.png"), full_page=True)
