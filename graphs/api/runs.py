@@ -82,8 +82,9 @@ class RunCreate(BaseModel):
         if self.multitask_strategy not in (None, "reject"):
             raise UserInputError("multitask_strategy: only 'reject' is supported (one run at a "
                                  "time per thread)")
-        if (self.input is None) == (self.command is None):
-            raise UserInputError("send either 'input' or 'command' (with 'resume')")
+        if self.input is not None and self.command is not None:
+            raise UserInputError("send either 'input' or 'command' (with 'resume'), not both "
+                                 "(neither: continue a run that was cut off)")
         if self.command is not None and set(self.command) != {"resume"}:
             raise UserInputError("command: only {'resume': ...} is supported")
 
@@ -173,6 +174,15 @@ class Runs:
         if body.input is not None:
             return {"request": validate_request(parse_input(body.input))}
         snapshot = self.app.graph.get_state(self.config(thread_id))
+        if body.command is None:
+            # neither input nor command: continue a run that was cut off (a killed server) from
+            # the thread's last checkpoint; LangGraph runs the nodes left with input None
+            if interrupts_of(snapshot):
+                raise Conflict(f"thread '{thread_id}' waits for an answer: send "
+                               "command={'resume': ...}")
+            if not snapshot.next:
+                raise Conflict(f"thread '{thread_id}' has no run to continue")
+            return None
         if not interrupts_of(snapshot):
             raise Conflict(f"thread '{thread_id}' has no pending interrupt to resume")
         return Command(resume=body.command["resume"])

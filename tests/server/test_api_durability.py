@@ -1,6 +1,7 @@
 """Threads and runs outlive the server: `edgeai serve` (a real subprocess) is killed with SIGKILL
 in the middle of a run and started again on the same data home; the thread's checkpointed history
-is intact and the killed run is reported as interrupted, with why."""
+is intact, the killed run is reported as interrupted, with why, and a run with neither input
+nor command continues it from the last checkpoint."""
 
 from __future__ import annotations
 
@@ -89,6 +90,12 @@ def test_a_killed_server_keeps_the_thread_and_reports_the_run_interrupted(
         assert len(c.threads.get_history(tid, limit=100)) > 8
         statuses = [r["status"] for r in c.runs.list(tid)]
         assert statuses == ["interrupted", "success"]
+        # and it can be resumed: a run with neither input nor command continues from the
+        # checkpoint (the sandboxed trial runs again, under its own 30 s limit)
+        done = c.runs.wait(tid, "edgeai", context={"approve": True, "fl": LONG_TRAINING})
+        assert done.get("answer") and c.threads.get_state(tid)["next"] == []
+        assert [r["status"] for r in c.runs.list(tid)] == ["success", "interrupted", "success"]
+        assert "run_training" in [s["node"] for s in c.threads.get_state(tid)["values"]["trace"]]
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)

@@ -71,6 +71,9 @@ def test_runs_it_cannot_serve_are_refused_before_anything_is_written(client) -> 
     with pytest.raises(httpx.HTTPStatusError) as no_resume:
         client.runs.create(tid, "edgeai", command={"resume": "yes"})
     assert no_resume.value.response.status_code == 409
+    with pytest.raises(httpx.HTTPStatusError) as nothing_to_continue:  # neither input nor command
+        client.runs.create(tid, "edgeai")
+    assert nothing_to_continue.value.response.status_code == 409
     assert client.runs.list(tid) == [] and "request" not in client.threads.get_state(tid)["values"]
 
 
