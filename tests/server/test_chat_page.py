@@ -51,17 +51,23 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser, api_url: str, api_token: str):
-    """The chat page with the server's token typed into its Settings, as a person would."""
+def _open(browser, url: str, token: str):
+    """(context, page): the chat page with the token typed into its Settings, as a person would."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(WAIT_MS)
-    page.goto(api_url + "/")
+    page.goto(url + "/")
     page.click("#settings summary")
-    page.fill("#token", api_token)
+    page.fill("#token", token)
     page.press("#token", "Tab")  # `change`: stored in sessionStorage, the thread list reloads
     page.click("#settings summary")
+    return context, page
+
+
+@pytest.fixture
+def page(browser, api_url: str, api_token: str):
+    """The chat page of the session's server."""
+    context, page = _open(browser, api_url, api_token)
     yield page
     context.close()
 
@@ -214,14 +220,7 @@ def private_page(browser, healthcare_home: Path, tmp_path: Path, ready):
     token = "private-page-token-0123456789"
     with serve_in_thread(create_app(Settings(home=home), token=token)) as url:
         ready(url)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        page.goto(url + "/")
-        page.click("#settings summary")
-        page.fill("#token", token)
-        page.press("#token", "Tab")
-        page.click("#settings summary")
+        context, page = _open(browser, url, token)
         yield page, home
         context.close()
 
