@@ -119,9 +119,8 @@ def test_a_request_streams_its_steps_and_answer_and_the_thread_reloads(
     assert "heart" in page.locator(".msg.ai").inner_text().lower()
 
 
-def test_a_training_request_pauses_for_approval_and_reject_trains_nothing(
-    page, api_home: Path, tmp_path: Path
-) -> None:
+def _ask_to_train(page) -> None:
+    """Send the training request with the small FL options; wait for the approval question."""
     import json
 
     page.click("#settings summary")
@@ -130,6 +129,12 @@ def test_a_training_request_pauses_for_approval_and_reject_trains_nothing(
     page.fill("#request", TRAIN_REQUEST)
     page.click("#send")
     page.locator("#approval").wait_for(state="visible")
+
+
+def test_a_training_request_pauses_for_approval_and_reject_trains_nothing(
+    page, api_home: Path, tmp_path: Path
+) -> None:
+    _ask_to_train(page)
     assert "generated federated-learning code" in page.locator("#approval-question").inner_text()
     assert _nodes(page) == ["plan_request", "prepare_training", "generate_code"]
     assert page.locator("#status").inner_text() == "waiting for your approval"
@@ -229,15 +234,8 @@ def private_page(browser, healthcare_home: Path, tmp_path: Path, ready):
 def test_approve_runs_the_training_and_the_answer_uses_the_new_model(
     private_page, tmp_path: Path
 ) -> None:
-    import json
-
     page, home = private_page
-    page.click("#settings summary")
-    page.fill("#options", json.dumps({"fl": DIGITS}))
-    page.click("#settings summary")
-    page.fill("#request", TRAIN_REQUEST)
-    page.click("#send")
-    page.locator("#approval").wait_for(state="visible")
+    _ask_to_train(page)
     page.click("#approve")
     answer = page.locator(".turn:last-child .msg.ai")
     answer.wait_for()
