@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         "embedded",
         description="embedded = SmolLM2-135M in-process; openai = any OpenAI-compatible server",
     )
+    planner: Literal["embedded", "learned"] = Field(
+        "embedded",
+        description="which chooser plans when no LLM server is set: embedded = retrieval and "
+        "calibrated margins; learned = the set decision learned from the blind-written pools "
+        "(agents/planning/learned.py)",
+    )
     llm_base_url: str | None = Field(None, description="base URL of the OpenAI-compatible server")
     llm_model: str = Field(
         "smollm2-135m", description="model name sent to the OpenAI-compatible server"

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "llm": ("edgeai.cli.llm", "the language model: serve it over HTTP, or chat with it once"),
     "plan": ("edgeai.cli.plan", "plan a request: sub-tasks, models, dependencies"),
     "judge": ("edgeai.cli.judge", "the planner's learned relevance judge: train, eval"),
+    "chooser": ("edgeai.cli.chooser", "the planner's learned set decision: train"),
     "ask": (
         "edgeai.cli.ask",
         "answer a request end to end (plan, select, offload, run, fuse)",
@@ -108,6 +109,12 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--home", type=_home_arg, help="data home (default: $EDGEAI_HOME or the user data dir)"
     )
+    parser.add_argument(
+        "--planner",
+        choices=["embedded", "learned"],
+        help="which chooser plans with the embedded LLM backend (default: $EDGEAI_PLANNER or "
+        "the one that scores best in docs/BENCHMARKS.md)",
+    )
     parser.add_argument("--llm-backend", choices=["embedded", "openai"], help="LLM backend")
     parser.add_argument(
         "--llm-base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
@@ -137,8 +144,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides = {
         key: getattr(args, key)
         for key in (
-            "home", "llm_backend", "llm_base_url", "llm_model", "llm_max_tokens", "log_level",
-            "store",
+            "home", "planner", "llm_backend", "llm_base_url", "llm_model", "llm_max_tokens",
+            "log_level", "store",
         )
         if getattr(args, key, None) is not None
     }

@@ -58,6 +58,16 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         default=None,
         help="also score the judged planner with these weights (`edgeai judge train --out FILE`)",
     )
+    bench.add_argument(
+        "--chooser",
+        type=Path,
+        default=None,
+        help="the learned chooser's checkpoint (`edgeai chooser train --out FILE`; default: "
+        "the shipped one)",
+    )
+    bench.add_argument(
+        "--no-learned", action="store_true", help="leave the learned chooser out"
+    )
     add_common(bench)
     bench.set_defaults(func=cmd_bench_plan)
 
@@ -154,6 +164,7 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     failure_rows = []
+    details: dict[str, list[dict]] = {}
     for pool in pools:
         requests = load_requests(pool / "requests.jsonl")
         home = out_dir / f"home-{pool.name}"
@@ -161,6 +172,10 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
         add_to_home(home, [pool / "manuals"], build_units)
         store = open_store(home)
         planners = [EmbeddedPlanner(store), TfidfPlanner(store)]
+        if not args.no_learned:
+            from edgeai.agents.planning.learned import LearnedPlanner, load_set_model
+
+            planners.insert(0, LearnedPlanner(store, load_set_model(args.chooser)))
         if args.judge is not None:
             from edgeai.agents.planning.judged import JudgedPlanner
             from edgeai.agents.planning.relevance import load_judge
@@ -178,6 +193,7 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
             bar.close()
             write_details(out_dir / f"{pool.name}-{planner.name}-requests.jsonl", result)
             rows.append({"pool": pool.name, **result.row()})
+            details.setdefault(planner.name, []).extend(result.details)
             failure_rows.append(
                 {"pool": pool.name, "planner": planner.name, "n": result.n, **result.failures()}
             )
@@ -217,6 +233,7 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
             n = sum(r["n"] for r in mine)
             table.add_row(f"mean of {len(mine)}", planner, str(n), *means, "-")
     Console(width=max(112, Console().width)).print(table)
+    _write_kinds(out_dir, details)
     csv_path = out_dir / "plan.csv"
     with csv_path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=cols)
@@ -253,6 +270,46 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+KINDS = ("single", "chain", "multi", "fused", "partial", "unsupported")
+
+
+def _write_kinds(out_dir: Path, details: dict[str, list[dict]]) -> None:
+    """Exact-set accuracy per kind of request (the labels' `kind`, and non-English by `lang`)
+    for every planner over every request of the run, with a 95 % Wilson interval."""
+    from edgeai.tools.stats import wilson
+
+    groups = {k: (lambda d, k=k: d["kind"] == k) for k in KINDS}
+    groups["non-English"] = lambda d: d["lang"] != "en"
+    groups["all"] = lambda d: True
+    rows = []
+    for planner, ds in details.items():
+        for group, member in groups.items():
+            hits = [d["exact"] for d in ds if member(d)]
+            if hits:
+                lo, hi = wilson(sum(hits) / len(hits), len(hits))
+                rows.append({"planner": planner, "kind": group, "n": len(hits),
+                             "exact_accuracy": round(sum(hits) / len(hits), 4),
+                             "low": lo, "high": hi})
+    table = Table(title="Exact-set accuracy per kind of request, all pools (95 % interval)")
+    for header in ("kind", *details):
+        table.add_column(header, no_wrap=True)
+    for group in groups:
+        cells = []
+        for planner in details:
+            r = next((r for r in rows if r["planner"] == planner and r["kind"] == group), None)
+            cells.append(
+                "-" if r is None
+                else f"{r['exact_accuracy']:.3f} [{r['low']:.2f}, {r['high']:.2f}] n={r['n']}"
+            )
+        table.add_row(group, *cells)
+    Console(width=max(112, Console().width)).print(table)
+    with (out_dir / "plan-kinds.csv").open("w", newline="") as fh:
+        fields = ["planner", "kind", "n", "exact_accuracy", "low", "high"]
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _write_failures(rows: list[dict], out_dir: Path, plt) -> None:

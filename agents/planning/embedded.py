@@ -160,6 +160,11 @@ class EmbeddedChooser:
         return self.index.reader.read(request)
 
     def choose(self, reading: Reading) -> Choice:
+        return self.decide(reading)[2]
+
+    def decide(self, reading: Reading) -> tuple[Scored, list[Scored], Choice]:
+        """The choice with what it was made from: the whole request's and each clause's scores
+        (the learned chooser reads them as features, learned.py)."""
         cfg = self.config
         score = self._scorer()
         whole = score(reading.text)
@@ -181,9 +186,9 @@ class EmbeddedChooser:
         goals = self._drop_excluded(goals, excluded)
         if not goals:
             reason = f"no registered model serves this request{self._closest_hint(whole)}"
-            return Choice(goals=[], unsupported=reason)
+            return whole, parts, Choice(goals=[], unsupported=reason)
         grounding = _MediaGrounding(self.index, whole, cfg.mention_sim)
-        return Choice(
+        return whole, parts, Choice(
             goals=goals,
             named=named,
             rank=whole.raw,

@@ -74,6 +74,10 @@ def make_planner(
     (the LLM's libraries load only then); a given `chat_model` (a LangChain chat model) selects
     the LLM planner over it whatever the settings say."""
     if chat_model is None and settings.llm_backend == "embedded":
+        if getattr(settings, "planner", "embedded") == "learned":
+            from edgeai.agents.planning.learned import LearnedPlanner
+
+            return LearnedPlanner(store)
         return EmbeddedPlanner(store)
     from edgeai.agents.planning.llm import LLMPlanner
 

@@ -21,16 +21,7 @@ from typing import Any
 
 from edgeai.tools.federated.template import Manifest
 from edgeai.tools.federated.trial import PreparedData, TrialRecord, plot_curves, run_trial
-
-
-def wilson(p: float | None, n: int, z: float = 1.96) -> tuple[float | None, float | None]:
-    """95 % Wilson score interval of an accuracy p measured on n examples."""
-    if p is None or n <= 0:
-        return None, None
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return round(c - h, 4), round(c + h, 4)
+from edgeai.tools.stats import wilson
 
 
 def baseline_config(manifest: Manifest, arch: str, lr: float, epochs: int = 1) -> dict[str, Any]:

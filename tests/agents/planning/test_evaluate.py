@@ -77,7 +77,7 @@ def test_bench_plan_writes_outcomes_and_refusal_causes(
     assert refused["unsupported"] and "doorbell-camera" in refused["unsupported"][0]
 
     rows = {r["planner"]: r for r in csv.DictReader((out / "plan-failures.csv").open())}
-    assert set(rows) == {"embedded", "tfidf-nearest"}
+    assert set(rows) == {"learned", "embedded", "tfidf-nearest"}
     for row in rows.values():  # every request in exactly one class; refusals split by cause
         assert sum(int(row[o]) for o in OUTCOMES) == int(row["n"]) == len(CASES)
         causes = sum(int(row[REFUSED_COLUMNS[c]]) for c in REFUSAL_CAUSES)
@@ -95,7 +95,7 @@ def test_bench_plan_writes_outcomes_and_refusal_causes(
     assert int(embedded[REFUSED_COLUMNS["below gate"]]) == 1
 
     table = list(csv.DictReader((out / "plan.csv").open()))
-    assert {r["planner"] for r in table} == {"embedded", "tfidf-nearest"}
+    assert {r["planner"] for r in table} == {"learned", "embedded", "tfidf-nearest"}
     assert float(next(r for r in table if r["planner"] == "embedded")["exact_accuracy"]) == (
         pytest.approx(1 / len(CASES))
     )
@@ -103,6 +103,13 @@ def test_bench_plan_writes_outcomes_and_refusal_causes(
     assert (out / "plan-failures.png").stat().st_size > 10_000
     printed = capsys.readouterr().out
     assert "Where the plans go wrong" in printed and "manual limit 1, below gate 1" in printed
+    # per kind of request, every planner side by side (all seven requests are 'single', English)
+    kinds = list(csv.DictReader((out / "plan-kinds.csv").open()))
+    emb = {r["kind"]: r for r in kinds if r["planner"] == "embedded"}
+    assert set(emb) == {"single", "all"} and int(emb["single"]["n"]) == len(CASES)
+    assert float(emb["all"]["exact_accuracy"]) == pytest.approx(1 / len(CASES), abs=1e-4)
+    assert float(emb["all"]["low"]) < 1 / len(CASES) < float(emb["all"]["high"])
+    assert {r["planner"] for r in kinds} == {"learned", "embedded", "tfidf-nearest"}
 
 
 def test_bench_plan_over_a_folder_of_pools(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -134,10 +141,9 @@ def test_bench_plan_over_a_folder_of_pools(tmp_path: Path, capsys: pytest.Captur
     assert main(["bench", "plan", "--pool", str(folder), "--home", str(home)]) == 0
     table = list(csv.DictReader((home / "bench" / "plan" / "plan.csv").open()))
     assert [(r["pool"], r["planner"]) for r in table] == [
-        ("a-pool", "embedded"),
-        ("a-pool", "tfidf-nearest"),
-        ("b-pool", "embedded"),
-        ("b-pool", "tfidf-nearest"),
+        (pool, planner)
+        for pool in ("a-pool", "b-pool")
+        for planner in ("learned", "embedded", "tfidf-nearest")
     ]
     embedded = [float(r["exact_accuracy"]) for r in table if r["planner"] == "embedded"]
     assert embedded == [0.0, 1.0]  # the door is not the heart-rate model; the heart rate is

@@ -1,0 +1,363 @@
+"""Learned chooser: the set decision (which models, or refuse) learned from blind-written pools.
+
+The embedded chooser (embedded.py) decides with hand-set margins: a background-calibrated gate,
+one best model per clause, alternatives fused unless one chain's evidence wins. Its evidence is
+good (the top model is right for most supported requests); its set decisions around that model
+are where it fails. This chooser keeps the evidence and learns the decision:
+
+1. For every model of the pool, `features` reads what the embedded chooser measured about the
+   request: each encoder's best-unit similarity, the calibrated gate score, the rank and gap to
+   the best model, the best clause's view, the 'cannot do' margins, the embedded chooser's own
+   decision, and the model's place in the declared-I/O graph relative to the best-ranked model
+   (feeds it, is fed by it, an alternative of it). Every feature is relative to the pool, so
+   the same weights serve pools they never saw.
+2. A gradient-boosted classifier (scikit-learn's HistGradientBoostingClassifier) gives
+   p(the model belongs to the request's plan). Every model at or above the threshold is chosen;
+   none -> the request is refused, naming the closest model. The threshold is chosen on pools
+   held out from training (whole pools, never requests of a trained pool).
+3. Structure as for every chooser (structure.py): the chosen models feed each other through
+   their declared inputs, a lone producer of an input that exists only as its output comes in
+   anyway.
+
+Trained by `edgeai chooser train` on corpus/planning/pools (155 pools written blind); the
+weights, threshold, feature list, seed and command ship in checkpoints/chooser.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from edgeai.agents.planning.embedded import EmbeddedChooser
+from edgeai.agents.planning.index import ENCODER_WEIGHTS, PoolIndex
+from edgeai.agents.planning.planner import Planner
+from edgeai.agents.planning.read import Reading, is_english
+from edgeai.agents.planning.structure import Choice, PoolGraph
+from edgeai.agents.planning.words import NEGATION_MARK
+from edgeai.errors import WeightsError
+from edgeai.knowledge.store import KnowledgeStore
+
+CHECKPOINT = Path(__file__).with_name("checkpoints") / "chooser.json"
+FEATURE_VERSION = 1
+
+FEATURES = (
+    "raw",  # encoder-weighted best-unit similarity (no lexical)
+    "raw_minilm",
+    "raw_multi",
+    "gap_best",  # raw - the pool's best raw for this request
+    "gap_second",  # raw - the best other model's raw
+    "rank",
+    "pool_z",  # raw calibrated against the pool's background best match
+    "best_pool_z",  # the request's best pool_z (request-level)
+    "z",  # raw calibrated against this model's background (retrieved models; else -5)
+    "lex",  # raw with exact-word evidence, minus the best such (English only; else 0)
+    "against",  # how much better the request matches this model's 'cannot do' than its own
+    "pool_against",  # request-level: best uncovered 'cannot do' of the pool vs best own unit
+    "clause_gap",  # best over clauses of (raw - clause's best raw); 0 = best in some clause
+    "clause_pool_z",  # best clause pool_z for this model
+    "clauses_best",  # number of clauses whose best model it is
+    "n_clauses",
+    "neg_gap",  # a negated phrase's similarity to it minus its best-matched model's
+    "emb_goal",  # the embedded chooser made it a goal
+    "emb_plan",  # it is in the embedded chooser's plan (goals closed over inputs)
+    "emb_refused",  # the embedded chooser refused the request
+    "emb_excluded",
+    "feeds_best",  # it is upstream of the best-ranked model
+    "fed_by_best",  # the best-ranked model is upstream of it
+    "alt_of_best",  # same outputs as the best-ranked model, another way
+    "forced_by_best",  # structure brings it under the best model whatever the request says
+    "alt_gap",  # raw minus the best raw among its alternatives (0 if it has none)
+    "n_alts",
+    "n_inputs_from_models",  # declared inputs some other model produces
+    "n_consumers",  # models that read one of its outputs
+    "up_best_gap",  # best raw among models it feeds (downstream) minus the request's best
+    "n_models",
+    "other_language",
+    "english",
+    "n_words",
+    # the request encoder fine-tuned for planning (dual.py): its p and cosine for each model's
+    # card, and where that puts the model among the pool's
+    "dual_p",
+    "dual_cos",
+    "dual_gap_best",
+    "dual_gap_second",
+    "dual_rank",
+)
+EMBEDDED_FEATURES = FEATURES[: FEATURES.index("dual_p")]
+
+
+def pool_key(folder: Path) -> str:
+    """A hash of a pool's manuals and requests (the feature cache's key)."""
+    h = hashlib.sha256(f"v{FEATURE_VERSION}".encode())
+    for f in sorted(Path(folder).rglob("*")):
+        if f.is_file() and (f.suffix in {".md", ".txt", ".jsonl", ".yaml", ".yml"}):
+            h.update(str(f.relative_to(folder)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def dual_block(cos: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The dual_* columns of FEATURES for one request (rows in the pool's model order)."""
+    cos = np.asarray(cos, dtype=np.float64)
+    order = np.argsort(-cos, kind="stable")
+    rank = np.empty(len(cos))
+    rank[order] = np.arange(len(cos))
+    top = cos[order[0]]
+    second = cos[order[1]] if len(cos) > 1 else top
+    gap_second = np.where(rank == 0, cos - second, cos - top)
+    return np.stack([p, cos, cos - top, gap_second, np.minimum(rank, 10)], axis=1)
+
+
+def tower_path(checkpoint: Path) -> Path:
+    """Where the request encoder of a chooser checkpoint lives (chooser.json -> chooser.pt)."""
+    return Path(checkpoint).with_suffix(".pt")
+
+
+@dataclass
+class Features:
+    """One request's feature matrix: a row per model of the pool (`names`, sorted)."""
+
+    names: list[str]
+    x: np.ndarray
+    embedded: Choice
+
+
+def features(chooser: EmbeddedChooser, reading: Reading) -> Features:
+    """What the embedded chooser measured about every model for this request (see FEATURES)."""
+    index, graph = chooser.index, chooser.graph
+    names = sorted(index.models)
+    every = set(names)
+    whole, parts, choice = chooser.decide(reading)
+    text = whole.text
+    per_enc = {}
+    for enc in ENCODER_WEIGHTS:
+        sims = index._model_sims(enc, index.embed(enc, [text]), only=every)
+        per_enc[enc] = {n: float(sims[n][0]) if n in sims else -1.0 for n in names}
+    raw = {n: sum(w * per_enc[e][n] for e, w in ENCODER_WEIGHTS.items()) for n in names}
+    english = is_english(text)
+    med, mad = index.pool_null[english]
+    pool_z = {n: (raw[n] - med) / mad for n in names}
+    order = sorted(names, key=lambda n: (-raw[n], n))
+    best = order[0]
+    rank = {n: i for i, n in enumerate(order)}
+    top = raw[best]
+    second = raw[order[1]] if len(order) > 1 else top
+    lex_best = max(whole.raw.values(), default=0.0)
+    clause_raws = [index.raw_relevance(p.text, every) for p in parts]
+    clause_best = [max(c, key=c.get) for c in clause_raws]
+    neg = [index.raw_relevance(NEGATION_MARK.sub("", ph), every) for ph in reading.negated]
+    plan_models: set[str] = set()
+    if choice.goals:
+        from edgeai.agents.planning.structure import close
+
+        plan_models = set(close(choice, graph)[0])
+    up_best = graph.upstream(best)
+    forced = graph.forced([best])
+    alts = index.alternatives
+    consumers = {
+        n: sum(1 for m in names if m != n and set(graph.models[n].outputs) & set(graph.models[m].inputs))
+        for n in names
+    }
+    rows = []
+    for n in names:
+        model = graph.models[n]
+        down = [m for m in names if n in graph.upstream(m)]
+        row = {
+            "raw": raw[n],
+            "raw_minilm": per_enc["minilm"][n],
+            "raw_multi": per_enc["multilingual"][n],
+            "gap_best": raw[n] - top,
+            "gap_second": raw[n] - (second if n == best else top),
+            "rank": min(rank[n], 10),
+            "pool_z": pool_z[n],
+            "best_pool_z": pool_z[best],
+            "z": whole.z.get(n, -5.0),
+            "lex": (whole.raw[n] - lex_best) if n in whole.raw else -1.0,
+            "against": whole.against.get(n, -1.0),
+            "pool_against": whole.pool_against,
+            "clause_gap": max((c[n] - max(c.values()) for c in clause_raws), default=0.0),
+            "clause_pool_z": max(((c[n] - med) / mad for c in clause_raws), default=pool_z[n]),
+            "clauses_best": sum(b == n for b in clause_best),
+            "n_clauses": len(parts),
+            "neg_gap": max((g[n] - max(g.values()) for g in neg), default=-1.0),
+            "emb_goal": float(n in choice.goals),
+            "emb_plan": float(n in plan_models),
+            "emb_refused": float(not choice.goals),
+            "emb_excluded": float(n in choice.excluded),
+            "feeds_best": float(n in up_best),
+            "fed_by_best": float(best in graph.upstream(n)),
+            "alt_of_best": float(n in alts[best]),
+            "forced_by_best": float(n in forced),
+            "alt_gap": (raw[n] - max(raw[a] for a in alts[n])) if alts[n] else 0.0,
+            "n_alts": len(alts[n]),
+            "n_inputs_from_models": sum(1 for t in model.inputs if graph.producers.get(t)),
+            "n_consumers": consumers[n],
+            "up_best_gap": (max(raw[m] for m in down) - top) if down else -1.0,
+            "n_models": len(names),
+            "other_language": float(reading.other_language),
+            "english": float(english),
+            "n_words": min(len(reading.request.split()), 80),
+        }
+        rows.append([float(row[f]) for f in EMBEDDED_FEATURES])
+    return Features(names, np.asarray(rows, dtype=np.float32), choice)
+
+
+class SetModel:
+    """The trained classifier with its threshold (a HistGradientBoostingClassifier)."""
+
+    def __init__(self, clf, threshold: float, meta: dict, tower: Path | None = None) -> None:
+        self.clf, self.threshold, self.meta = clf, threshold, meta
+        self.tower = tower
+        """the request encoder's checkpoint (dual.py) that computes the dual_* features."""
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return self.clf.predict_proba(x)[:, 1]
+
+    def save(self, path: Path) -> None:
+        """Weights as JSON (the trees' node arrays), never a pickle."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps({"meta": self.meta, "threshold": self.threshold,
+                                   "model": dump_hgb(self.clf)}), encoding="utf-8")
+        tmp.replace(path)
+
+
+def dump_hgb(clf) -> dict:
+    """A fitted binary HistGradientBoostingClassifier as plain lists (see `TreeEnsemble`)."""
+    trees = []
+    for (pred,) in clf._predictors:
+        nodes = pred.nodes
+        trees.append(
+            {
+                "feature": nodes["feature_idx"].tolist(),
+                "threshold": [float(v) for v in nodes["num_threshold"]],
+                "missing_left": nodes["missing_go_to_left"].astype(int).tolist(),
+                "left": nodes["left"].tolist(),
+                "right": nodes["right"].tolist(),
+                "leaf": nodes["is_leaf"].astype(int).tolist(),
+                "value": [float(v) for v in nodes["value"]],
+            }
+        )
+    baseline = float(np.ravel(clf._baseline_prediction)[0])
+    return {"baseline": baseline, "trees": trees}
+
+
+class TreeEnsemble:
+    """Prediction from `dump_hgb`'s lists in numpy: the shipped chooser needs no scikit-learn
+    at run time, and loading it runs no pickle."""
+
+    def __init__(self, model: dict) -> None:
+        self.baseline = float(model["baseline"])
+        self.trees = [
+            {k: np.asarray(v) for k, v in t.items()} for t in model["trees"]
+        ]
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        logit = np.full(len(x), self.baseline)
+        rows = np.arange(len(x))
+        for t in self.trees:
+            node = np.zeros(len(x), dtype=np.int64)
+            for _ in range(64):
+                leaf = t["leaf"][node].astype(bool)
+                if leaf.all():
+                    break
+                v = x[rows, t["feature"][node]]
+                go_left = np.where(
+                    np.isnan(v), t["missing_left"][node].astype(bool), v <= t["threshold"][node]
+                )
+                nxt = np.where(go_left, t["left"][node], t["right"][node])
+                node = np.where(leaf, node, nxt)
+            logit += t["value"][node]
+        p = 1.0 / (1.0 + np.exp(-logit))
+        return np.stack([1 - p, p], axis=1)
+
+
+def load_set_model(path: Path | None = None) -> SetModel:
+    path = Path(path or CHECKPOINT)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        model = TreeEnsemble(data["model"])
+        threshold = float(data["threshold"])
+    except FileNotFoundError:
+        raise WeightsError(
+            f"{path}: no trained chooser (train one: edgeai chooser train --out {path})"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(f"{path}: not a chooser checkpoint ({exc})") from None
+    if data.get("meta", {}).get("features") not in (None, list(FEATURES)):
+        raise WeightsError(f"{path}: trained on other features (retrain: edgeai chooser train)")
+    return SetModel(model, threshold, data.get("meta", {}), tower_path(path))
+
+
+class LearnedChooser:
+    """Every model whose learned p clears the threshold; see the module docstring."""
+
+    name = "learned"
+
+    def __init__(self, index: PoolIndex, model: SetModel | None = None) -> None:
+        from edgeai.agents.planning.dual import load_dual
+        from edgeai.agents.planning.relevance import store_cards
+
+        self.index = index
+        self.graph = index.graph
+        self.embedded = EmbeddedChooser(index)
+        self.model = model or load_set_model()
+        self.dual = load_dual(str(self.model.tower))
+        card_of = {c.model: c.text for c in store_cards(index.store)}
+        self.names = sorted(index.models)
+        self.cards = self.dual.cards([card_of.get(n, n) for n in self.names])
+
+    def read(self, request: str) -> Reading:
+        return self.index.reader.read(request)
+
+    def probabilities(self, reading: Reading) -> tuple[dict[str, float], Choice]:
+        f = features(self.embedded, reading)
+        cos, p_dual = self.dual.probabilities(self.index.reader.for_judge(reading.request), self.cards)
+        x = np.concatenate([f.x, dual_block(cos, p_dual)], axis=1)
+        p = self.model.probabilities(x)
+        return {n: float(v) for n, v in zip(f.names, p)}, f.embedded
+
+    def choose(self, reading: Reading) -> Choice:
+        p, embedded = self.probabilities(reading)
+        t = self.model.threshold
+        chosen = sorted((m for m, v in p.items() if v >= t), key=lambda m: (-p[m], m))
+        if not chosen:
+            best = max(sorted(p), key=p.get)
+            return Choice(
+                goals=[],
+                unsupported=(
+                    "no registered model serves this request; closest is "
+                    f"'{best}' (learned p={p[best]:.2f} < {t:.2f})"
+                ),
+            )
+        return Choice(
+            goals=chosen,
+            named=set(chosen),
+            rank=p,
+            relevance=p,
+            excluded=embedded.excluded - set(chosen),
+        )
+
+
+def chosen_plan(names: list[str], p: np.ndarray, threshold: float, graph: PoolGraph) -> set[str]:
+    """The plan's model set for probabilities `p` (what `LearnedChooser` + structure give)."""
+    from edgeai.agents.planning.structure import close
+
+    chosen = [n for n, v in zip(names, p) if v >= threshold]
+    if not chosen:
+        return set()
+    choice = Choice(goals=chosen, named=set(chosen), rank=dict(zip(names, map(float, p))))
+    return set(close(choice, graph)[0])
+
+
+
+class LearnedPlanner(Planner):
+    """The learned chooser over a store (default weights: the shipped checkpoint)."""
+
+    def __init__(self, store: KnowledgeStore, model: SetModel | None = None) -> None:
+        super().__init__(LearnedChooser(PoolIndex(store), model))
