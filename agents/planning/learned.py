@@ -35,7 +35,7 @@ from edgeai.agents.planning.embedded import EmbeddedChooser
 from edgeai.agents.planning.index import ENCODER_WEIGHTS, PoolIndex
 from edgeai.agents.planning.planner import Planner
 from edgeai.agents.planning.read import Reading, is_english
-from edgeai.agents.planning.structure import Choice, PoolGraph
+from edgeai.agents.planning.structure import Choice, PoolGraph, close
 from edgeai.agents.planning.words import NEGATION_MARK
 from edgeai.errors import WeightsError
 from edgeai.knowledge.store import KnowledgeStore
@@ -149,12 +149,9 @@ def features(chooser: EmbeddedChooser, reading: Reading) -> Features:
     clause_raws = [index.raw_relevance(p.text, every) for p in parts]
     clause_best = [max(c, key=c.get) for c in clause_raws]
     neg = [index.raw_relevance(NEGATION_MARK.sub("", ph), every) for ph in reading.negated]
-    plan_models: set[str] = set()
-    if choice.goals:
-        from edgeai.agents.planning.structure import close
-
-        plan_models = set(close(choice, graph)[0])
-    up_best = graph.upstream(best)
+    plan_models = set(close(choice, graph)[0]) if choice.goals else set()
+    ups = {n: graph.upstream(n) for n in names}
+    up_best = ups[best]
     forced = graph.forced([best])
     alts = index.alternatives
     consumers = {
@@ -164,7 +161,7 @@ def features(chooser: EmbeddedChooser, reading: Reading) -> Features:
     rows = []
     for n in names:
         model = graph.models[n]
-        down = [m for m in names if n in graph.upstream(m)]
+        down = [m for m in names if n in ups[m]]
         row = {
             "raw": raw[n],
             "raw_minilm": per_enc["minilm"][n],
@@ -188,7 +185,7 @@ def features(chooser: EmbeddedChooser, reading: Reading) -> Features:
             "emb_refused": float(not choice.goals),
             "emb_excluded": float(n in choice.excluded),
             "feeds_best": float(n in up_best),
-            "fed_by_best": float(best in graph.upstream(n)),
+            "fed_by_best": float(best in ups[n]),
             "alt_of_best": float(n in alts[best]),
             "forced_by_best": float(n in forced),
             "alt_gap": (raw[n] - max(raw[a] for a in alts[n])) if alts[n] else 0.0,
@@ -346,8 +343,6 @@ class LearnedChooser:
 
 def chosen_plan(names: list[str], p: np.ndarray, threshold: float, graph: PoolGraph) -> set[str]:
     """The plan's model set for probabilities `p` (what `LearnedChooser` + structure give)."""
-    from edgeai.agents.planning.structure import close
-
     chosen = [n for n, v in zip(names, p) if v >= threshold]
     if not chosen:
         return set()
