@@ -150,12 +150,6 @@ class Stopwatch:
         return time.perf_counter() - self.start
 
 
-def time_budget(n: int, given: float | None = None) -> float:
-    """Seconds a learned solver (AED, DROO) may search: `given`, else 8 ms per 50 UEs, at least
-    8 ms for the whole solve."""
-    return given if given is not None else 0.008 * max(1.0, n / 50)
-
-
 def finish(evaluator: Evaluator, solver: str, targets: np.ndarray, watch: Stopwatch) -> Decision:
     """The solver's answer as a Decision; an infeasible answer falls back to all-local when
     that is feasible (logged, and marked with `fallback` in the decision)."""
