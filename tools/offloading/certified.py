@@ -307,6 +307,7 @@ def certify(
         offer(whole.targets)
         if gap() <= tol:
             break
+        tried: set[tuple[tuple[int, ...], bytes]] = set()  # neighbourhoods that gave nothing
         for _ in range(POLISH_PASSES):  # neighbourhood MILPs until none improves
             before = best_total
             for group in neighbourhoods(m):
@@ -314,12 +315,18 @@ def certify(
                     break
                 x = _columns(pairs, best)
                 ue_free = (best < 0) | np.isin(best, group)
+                key = (group, ue_free.tobytes())
+                if key in tried:  # the same UEs free: the same choices to make as last time
+                    continue
                 free = np.r_[ue_free, ue_free[pairs.ue] & np.isin(pairs.server, group)]
                 part = _solve(
                     evaluator, pairs, cuts, cut_price, time_limit=left(), mip_rel_gap=1e-9,
                     node_limit=SUB_NODES, fixed=np.where(free, np.nan, x),
                 )  # fmt: skip
+                now = best_total
                 offer(part.targets)
+                if best_total >= now:
+                    tried.add(key)
             if best_total >= before or gap() <= tol:
                 break
         if gap() <= tol or (not latency and node_limit == FULL_NODES):
