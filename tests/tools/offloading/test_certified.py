@@ -113,3 +113,14 @@ def test_bench_scores_against_exact_up_to_n12_and_the_certified_bound_beyond() -
     for row in rows.values():
         assert row["mean_gap_pct"] >= -1e-9  # the bound is never beaten
     assert rows["local"]["mean_gap_pct"] > rows["greedy"]["mean_gap_pct"]
+
+
+def test_bench_parts_flag_refuses_unknown_tables_in_one_line(capsys) -> None:
+    from edgeai.cli import main
+
+    for bad in ("xz", "abg", ""):
+        with pytest.raises(SystemExit) as exit_:
+            main(["bench", "offload", "--parts", bad])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--parts" in err
