@@ -825,13 +825,14 @@ def default_moves(n: int) -> int:
 
     Measured with time.process_time (median of 5 runs per instance; one torch thread; shipped
     checkpoint; dev seeds 7000-7009, M = 4; lambo-50 and lambo-50-tight, both objectives) on the
-    project's 2-core Xeon @ 2.8 GHz while another job kept both cores busy: at N = 50 a whole
-    decision with these 16 moves takes 8.2 ms of CPU on average and 9.6 ms at most; without any
-    search (decode, repair, shares) it takes 6.4-7.6 ms (mean per row), so the search adds
-    0.4-2.5 ms and the decode is what is left to make faster. 16 moves leave 0.00 % (lambo-50,
-    tight min_latency) and 0.07 % mean (tight min_energy) between the answer and the search run
-    to its local optimum; 8 moves would leave 0.08-1.4 %. At N = 200 the 66 moves leave 0.3 % on
-    lambo-50 min_energy (the hardest row), 0.00 % on the others.
+    project's 2-core Xeon @ 2.8 GHz: at N = 50 a whole decision with these 16 moves takes 8.0 ms
+    of CPU on average (p95 8.8 ms, max 10.9 ms) on the idle machine, 8.2 ms (max 9.6 ms) while
+    another job kept both cores busy; without any search (decode, repair, shares) it takes
+    6.0-6.8 ms (mean per row), so the search adds 0.5-2.8 ms and the decode is what is left to
+    make faster. 16 moves leave 0.00 % (lambo-50, tight min_latency) and 0.07 % mean (tight
+    min_energy) between the answer and the search run to its local optimum; 8 moves would
+    leave 0.08-1.4 %. At N = 200 the 66 moves leave 0.3 % on lambo-50 min_energy (the hardest
+    row), 0.00 % on the others.
     """
     return max(MIN_MOVES, n // UES_PER_MOVE)
 
