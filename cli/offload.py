@@ -39,6 +39,25 @@ def _from_flags(cls: type[T], args: argparse.Namespace, **given: Any) -> T:
     return cls(**{k: v for k, v in vars(args).items() if k in names} | given)
 
 
+def _moves(text: str) -> int:
+    """`--moves`: a whole number >= 0 (0 keeps the decoded policy's answer)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of moves") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+def _parts(text: str) -> str:
+    """`bench offload --parts`: letters among a-f."""
+    unknown = sorted(set(text) - set("abcdef"))
+    if not text or unknown:
+        raise argparse.ArgumentTypeError(f"'{text}': name tables among a b c d e f")
+    return text
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("offload", help="MEC task offloading: generate, solve, score")
     offload_sub = parser.add_subparsers(dest="offload", required=True, parser_class=type(parser))
@@ -68,6 +87,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--checkpoint",
         type=Path,
         help="AED or DROO checkpoint (aed / droo only; default: the shipped one)",
+    )
+    sol.add_argument(
+        "--moves",
+        type=_moves,
+        help="aed only: search budget in moves (neighbourhood scans; default N / 3, at least "
+        "16); a count, not seconds, so the decision does not depend on the machine's load",
     )
     add_common(sol)
     sol.set_defaults(func=solve_command)
@@ -150,6 +175,10 @@ def solve_command(args: argparse.Namespace, settings: Settings) -> int:
         if args.solver not in ("aed", "droo"):
             raise UserInputError("--checkpoint applies to the aed and droo solvers only")
         options["checkpoint"] = args.checkpoint
+    if args.moves is not None:
+        if args.solver != "aed":
+            raise UserInputError("--moves applies to the aed solver only")
+        options["moves"] = args.moves
     decision = solve(instance, solver=args.solver, seed=args.seed, **options)
     if args.out is not None:
         write_decision(decision, args.out)
@@ -228,7 +257,12 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--instances", type=int, default=30, help="instances per table cell")
     parser.add_argument("--seed", type=int, default=0, help="first instance seed")
     parser.add_argument("--quick", action="store_true", help="small budgets (smoke run)")
-    parser.add_argument("--parts", default="abcde", help="which tables: any of a b c d e")
+    parser.add_argument(
+        "--parts",
+        default="abcde",
+        type=_parts,
+        help="which tables: any of a b c d e f (f: the certified reference's own time and gap)",
+    )
     add_common(parser)
     parser.set_defaults(func=bench_command)
 

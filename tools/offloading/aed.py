@@ -16,8 +16,9 @@ to predict them and is reported, not used.
 
 At inference (`solve_aed`) the decoder runs greedily (plus sampled rollouts, all in one
 vectorised numpy loop, while N <= 20 where they are cheap), and a local search (`MoveSearch`)
-polishes the decode while a time budget lasts: every single move is scored at once from
-per-server running sums (closed-form water-filling for min_latency, separable costs for
+polishes the decode within a budget counted in moves, never in seconds (and torch runs on one
+thread), so a decision does not depend on the machine's load: every single move is scored at
+once from per-server running sums (closed-form water-filling for min_latency, separable costs for
 min_energy), the best is verified with the exact per-server values, and when server capacity
 binds (min_energy) per-server knapsack re-fills and ejection chains are tried. The policy gives
 the start; the search does most of the final improvement at N = 50. `search=False` and
@@ -28,16 +29,19 @@ what is search stays visible. Checkpoints are read through `tools/checkpoints.py
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from edgeai.errors import UserInputError
 from edgeai.tools import checkpoints
-from edgeai.tools.offloading.evaluate import Evaluator, Stopwatch, finish, time_budget
+from edgeai.tools.offloading.evaluate import Evaluator, Stopwatch, finish
 from edgeai.tools.offloading.problem import OBJECTIVES, Decision, Instance, Objective
 from torch import nn
 
@@ -50,6 +54,8 @@ DYN_FEATURES = 6
 CLIP = 4.0
 DEFAULT_CHECKPOINT = "aed.pt"
 TRAIN = "`edgeai offload train`"
+MIN_MOVES = 16  # search budget of a decision, in moves, at least (see `default_moves`)
+UES_PER_MOVE = 3  # ... and one move per this many UEs beyond
 
 
 # ----------------------------------------------------------------------------- input embedding
@@ -405,7 +411,10 @@ class LoadedModel:
     meta: dict[str, Any]
 
 
+@cache
 def checkpoint_dir() -> Path:
+    """The shipped checkpoints' folder (cached: resolving it costs ~0.5 ms, as much as a tenth
+    of a decision)."""
     return Path(str(resources.files("edgeai.tools.offloading") / "checkpoints"))
 
 
@@ -448,7 +457,7 @@ def _warm_up(loaded: LoadedModel) -> None:
         instance = generate_instance(12, 3, 0, "lambo-50-tight", objective)
         evaluator = Evaluator(instance, objective)  # type: ignore[arg-type]
         targets, _ = policy_targets(loaded, evaluator, 2)
-        MoveSearch(evaluator).run(evaluator.repair(targets)[0], time.perf_counter() + 1.0)
+        MoveSearch(evaluator).run(evaluator.repair(targets)[0], default_moves(instance.n))
 
 
 # ----------------------------------------------------------------------------- the search
@@ -744,36 +753,88 @@ class MoveSearch:
             self.value[j], self.B[j], self.S[j], self.Lb[j], self.Lall[j] = saved[j]
         return False
 
-    def _knapsacks(self) -> bool:
-        """Try `_knapsack` on each server whose neighbourhood changed since it last failed."""
+    def _spend(self) -> bool:
+        """Take one step of the budget; False when it is spent."""
+        if self.steps >= self.limit:
+            return False
+        self.steps += 1
+        return True
+
+    def _improve(self) -> bool:
+        """Apply one improving move if a neighbourhood has one, each scan costing one step:
+        all single moves; then (min_energy) a knapsack re-fill of each server whose
+        neighbourhood changed since it last failed; then the ejection chains."""
+        if not self._spend():
+            return False
+        if self._single():
+            return True
+        if self.latency:
+            return False
         key = self.t.tobytes()
         for b in range(self.m):
             if self._failed.get(b) == key:
                 continue
+            if not self._spend():
+                return False
             if self._knapsack(b):
                 return True
             self._failed[b] = key
-        return False
+        return self._spend() and self._eject()
 
-    def run(
-        self, targets: np.ndarray, stop: float, max_moves: int | None = None
-    ) -> tuple[np.ndarray, int]:
-        """Improve `targets` until no move improves, `max_moves` or `time.perf_counter() >= stop`."""
+    def run(self, targets: np.ndarray, max_steps: int) -> tuple[np.ndarray, int]:
+        """Improve `targets` until no move improves or `max_steps` scans are spent; returns the
+        assignment and the steps used. A step is one scan of a neighbourhood (all single moves
+        at once, one server's knapsack re-fill, or all ejection chains), whether or not it finds
+        an improvement: a count, not a clock, so the answer does not depend on the machine's
+        load."""
         self._load(targets)
         self._failed: dict[int, bytes] = {}
         start_total = self.total()
         self.scale = max(1.0, abs(start_total)) if np.isfinite(start_total) else 1.0
-        moves = 0
-        limit = max_moves if max_moves is not None else 40 * self.n + 10
-        while moves < limit and time.perf_counter() < stop:
-            if self._single() or (not self.latency and (self._knapsacks() or self._eject())):
-                moves += 1
-                continue
-            break
-        return self.t.copy(), moves
+        self.steps, self.limit = 0, max(0, int(max_steps))
+        while self._improve():
+            pass
+        return self.t.copy(), self.steps
 
 
 # ----------------------------------------------------------------------------- the solver
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run the block with torch on one CPU thread, then give the caller back its setting.
+
+    A decision is a batch of one on tiny tensors: extra threads only add synchronisation, and
+    on a loaded machine they wait for cores (one N = 50 decision took 672 ms under contention
+    with torch's default threads against 20 ms on one). One thread also keeps the floating-point
+    reductions, hence the decoded assignment, the same whatever the machine. The setting is
+    process-wide in torch: callers that solve from several threads at once share it."""
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            torch.set_num_threads(before)
+
+
+def default_moves(n: int) -> int:
+    """The search budget of one decision at N UEs, in moves (see `MoveSearch.run`): N / 3, at
+    least 16 (the N <= 20 multi-start spends them across its rollouts).
+
+    Measured with time.process_time (median of 5 runs per instance; one torch thread; shipped
+    checkpoint; dev seeds 7000-7009, M = 4; lambo-50 and lambo-50-tight, both objectives) on the
+    project's 2-core Xeon @ 2.8 GHz: at N = 50 a whole decision with these 16 moves takes 8.0 ms
+    of CPU on average (p95 8.8 ms, max 10.9 ms) on the idle machine, 8.2 ms (max 9.6 ms) while
+    another job kept both cores busy; without any search (decode, repair, shares) it takes
+    6.0-6.8 ms (mean per row), so the search adds 0.5-2.8 ms and the decode is what is left to
+    make faster. 16 moves leave 0.00 % (lambo-50, tight min_latency) and 0.07 % mean (tight
+    min_energy) between the answer and the search run to its local optimum; 8 moves would
+    leave 0.08-1.4 %. At N = 200 the 66 moves leave 0.3 % on lambo-50 min_energy (the hardest
+    row), 0.00 % on the others.
+    """
+    return max(MIN_MOVES, n // UES_PER_MOVE)
 
 
 def policy_targets(
@@ -787,7 +848,7 @@ def policy_targets(
     feats = features(evaluator)
     if evaluator.m == 0:
         return np.full((1, evaluator.n), -1, dtype=int), 0.0
-    with torch.inference_mode():
+    with one_torch_thread(), torch.inference_mode():
         pre, local, _ = loaded.model.encode(
             torch.from_numpy(feats.ue)[None],
             torch.from_numpy(feats.server)[None],
@@ -806,42 +867,51 @@ def solve_aed(
     checkpoint: str | Path | None = None,
     samples: int | None = None,
     search: bool = True,
-    time_budget_s: float | None = None,
+    moves: int | None = None,
 ) -> Decision:
     """LAMBO's AED: decode (greedy + `samples - 1` sampled rollouts; default 32 up to 20 UEs,
     else the greedy rollout alone), then `MoveSearch` from each distinct rollout in order of
-    cost while the time budget lasts (default: 8 ms per 50 UEs for the whole solve, decoding
-    included; the search stops earlier at a local optimum), the best kept, exact shares.
+    cost while the budget of `moves` search steps lasts (default `default_moves(N)`; the search
+    stops earlier at a local optimum), the best kept, exact shares. torch runs on one thread.
 
-    `solve_seconds` excludes loading the checkpoint (cached after the first call).
+    Deterministic: the same instance, seed and checkpoint give the same decision on an idle or
+    a loaded machine (the budget counts steps, not seconds). `solve_seconds` excludes loading
+    the checkpoint (cached after the first call).
     """
-    loaded = load_model(checkpoint)
-    if samples is None:  # rollouts are vectorised: many are cheap while N is small; beyond,
-        samples = 32 if instance.n <= 20 else 1  # the budget is better spent on the search
-    watch = Stopwatch()
-    evaluator = Evaluator(instance, objective)
-    targets, _ = policy_targets(loaded, evaluator, samples, seed, want_entropy=False)
+    budget = default_moves(instance.n) if moves is None else check_moves(moves)
+    with one_torch_thread():
+        loaded = load_model(checkpoint)
+        if samples is None:  # rollouts are vectorised: many are cheap while N is small; beyond,
+            samples = 32 if instance.n <= 20 else 1  # the budget is better spent on the search
+        watch = Stopwatch()
+        evaluator = Evaluator(instance, objective)
+        targets, _ = policy_targets(loaded, evaluator, samples, seed, want_entropy=False)
     targets = evaluator.repair(targets)  # a no-op by construction of the masks; kept as a guard
     totals = evaluator.total(targets)
     order = np.argsort(totals, kind="stable")
     best, best_total = targets[order[0]], float(totals[order[0]])
-    moves = starts = 0
+    spent = starts = 0
     if search and evaluator.m:
-        budget = time_budget(instance.n, time_budget_s)
-        stop = watch.start + budget
         searcher = MoveSearch(evaluator)
         seen: list[np.ndarray] = []
-        for r in order:  # multi-start: the rollouts in order of cost, while time lasts
-            if time.perf_counter() >= stop:
+        for r in order:  # multi-start: the rollouts in order of cost, while the budget lasts
+            if spent >= budget:
                 break
             if any(np.array_equal(targets[r], s) for s in seen):
                 continue
             seen.append(targets[r])
-            found, done = searcher.run(targets[r], stop)
+            found, used = searcher.run(targets[r], budget - spent)
             value = float(evaluator.total(found)[0])
-            moves, starts = moves + done, starts + 1
+            spent, starts = spent + used, starts + 1
             if value < best_total:
                 best, best_total = found, value
     decision = finish(evaluator, "aed", best, watch)
-    log.debug("aed: %d starts, %d moves, %.2f ms", starts, moves, 1e3 * watch.seconds())
+    log.debug("aed: %d starts, %d steps, %.2f ms", starts, spent, 1e3 * watch.seconds())
     return decision
+
+
+def check_moves(moves: object) -> int:
+    """A search budget given by a caller: a whole number of steps >= 0, else UserInputError."""
+    if isinstance(moves, bool) or not isinstance(moves, (int, np.integer)) or moves < 0:
+        raise UserInputError(f"moves must be a whole number >= 0 (search steps), got {moves!r}")
+    return int(moves)

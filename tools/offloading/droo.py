@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from edgeai.errors import UserInputError
 from edgeai.tools import checkpoints
-from edgeai.tools.offloading.aed import checkpoint_dir
-from edgeai.tools.offloading.evaluate import Evaluator, Stopwatch, finish, time_budget
+from edgeai.tools.offloading.aed import checkpoint_dir, one_torch_thread
+from edgeai.tools.offloading.evaluate import Evaluator, Stopwatch, finish
 from edgeai.tools.offloading.problem import OBJECTIVES, Decision, Instance, Objective
 from torch import nn
 
@@ -232,21 +233,19 @@ def quantise(probs: np.ndarray, k: int) -> np.ndarray:
 
 def default_k(n: int) -> int:
     """Every candidate `quantise` can make (2 N): evaluating ~100 of them at N = 50 takes
-    ~2-3 ms, inside the budget; the paper adapts K downward over time, we keep it fixed."""
+    ~2-3 ms; the paper adapts K downward over time, we keep it fixed."""
     return 2 * n
 
 
 def best_candidate(
-    evaluator: Evaluator, probs: np.ndarray, k: int, stop: float | None = None, chunk: int = 32
+    evaluator: Evaluator, probs: np.ndarray, k: int, chunk: int = 32
 ) -> tuple[np.ndarray, float, int]:
-    """Quantise, repair and value the candidates (in chunks, until `stop` on the perf-counter
-    clock); return the best assignment, its total cost, and the index of the winning candidate
-    (before repair; 0 = argmax)."""
+    """Quantise, repair and value all `k` candidates (in chunks of `chunk`); return the best
+    assignment, its total cost, and the index of the winning candidate (before repair;
+    0 = argmax). K bounds the work, not a clock, so the answer does not depend on the load."""
     candidates = evaluator.repair(quantise(probs, k))
     best, best_total, best_idx = candidates[0], np.inf, 0
     for start in range(0, len(candidates), chunk):
-        if start and stop is not None and time.perf_counter() >= stop:
-            break
         totals = evaluator.total(candidates[start : start + chunk])
         j = int(np.argmin(totals))
         if totals[j] < best_total:
@@ -305,23 +304,21 @@ def solve_droo(
     seed: int = 0,
     checkpoint: str | Path | None = None,
     k: int | None = None,
-    time_budget_s: float | None = None,
 ) -> Decision:
     """DROO: DNN relaxed action, K order-preserving candidates (default 2 N), each repaired and
-    valued with the exact optimal shares, the best kept. Candidates are valued in chunks while
-    the time budget lasts (default 8 ms per 50 UEs, as the AED's; the first chunk always).
-    Deterministic (`seed` is accepted for the registry's signature and unused)."""
+    valued with the exact optimal shares, the best kept; torch on one thread. Deterministic
+    (`seed` is accepted for the registry's signature and unused), whatever the machine's load."""
     del seed
-    loaded = load_droo(checkpoint)
-    watch = Stopwatch()
-    evaluator = Evaluator(instance, objective)
-    if evaluator.m == 0:
-        return finish(evaluator, "droo", evaluator.local_targets(), watch)
-    budget = time_budget(instance.n, time_budget_s)
-    probs = relaxed_action(loaded.model, droo_features(evaluator))
-    best, _, idx = best_candidate(
-        evaluator, probs, k if k is not None else default_k(instance.n), watch.start + budget
-    )
+    if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+        raise UserInputError(f"k must be a whole number >= 1 (DROO candidates), got {k!r}")
+    with one_torch_thread():
+        loaded = load_droo(checkpoint)
+        watch = Stopwatch()
+        evaluator = Evaluator(instance, objective)
+        if evaluator.m == 0:
+            return finish(evaluator, "droo", evaluator.local_targets(), watch)
+        probs = relaxed_action(loaded.model, droo_features(evaluator))
+    best, _, idx = best_candidate(evaluator, probs, k if k is not None else default_k(instance.n))
     decision = finish(evaluator, "droo", best, watch)
     log.debug("droo: candidate %d won, %.2f ms", idx, 1e3 * watch.seconds())
     return decision

@@ -150,15 +150,11 @@ class Stopwatch:
         return time.perf_counter() - self.start
 
 
-def time_budget(n: int, given: float | None = None) -> float:
-    """Seconds a learned solver (AED, DROO) may search: `given`, else 8 ms per 50 UEs, at least
-    8 ms for the whole solve."""
-    return given if given is not None else 0.008 * max(1.0, n / 50)
-
-
-def finish(evaluator: Evaluator, solver: str, targets: np.ndarray, watch: Stopwatch) -> Decision:
-    """The solver's answer as a Decision; an infeasible answer falls back to all-local when
-    that is feasible (logged, and marked with `fallback` in the decision)."""
+def finish(
+    evaluator: Evaluator, solver: str, targets: np.ndarray, watch: Stopwatch, **extra: object
+) -> Decision:
+    """The solver's answer as a Decision (with `extra` fields); an infeasible answer falls back
+    to all-local when that is feasible (logged, and marked with `fallback` in the decision)."""
     targets = np.asarray(targets, dtype=int)
     fallback = None
     if not evaluator.feasible(targets):
@@ -172,7 +168,8 @@ def finish(evaluator: Evaluator, solver: str, targets: np.ndarray, watch: Stopwa
             log.info(
                 "no deadline-feasible decision known for this instance (some UE misses it locally)"
             )
-    extra = {"fallback": fallback} if fallback else {}
+    if fallback:
+        extra["fallback"] = fallback
     return to_decision(
         evaluator.instance, evaluator.objective, solver, targets, watch.seconds(), **extra
     )

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from edgeai.tools.offloading import SOLVERS, generate_instance, score, solve
+from edgeai.cli import main
+from edgeai.tools.offloading import SOLVERS, generate_instance, load_decision, score, solve
 from edgeai.tools.offloading.aed import (
     FastDecoder,
     build_model,
@@ -163,3 +164,22 @@ def test_cli_missing_checkpoint_is_one_line_error(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "nope.pt" in proc.stderr
+
+
+def test_cli_moves_budget_and_its_one_line_errors(tmp_path: Path, capsys) -> None:
+    inst = generate_instance(30, 4, 3, "lambo-50-tight", "min_energy")
+    path, out = tmp_path / "inst.json", tmp_path / "d.json"
+    path.write_text(json.dumps(inst.to_dict()))
+    assert main(["offload", "solve", str(path), "--moves", "0", "--out", str(out)]) == 0
+    policy = solve_aed(inst, "min_energy", search=False)
+    assert load_decision(out).assignments == policy.assignments
+    capsys.readouterr()
+    for bad in ("-3", "many", "2.5"):
+        with pytest.raises(SystemExit) as exit_:
+            main(["offload", "solve", str(path), "--moves", bad])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--moves" in err
+    assert main(["offload", "solve", str(path), "--solver", "greedy", "--moves", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--moves applies to the aed solver only" in err
