@@ -9,15 +9,19 @@ are where it fails. This chooser keeps the evidence and learns the decision:
    request: each encoder's best-unit similarity, the calibrated gate score, the rank and gap to
    the best model, the best clause's view, the 'cannot do' margins, the embedded chooser's own
    decision, and the model's place in the declared-I/O graph relative to the best-ranked model
-   (feeds it, is fed by it, an alternative of it). Every feature is relative to the pool, so
-   the same weights serve pools they never saw.
+   (feeds it, is fed by it, an alternative of it). A request encoder fine-tuned for planning
+   (dual.py) adds its own view of the whole request, of each clause, and of the fixed
+   translation clause. Every feature is relative to the pool, so the same weights serve pools
+   they never saw.
 2. A gradient-boosted classifier (scikit-learn's HistGradientBoostingClassifier) gives
-   p(the model belongs to the request's plan). Every model at or above the threshold is chosen;
-   none -> the request is refused, naming the closest model. The threshold is chosen on pools
-   held out from training (whole pools, never requests of a trained pool).
-3. Structure as for every chooser (structure.py): the chosen models feed each other through
-   their declared inputs, a lone producer of an input that exists only as its output comes in
-   anyway.
+   p(the model belongs to the request's plan).
+3. The set decision: every subset of the CANDIDATES most probable models is closed by the
+   structure (structure.py: the chosen models feed each other through their declared inputs, a
+   lone producer of an input that exists only as its output comes in anyway); these plans, the
+   embedded chooser's plan and the empty plan (refuse) are scored by a second classifier over
+   set features (their members' p, clauses covered, agreement with the embedded plan, ...),
+   trained on the first classifier's out-of-fold p (stacking), and the best-scored plan wins.
+   Independent per-model thresholds could not say "two clauses, so two models".
 
 Trained by `edgeai chooser train` on corpus/planning/pools (155 pools written blind); the
 weights, threshold, feature list, seed and command ship in checkpoints/chooser.json.
@@ -26,6 +30,7 @@ weights, threshold, feature list, seed and command ship in checkpoints/chooser.j
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +39,9 @@ import numpy as np
 from edgeai.agents.planning.embedded import EmbeddedChooser
 from edgeai.agents.planning.index import ENCODER_WEIGHTS, PoolIndex
 from edgeai.agents.planning.planner import Planner
-from edgeai.agents.planning.read import Reading, is_english
+from edgeai.agents.planning.read import Reading, is_english, split_clauses
 from edgeai.agents.planning.structure import Choice, PoolGraph, close
-from edgeai.agents.planning.words import NEGATION_MARK
+from edgeai.agents.planning.words import NEGATION_MARK, TRANSLATION_CLAUSE
 from edgeai.errors import WeightsError
 from edgeai.knowledge.store import KnowledgeStore
 
@@ -85,8 +90,65 @@ FEATURES = (
     "dual_gap_best",
     "dual_gap_second",
     "dual_rank",
+    # the same encoder on each clause of a multi-part request, and on the fixed translation
+    # clause (a request that wants its answer in another language needs a translator)
+    "dual_clause_cos",  # best cosine over the request's clauses
+    "dual_clause_gap",  # best over clauses of (cosine - the clause's best); 0 = tops a clause
+    "dual_clause_top",  # clauses it tops
+    "dual_n_clauses",
+    "dual_trans_gap",  # its cosine to the translation clause minus the pool's best (per pool)
+    "dual_trans_cos",
 )
 EMBEDDED_FEATURES = FEATURES[: FEATURES.index("dual_p")]
+CANDIDATES = 4
+"""the set decision weighs every subset of the CANDIDATES most probable models (closed by the
+structure), and the empty set (refuse)."""
+SET_FEATURES = (
+    "size",  # models in the closed set
+    "n_goals",  # models chosen (the rest the structure brings in)
+    "n_forced",
+    "sum_log_p",  # over the chosen models, of the per-model p
+    "min_p",
+    "max_p",
+    "max_p_out",  # the most probable candidate left out
+    "sum_log_1p_out",
+    "forced_p",  # summed p of the models the structure brought in (-1: none)
+    "dual_n_clauses",
+    "clause_cover",  # clauses topped (request encoder) by a chosen model
+    "clauses_uncovered",
+    "emb_clauses_best",  # clauses topped (embedded encoders) by a chosen model
+    "n_clauses",
+    "other_language",
+    "english",
+    "n_words",
+    "emb_refused",
+    "is_embedded",  # the set is the embedded chooser's plan
+    "common_embedded",
+    "diff_embedded",
+    "has_translator",  # a member is the pool's best match for the translation clause
+    "p1",
+    "p2",
+    "p3",
+    "n_models",
+    "max_dual_p",
+    "min_dual_p",
+    "max_dual_p_out",
+    "pool_against",
+    "min_z",
+    "max_against",
+    "leads_with_best",  # the most probable model is chosen
+    "min_dual_clause_gap",
+    "min_clause_gap",
+    "n_dual_clause_top",  # chosen models that top some clause (request encoder)
+    "n_emb_clause_best",
+    "dual_uncovered",
+    "max_dual_clause_gap_out",
+    # the same, relative to the request's best candidate (trees compare within a row only)
+    "rel_sum_log_p",
+    "rel_min_p",
+    "rel_clause_cover",
+    "rel_common_embedded",
+)
 
 
 def pool_key(folder: Path) -> str:
@@ -99,16 +161,113 @@ def pool_key(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def dual_block(cos: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """The dual_* columns of FEATURES for one request (rows in the pool's model order)."""
+def dual_block(
+    cos: np.ndarray, p: np.ndarray, clause_cos: np.ndarray, trans_cos: np.ndarray
+) -> np.ndarray:
+    """The dual_* columns of FEATURES for one request (rows in the pool's model order):
+    `cos`/`p` of the whole request, `clause_cos` models x clauses, `trans_cos` per model."""
     cos = np.asarray(cos, dtype=np.float64)
+    c = np.asarray(clause_cos, dtype=np.float64).reshape(len(cos), -1)
+    best = c.max(axis=0, keepdims=True)
+    trans = np.asarray(trans_cos, dtype=np.float64)
     order = np.argsort(-cos, kind="stable")
     rank = np.empty(len(cos))
     rank[order] = np.arange(len(cos))
     top = cos[order[0]]
     second = cos[order[1]] if len(cos) > 1 else top
     gap_second = np.where(rank == 0, cos - second, cos - top)
-    return np.stack([p, cos, cos - top, gap_second, np.minimum(rank, 10)], axis=1)
+    return np.stack(
+        [p, cos, cos - top, gap_second, np.minimum(rank, 10), c.max(axis=1),
+         (c - best).max(axis=1), (c >= best).sum(axis=1), np.full(len(cos), c.shape[1]),
+         trans - trans.max(), trans],
+        axis=1,
+    )
+
+
+def encode_request(dual, text: str, cards: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cos, p, clause_cos) of one request as read for the judge against the pool's card
+    embeddings: the whole text alone, its clauses (or the whole text again) as one batch."""
+    cos, p = dual.probabilities(text, cards)
+    clauses = split_clauses(text) or [text]
+    clause_cos = cards @ dual.requests(clauses).T
+    return cos, p, clause_cos
+
+
+def candidate_sets(
+    names: list[str], q: np.ndarray, graph: PoolGraph, embedded: set[str] = frozenset()
+) -> dict[frozenset[str], tuple[int, ...]]:
+    """Every closed plan the set decision weighs: the structure's closure of each subset of the
+    CANDIDATES most probable models (the fewest goals that give it), the embedded chooser's
+    plan (which may hold models outside the CANDIDATES, a fusion of five signals), and the
+    empty set."""
+    order = [int(i) for i in np.argsort(-q, kind="stable")[:CANDIDATES]]
+    rank = dict(zip(names, map(float, q)))
+    out: dict[frozenset[str], tuple[int, ...]] = {frozenset(): ()}
+    for r in range(1, len(order) + 1):
+        for sub in itertools.combinations(order, r):
+            goals = [names[i] for i in sub]
+            plan = close(Choice(goals=goals, named=set(goals), rank=rank), graph)[0]
+            s = frozenset(plan)
+            if s not in out or len(sub) < len(out[s]):
+                out[s] = sub
+    emb = frozenset(embedded)
+    if emb and emb not in out:
+        out[emb] = tuple(i for i, n in enumerate(names) if n in emb)
+    return out
+
+
+def set_rows(
+    names: list[str], x: np.ndarray, q: np.ndarray, graph: PoolGraph, embedded: set[str]
+) -> tuple[list[frozenset[str]], list[tuple[int, ...]], np.ndarray]:
+    """The candidate plans of one request, with a SET_FEATURES row each (`x`: its FEATURES rows,
+    `q`: the per-model p, `embedded`: the embedded chooser's closed plan)."""
+    f = {n: i for i, n in enumerate(FEATURES)}
+    cands = candidate_sets(names, q, graph, embedded)
+    order = [int(i) for i in np.argsort(-q, kind="stable")[:CANDIDATES]]
+    idx = {n: j for j, n in enumerate(names)}
+    emb = frozenset(embedded)
+    lq, l1q = np.log(np.clip(q, 1e-4, 1.0)), np.log(np.clip(1.0 - q, 1e-4, 1.0))
+    top = sorted(map(float, q), reverse=True) + [0.0, 0.0]
+    col = {k: x[:, f[k]] for k in ("clauses_best", "dual_clause_top", "dual_clause_gap",
+                                    "clause_gap", "dual_p", "z", "against", "dual_trans_gap")}
+    head = x[0]
+    ncl = float(head[f["dual_n_clauses"]])
+    sets, goals, rows = [], [], []
+    for s, sub in cands.items():
+        out_top = [j for j in order if j not in sub]
+        mem = [idx[n] for n in s]
+        forced = [j for j in mem if j not in sub]
+        cover = float(sum(col["dual_clause_top"][j] for j in sub))
+        n_top = sum(1 for j in sub if col["dual_clause_top"][j] > 0)
+        rows.append([
+            len(s), len(sub), len(forced),
+            sum(lq[j] for j in sub), min((q[j] for j in sub), default=1.0),
+            max((q[j] for j in sub), default=0.0), max((q[j] for j in out_top), default=0.0),
+            sum(l1q[j] for j in out_top), sum(q[j] for j in forced) if forced else -1.0,
+            ncl, cover, ncl - cover, sum(col["clauses_best"][j] for j in sub),
+            head[f["n_clauses"]], head[f["other_language"]], head[f["english"]],
+            head[f["n_words"]], head[f["emb_refused"]],
+            float(s == emb), len(s & emb), len(s ^ emb),
+            float(any(col["dual_trans_gap"][j] == 0 for j in mem)),
+            top[0], top[1], top[2], len(names),
+            max((col["dual_p"][j] for j in sub), default=0.0),
+            min((col["dual_p"][j] for j in sub), default=1.0),
+            max((col["dual_p"][j] for j in out_top), default=0.0),
+            head[f["pool_against"]], min((col["z"][j] for j in sub), default=5.0),
+            max((col["against"][j] for j in sub), default=-1.0),
+            float(bool(sub) and order[0] in sub),
+            min((col["dual_clause_gap"][j] for j in sub), default=0.0),
+            min((col["clause_gap"][j] for j in sub), default=0.0),
+            n_top, sum(1 for j in sub if col["clauses_best"][j] > 0), ncl - n_top,
+            max((col["dual_clause_gap"][j] for j in out_top), default=-1.0),
+        ])
+        sets.append(s)
+        goals.append(sub)
+    r = np.asarray(rows, dtype=np.float64)
+    rel_cols = [SET_FEATURES.index(k) for k in
+                ("sum_log_p", "min_p", "clause_cover", "common_embedded")]
+    rel = r[:, rel_cols] - r[:, rel_cols].max(axis=0, keepdims=True)
+    return sets, goals, np.concatenate([r, rel], axis=1).astype(np.float32)
 
 
 def tower_path(checkpoint: Path) -> Path:
@@ -150,12 +309,21 @@ def features(chooser: EmbeddedChooser, reading: Reading) -> Features:
     clause_best = [max(c, key=c.get) for c in clause_raws]
     neg = [index.raw_relevance(NEGATION_MARK.sub("", ph), every) for ph in reading.negated]
     plan_models = set(close(choice, graph)[0]) if choice.goals else set()
-    ups = {n: graph.upstream(n) for n in names}
+    # The graph features follow only the types a model needs from another: an enhancer that
+    # returns a photo the user already has (image -> image, PoolGraph.raw_available) may feed
+    # every image model but is needed by none, so it is not their producer here. (No corpus
+    # pool declares such a model; the photo sample pool does, and the classifier had learned
+    # "feeds the best model" as "belongs to the plan" there.)
+    ups = {n: graph.upstream(n, raw=False) for n in names}
+    raw_types = graph.raw_available
     up_best = ups[best]
     forced = graph.forced([best])
     alts = index.alternatives
     consumers = {
-        n: sum(1 for m in names if m != n and set(graph.models[n].outputs) & set(graph.models[m].inputs))
+        n: sum(
+            1 for m in names
+            if m != n and (set(graph.models[n].outputs) & set(graph.models[m].inputs)) - raw_types
+        )
         for n in names
     }
     rows = []
@@ -190,7 +358,9 @@ def features(chooser: EmbeddedChooser, reading: Reading) -> Features:
             "forced_by_best": float(n in forced),
             "alt_gap": (raw[n] - max(raw[a] for a in alts[n])) if alts[n] else 0.0,
             "n_alts": len(alts[n]),
-            "n_inputs_from_models": sum(1 for t in model.inputs if graph.producers.get(t)),
+            "n_inputs_from_models": sum(
+                1 for t in model.inputs if graph.producers.get(t) and t not in raw_types
+            ),
             "n_consumers": consumers[n],
             "up_best_gap": (max(raw[m] for m in down) - top) if down else -1.0,
             "n_models": len(names),
@@ -203,15 +373,31 @@ def features(chooser: EmbeddedChooser, reading: Reading) -> Features:
 
 
 class SetModel:
-    """The trained classifier with its threshold (a HistGradientBoostingClassifier)."""
+    """The trained decision: the per-model classifier (p that a model belongs to the plan) and
+    the set classifier that picks the plan among the candidate sets (both
+    HistGradientBoostingClassifier, or their JSON trees). `threshold` is the per-model
+    classifier's own best cut (reported in the manifest; the set classifier decides)."""
 
-    def __init__(self, clf, threshold: float, meta: dict, tower: Path | None = None) -> None:
+    def __init__(
+        self, clf, threshold: float, meta: dict, tower: Path | None = None, sets=None
+    ) -> None:
         self.clf, self.threshold, self.meta = clf, threshold, meta
         self.tower = tower
         """the request encoder's checkpoint (dual.py) that computes the dual_* features."""
+        self.sets = sets
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         return self.clf.predict_proba(x)[:, 1]
+
+    def decide(
+        self, names: list[str], x: np.ndarray, graph: PoolGraph, embedded: set[str]
+    ) -> tuple[np.ndarray, frozenset[str], tuple[int, ...], float]:
+        """(per-model p, the chosen closed plan, its goals' indices, its set score)."""
+        q = self.probabilities(x)
+        sets, goals, rows = set_rows(names, x, q, graph, embedded)
+        score = self.sets.predict_proba(rows)[:, 1]
+        k = int(np.argmax(score))
+        return q, sets[k], goals[k], float(score[k])
 
     def save(self, path: Path) -> None:
         """Weights as JSON (the trees' node arrays), never a pickle."""
@@ -219,7 +405,8 @@ class SetModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps({"meta": self.meta, "threshold": self.threshold,
-                                   "model": dump_hgb(self.clf)}), encoding="utf-8")
+                                   "model": dump_hgb(self.clf),
+                                   "set_model": dump_hgb(self.sets)}), encoding="utf-8")
         tmp.replace(path)
 
 
@@ -279,6 +466,7 @@ def load_set_model(path: Path | None = None) -> SetModel:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         model = TreeEnsemble(data["model"])
+        sets = TreeEnsemble(data["set_model"])
         threshold = float(data["threshold"])
     except FileNotFoundError:
         raise WeightsError(
@@ -286,13 +474,16 @@ def load_set_model(path: Path | None = None) -> SetModel:
         ) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise WeightsError(f"{path}: not a chooser checkpoint ({exc})") from None
-    if data.get("meta", {}).get("features") not in (None, list(FEATURES)):
+    meta = data.get("meta", {})
+    if meta.get("features") not in (None, list(FEATURES)) or meta.get("set_features") not in (
+        None, list(SET_FEATURES)
+    ):
         raise WeightsError(f"{path}: trained on other features (retrain: edgeai chooser train)")
-    return SetModel(model, threshold, data.get("meta", {}), tower_path(path))
+    return SetModel(model, threshold, meta, tower_path(path), sets)
 
 
 class LearnedChooser:
-    """Every model whose learned p clears the threshold; see the module docstring."""
+    """The plan the set classifier scores best; see the module docstring."""
 
     name = "learned"
 
@@ -308,47 +499,50 @@ class LearnedChooser:
         card_of = {c.model: c.text for c in store_cards(index.store)}
         self.names = sorted(index.models)
         self.cards = self.dual.cards([card_of.get(n, n) for n in self.names])
+        self.trans_cos = self.cards @ self.dual.requests([TRANSLATION_CLAUSE])[0]
 
     def read(self, request: str) -> Reading:
         return self.index.reader.read(request)
 
-    def probabilities(self, reading: Reading) -> tuple[dict[str, float], Choice]:
+    def rows(self, reading: Reading) -> tuple[Features, np.ndarray]:
+        """The request's FEATURES rows (the pool's models in `Features.names` order)."""
         f = features(self.embedded, reading)
-        cos, p_dual = self.dual.probabilities(self.index.reader.for_judge(reading.request), self.cards)
-        x = np.concatenate([f.x, dual_block(cos, p_dual)], axis=1)
-        p = self.model.probabilities(x)
-        return {n: float(v) for n, v in zip(f.names, p)}, f.embedded
+        text = self.index.reader.for_judge(reading.request)
+        cos, p_dual, clause_cos = encode_request(self.dual, text, self.cards)
+        return f, np.concatenate([f.x, dual_block(cos, p_dual, clause_cos, self.trans_cos)], axis=1)
 
     def choose(self, reading: Reading) -> Choice:
-        p, embedded = self.probabilities(reading)
-        t = self.model.threshold
-        chosen = sorted((m for m, v in p.items() if v >= t), key=lambda m: (-p[m], m))
-        if not chosen:
+        f, x = self.rows(reading)
+        embedded = set(close(f.embedded, self.graph)[0]) if f.embedded.goals else set()
+        q, plan, goals, score = self.model.decide(f.names, x, self.graph, embedded)
+        p = {n: float(v) for n, v in zip(f.names, q)}
+        if not plan:
             best = max(sorted(p), key=p.get)
             return Choice(
                 goals=[],
                 unsupported=(
                     "no registered model serves this request; closest is "
-                    f"'{best}' (learned p={p[best]:.2f} < {t:.2f})"
+                    f"'{best}' (learned p={p[best]:.2f}; the set decision scored refusing "
+                    f"{score:.2f}, above every plan)"
                 ),
             )
+        chosen = [f.names[i] for i in goals]
         return Choice(
             goals=chosen,
             named=set(chosen),
             rank=p,
             relevance=p,
-            excluded=embedded.excluded - set(chosen),
+            excluded=f.embedded.excluded - set(chosen),
         )
 
 
 def chosen_plan(names: list[str], p: np.ndarray, threshold: float, graph: PoolGraph) -> set[str]:
-    """The plan's model set for probabilities `p` (what `LearnedChooser` + structure give)."""
+    """The plan of the per-model classifier alone at `threshold` (the manifest's reference)."""
     chosen = [n for n, v in zip(names, p) if v >= threshold]
     if not chosen:
         return set()
     choice = Choice(goals=chosen, named=set(chosen), rank=dict(zip(names, map(float, p))))
     return set(close(choice, graph)[0])
-
 
 
 class LearnedPlanner(Planner):

@@ -22,14 +22,17 @@ from pathlib import Path
 
 import numpy as np
 from edgeai.agents.planning.learned import (
+    CANDIDATES,
     EMBEDDED_FEATURES,
     FEATURE_VERSION,
     FEATURES,
+    SET_FEATURES,
     SetModel,
     chosen_plan,
     dual_block,
     features,
     pool_key,
+    set_rows,
     tower_path,
 )
 from edgeai.agents.planning.structure import PoolGraph
@@ -160,8 +163,7 @@ def exact(pool: PoolData, p: np.ndarray, threshold: float) -> list[bool]:
 def out_of_fold(pools: list[PoolData], seed: int, folds: int = 5, progress=None) -> list[np.ndarray]:
     """Each pool's probabilities from a classifier trained on the other folds' pools (pools
     dealt to folds in name order, round robin)."""
-    order = sorted(range(len(pools)), key=lambda i: pools[i].name)
-    fold = {i: rank % folds for rank, i in enumerate(order)}
+    fold = folds_of(pools, folds)
     out: list[np.ndarray | None] = [None] * len(pools)
     for k in range(folds):
         clf = fit([p for i, p in enumerate(pools) if fold[i] != k], seed)
@@ -205,22 +207,56 @@ def tower_items(pools: list[PoolData]) -> tuple[list[list[str]], list[tuple[int,
 
 
 def with_dual(pools: list[PoolData], dual) -> list[PoolData]:
-    """The pools' feature rows with the request encoder's columns appended (FEATURES order)."""
+    """The pools' feature rows with the request encoder's columns appended (FEATURES order),
+    computed as LearnedChooser.rows computes them."""
+    from edgeai.agents.planning.learned import encode_request
+    from edgeai.agents.planning.words import TRANSLATION_CLAUSE
+
+    trans = dual.requests([TRANSLATION_CLAUSE])[0]
     out = []
     for p in pools:
         by_name = {m["name"]: m for m in p.models}
         order = sorted(by_name)
         emb = dual.cards([by_name[n]["card"] for n in order])
+        trans_cos = emb @ trans
         blocks = []
         for i, names in enumerate(p.names):
             assert names == order, (p.name, "feature rows out of the pool's model order")
-            q = dual.requests([p.read[i]])[0]
-            cos = emb @ q
-            z = float(dual.scale.detach()) * cos + float(dual.bias.detach())
-            blocks.append(dual_block(cos, 1.0 / (1.0 + np.exp(-z))))
+            blocks.append(dual_block(*encode_request(dual, p.read[i], emb), trans_cos))
         x = np.concatenate([p.x, np.concatenate(blocks)], axis=1).astype(np.float32)
         out.append(replace(p, x=x))
     return out
+
+
+def set_data(pool: PoolData, p: np.ndarray) -> list[tuple[list[frozenset], np.ndarray, np.ndarray]]:
+    """Per request: its candidate plans, their SET_FEATURES rows and labels (plan == gold),
+    from per-model probabilities `p` (out of fold when training)."""
+    graph = pool.graph
+    out = []
+    for i, names in enumerate(pool.names):
+        lo, hi = pool.offsets[i], pool.offsets[i + 1]
+        sets, _, rows = set_rows(names, pool.x[lo:hi], p[lo:hi], graph, pool.embedded[i])
+        gold = frozenset(pool.gold[i])
+        out.append((sets, rows, np.array([s == gold for s in sets], dtype=np.int8)))
+    return out
+
+
+def fit_sets(data: list[list[tuple]], seed: int):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x = np.concatenate([r[1] for d in data for r in d])
+    y = np.concatenate([r[2] for d in data for r in d])
+    return HistGradientBoostingClassifier(random_state=seed, **PARAMS).fit(x, y)
+
+
+def set_exact(data: list[tuple], clf) -> list[bool]:
+    """Per request: is the set classifier's best-scored plan the labelled one?"""
+    return [bool(y[int(np.argmax(clf.predict_proba(rows)[:, 1]))]) for _, rows, y in data]
+
+
+def folds_of(pools: list[PoolData], folds: int) -> dict[int, int]:
+    order = sorted(range(len(pools)), key=lambda i: pools[i].name)
+    return {i: rank % folds for rank, i in enumerate(order)}
 
 
 def train(
@@ -249,12 +285,27 @@ def train(
     probs = out_of_fold(chooser, seed, folds, fold_report)
     threshold, scores = pick_threshold(chooser, probs)
     clf = fit(chooser, seed)
-    per_pool = {p.name: round(float(np.mean(exact(p, q, threshold))), 4)
-                for p, q in zip(chooser, probs)}
+    # the set decision, stacked: trained on the per-model classifier's out-of-fold p, scored
+    # out of fold again over the same folds of whole pools
+    data = [set_data(p, q) for p, q in zip(chooser, probs)]
+    fold = folds_of(chooser, folds)
+    per_pool = {}
+    for k in range(folds):
+        sets_k = fit_sets([d for i, d in enumerate(data) if fold[i] != k], seed)
+        for i, p in enumerate(chooser):
+            if fold[i] == k:
+                per_pool[p.name] = round(float(np.mean(set_exact(data[i], sets_k))), 4)
+        if progress:
+            progress("set classifier folds", k + 1, folds)
+    sets = fit_sets(data, seed)
+    per_model = {p.name: round(float(np.mean(exact(p, q, threshold))), 4)
+                 for p, q in zip(chooser, probs)}
     embedded = {p.name: round(float(np.mean([e == g for e, g in zip(p.embedded, p.gold)])), 4)
                 for p in chooser}
     meta = {
         "features": list(FEATURES),
+        "set_features": list(SET_FEATURES),
+        "candidates": CANDIDATES,
         "feature_version": FEATURE_VERSION,
         "params": PARAMS,
         "seed": seed,
@@ -265,12 +316,14 @@ def train(
         "chooser_pools": sorted(p.name for p in chooser),
         "tower": {"file": tower_path(out).name, **dual.meta},
         "threshold_scores": {str(t): round(v, 4) for t, v in scores.items()},
-        "out_of_fold_exact": round(scores[threshold], 4),
+        "out_of_fold_exact": round(float(np.mean(list(per_pool.values()))), 4),
+        "out_of_fold_per_model_threshold": round(scores[threshold], 4),
         "out_of_fold_embedded": round(float(np.mean(list(embedded.values()))), 4),
         "out_of_fold_per_pool": per_pool,
+        "out_of_fold_per_pool_threshold": per_model,
         "train_cpu_s": round(time.process_time() - t0, 1),
         "tower_cpu_s": round(tower_s, 1),
         "command": command,
     }
     dual.save(tower_path(out), dual.meta)
-    return SetModel(clf, threshold, meta, tower_path(out)), meta
+    return SetModel(clf, threshold, meta, tower_path(out), sets), meta

@@ -80,14 +80,17 @@ class PoolGraph:
         raw = frozenset(t for m in by_name.values() for t in m.inputs if t in m.outputs)
         return cls(by_name, producers, raw)
 
-    def upstream(self, name: str, seen: set[str] | None = None) -> set[str]:
-        """Every model that can feed `name`, transitively, through declared inputs/outputs."""
+    def upstream(self, name: str, seen: set[str] | None = None, raw: bool = True) -> set[str]:
+        """Every model that can feed `name`, transitively, through declared inputs/outputs
+        (raw=False: only through types the user cannot supply, i.e. not `raw_available`)."""
         seen = set() if seen is None else seen
         for t in self.models[name].inputs:
+            if not raw and t in self.raw_available:
+                continue
             for p in self.producers.get(t, []):
                 if p != name and p not in seen:
                     seen.add(p)
-                    self.upstream(p, seen)
+                    self.upstream(p, seen, raw)
         return seen
 
     def asked_producers(self, consumer: str, t: str, choice: Choice) -> list[str]:

@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from edgeai.agents.planning.learned import (
+    CANDIDATES,
     CHECKPOINT,
     FEATURES,
+    SET_FEATURES,
     LearnedPlanner,
     SetModel,
     TreeEnsemble,
@@ -38,7 +40,7 @@ def test_shipped_trees_predict_as_scikit_learn(tmp_path: Path) -> None:
     probe = rng.normal(size=(200, 5))
     probe[::7, 2] = np.nan
     assert np.abs(ours.predict_proba(probe) - clf.predict_proba(probe)).max() < 1e-9
-    SetModel(clf, 0.4, {"features": ["a"]}).save(tmp_path / "c.json")
+    SetModel(clf, 0.4, {"features": ["a"]}, sets=clf).save(tmp_path / "c.json")
     assert not (tmp_path / "c.json.tmp").exists()
 
 
@@ -46,6 +48,7 @@ def test_shipped_chooser_has_its_manifest() -> None:
     model = load_set_model()
     meta = model.meta
     assert meta["features"] == list(FEATURES)
+    assert meta["set_features"] == list(SET_FEATURES) and meta["candidates"] == CANDIDATES
     assert meta["command"].startswith("edgeai chooser train")
     assert isinstance(meta["seed"], int) and meta["pools"] >= 150
     assert 0.0 < model.threshold < 1.0
@@ -65,9 +68,15 @@ def test_learned_planner_plans_only_stored_models(healthcare_home: Path) -> None
     assert plan.model_ids() and set(plan.model_ids()) <= registered
     for s in plan.subtasks:
         assert 0.0 <= s.relevance <= 1.0
-    # a threshold no model can clear: refused, and the reason names the closest model
+    # a set classifier that scores refusing (the empty plan) above every plan: refused, and the
+    # reason names the closest model
     shipped = load_set_model()
-    strict = SetModel(shipped.clf, 1.01, {}, shipped.tower)
+    size = SET_FEATURES.index("size")
+    refuse = TreeEnsemble({"baseline": 0.0, "trees": [{
+        "feature": [size, 0, 0], "threshold": [0.5, 0.0, 0.0], "missing_left": [0, 0, 0],
+        "left": [1, 0, 0], "right": [2, 0, 0], "leaf": [0, 1, 1], "value": [0.0, 5.0, -5.0],
+    }]})
+    strict = SetModel(shipped.clf, shipped.threshold, {}, shipped.tower, refuse)
     refused = LearnedPlanner(store, strict).plan("how is my heart rate right now?")
     assert refused.subtasks == [] and "closest is" in refused.unsupported[0]
 
@@ -111,6 +120,7 @@ def test_train_command_retrains_reproducibly(
     a = json.loads((tmp_path / "a.json").read_text())
     b = json.loads((tmp_path / "b.json").read_text())
     assert a["model"] == b["model"] and a["threshold"] == b["threshold"]
+    assert a["set_model"] == b["set_model"] and a["set_model"]["trees"]
     import torch
 
     ta, tb = (torch.load(tmp_path / f"{n}.pt", weights_only=True)["state"] for n in "ab")
@@ -157,3 +167,26 @@ def test_bad_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
         load_set_model(bad)
     with pytest.raises(WeightsError, match="no trained chooser"):
         load_set_model(tmp_path / "missing.json")
+
+
+def test_an_enhancer_of_a_type_the_user_has_is_nobody_s_producer(tmp_path: Path) -> None:
+    """The photo enhancer (image -> image) can feed every image model but none needs it: the
+    learned features follow only types the user cannot supply, so it is not their producer
+    (the classifier had learned "feeds the best model" as "belongs to the plan")."""
+    from edgeai.agents.planning.structure import PoolGraph
+    from edgeai.knowledge.store import PoolModel
+
+    def model(name: str, inputs: tuple, outputs: tuple) -> PoolModel:
+        return PoolModel(name, "dev", "", "", "", inputs, outputs, {})
+
+    graph = PoolGraph.of([
+        model("enhancer", ("image",), ("image",)),
+        model("classifier", ("image",), ("label",)),
+        model("ocr", ("image",), ("text",)),
+        model("translator", ("text",), ("text_en",)),
+    ])
+    assert graph.raw_available == {"image"}
+    assert graph.upstream("classifier") == {"enhancer"}
+    assert graph.upstream("classifier", raw=False) == set()
+    assert graph.upstream("translator", raw=False) == {"ocr"}
+    assert graph.upstream("translator") == {"ocr", "enhancer"}
