@@ -251,7 +251,7 @@ def cmd_bench_plan(args: argparse.Namespace, settings: Settings) -> int:
             [acc[n] for n in names if n in acc],
             width,
             label=planner,
-            color={"embedded": "C0", "judged": "C2"}.get(planner, "C7"),
+            color={"learned": "C1", "embedded": "C0", "judged": "C2"}.get(planner, "C7"),
         )
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(
