@@ -76,3 +76,56 @@ def solve_greedy(instance: Instance, objective: Objective, *, seed: int = 0) -> 
     evaluator = Evaluator(instance, objective)
     targets = improve(evaluator, evaluator.local_targets())
     return finish(evaluator, "greedy", targets, watch)
+
+
+def rule_targets(evaluator: Evaluator) -> np.ndarray:
+    """The simple feasible rule that guards the AED (issue 32 point 2): UEs one by one, each to
+    its cheapest target that still fits under the instance's own objective, O(N M).
+
+    min_energy: the lowest-energy feasible target (upload energy on a server whose deadline
+    shares still fit, else local energy), UEs in decreasing order of the energy they save per
+    unit of deadline share (the greedy of the knapsack the capacities make). min_latency: the
+    target with the lowest marginal latency (upload time plus the growth of the server's
+    water-filling latency (sum sqrt c)^2 / F), largest task first. A server is allowed only
+    while the UE's deadline share fits, local only when it meets the deadline (or when nothing
+    else fits), so the answer is feasible whenever all-local is."""
+    t = evaluator.tables
+    m = evaluator.m
+    targets = evaluator.local_targets()
+    if m == 0:
+        return targets
+    latency = evaluator.objective == "min_latency"
+    local, pair = evaluator.local_cost, evaluator.pair_cost
+    lb = np.where(t.pair_ok, t.lb, np.inf)
+    c = evaluator.instance.arrays.c
+    F = evaluator.instance.arrays.F
+    if latency:
+        order = np.argsort(-c, kind="stable")
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(t.pair_ok, (local[:, None] - pair) / np.maximum(lb, 1e-12), -np.inf)
+        order = np.argsort(-ratio.max(axis=1), kind="stable")
+    used = np.zeros(m)
+    load = np.zeros(m)  # sum of sqrt(c) per server
+    sqrt_c = np.sqrt(c)
+    for i in order:
+        fits = t.pair_ok[i] & (used + np.where(t.pair_ok[i], lb[i], 0.0) <= 1.0)
+        if not fits.any():
+            continue  # stays local
+        cost = pair[i] + ((load + sqrt_c[i]) ** 2 - load**2) / F if latency else pair[i]
+        cost = np.where(fits, cost, np.inf)
+        j = int(np.argmin(cost))
+        if t.local_ok[i] and local[i] <= cost[j]:
+            continue
+        targets[i] = j
+        used[j] += lb[i, j]
+        load[j] += sqrt_c[i]
+    return targets
+
+
+def solve_rule(instance: Instance, objective: Objective, *, seed: int = 0) -> Decision:
+    """The simple feasible rule alone (`rule_targets`): what the AED is guarded against."""
+    del seed
+    watch = Stopwatch()
+    evaluator = Evaluator(instance, objective)
+    return finish(evaluator, "rule", rule_targets(evaluator), watch)

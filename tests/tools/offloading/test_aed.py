@@ -183,3 +183,36 @@ def test_cli_moves_budget_and_its_one_line_errors(tmp_path: Path, capsys) -> Non
     assert main(["offload", "solve", str(path), "--solver", "greedy", "--moves", "5"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--moves applies to the aed solver only" in err
+
+
+def test_hinted_mixed_size_training_from_an_unhinted_checkpoint(tmp_path: Path) -> None:
+    """`--hint --init aed.pt`: the shipped weights are widened with zero weights on the rule's
+    feature (so the decode starts unchanged), labels come from exact (N <= 12) and from the
+    search teacher beyond, with N, M and the scenario drawn per instance."""
+    inst = generate_instance(30, 4, 5, "lambo-50", "min_energy")
+    ev = Evaluator(inst, "min_energy")
+    shipped = load_model().model
+    args = TrainArgs(
+        sup_instances=4,
+        sup_sizes=(6, 30),
+        m_choices=(2, 5),
+        scenarios=("lambo-50", "shifted"),
+        sup_epochs=1,
+        acl_iters=0,
+        lr=0.0,  # weights unchanged: the widened model must decode like the shipped one
+        hint=True,
+        init=str(SHIPPED),
+        teacher_moves_per_ue=1,
+    )
+    out = tmp_path / "hinted.pt"
+    meta = train(args, out, command="test")
+    assert meta["args"]["config"]["hint"] is True
+    hinted = load_model(out)
+    assert hinted.model.cfg.hint
+    from edgeai.tools.offloading.aed import policy_targets
+    from edgeai.tools.offloading.train import loaded_from
+
+    same, _ = policy_targets(loaded_from(shipped), ev, 1)
+    widened, _ = policy_targets(hinted, ev, 1)
+    np.testing.assert_array_equal(same, widened)
+    assert score(inst, solve_aed(inst, "min_energy", checkpoint=out)).feasible
