@@ -29,7 +29,7 @@ what is search stays visible. Checkpoints are read through `tools/checkpoints.py
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -769,7 +769,7 @@ class MoveSearch:
 
     def _spend(self) -> bool:
         """Take one step of the budget; False when it is spent."""
-        if self.steps >= self.limit:
+        if self.steps >= self.limit or (self.stop is not None and self.stop()):
             return False
         self.steps += 1
         return True
@@ -795,12 +795,16 @@ class MoveSearch:
             self._failed[b] = key
         return self._spend() and self._eject()
 
-    def run(self, targets: np.ndarray, max_steps: int) -> tuple[np.ndarray, int]:
+    def run(
+        self, targets: np.ndarray, max_steps: int, stop: Callable[[], bool] | None = None
+    ) -> tuple[np.ndarray, int]:
         """Improve `targets` until no move improves or `max_steps` scans are spent; returns the
         assignment and the steps used. A step is one scan of a neighbourhood (all single moves
         at once, one server's knapsack re-fill, or all ejection chains), whether or not it finds
         an improvement: a count, not a clock, so the answer does not depend on the machine's
-        load."""
+        load. `stop` (asked before every step) ends it early: only the benchmark's CPU-time
+        budgets of the search alone use it."""
+        self.stop = stop
         self._load(targets)
         self._failed: dict[int, bytes] = {}
         start_total = self.total()

@@ -105,21 +105,26 @@ def rule_targets(evaluator: Evaluator) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(t.pair_ok, (local[:, None] - pair) / np.maximum(lb, 1e-12), -np.inf)
         order = np.argsort(-ratio.max(axis=1), kind="stable")
-    used = np.zeros(m)
-    load = np.zeros(m)  # sum of sqrt(c) per server
-    sqrt_c = np.sqrt(c)
-    for i in order:
-        fits = t.pair_ok[i] & (used + np.where(t.pair_ok[i], lb[i], 0.0) <= 1.0)
-        if not fits.any():
+    # plain Python floats over M-long lists: M is small, and numpy's per-call cost on 4-element
+    # arrays would be most of the rule's time
+    used, load = [0.0] * m, [0.0] * m  # deadline shares and sum of sqrt(c) per server
+    ok_rows, lb_rows, pair_rows = t.pair_ok.tolist(), lb.tolist(), pair.tolist()
+    local_l, local_ok = local.tolist(), t.local_ok.tolist()
+    sqrt_c, inv_f = np.sqrt(c).tolist(), (1.0 / F).tolist()
+    for i in order.tolist():
+        ok, lb_i, pair_i, s = ok_rows[i], lb_rows[i], pair_rows[i], sqrt_c[i]
+        best, best_j = np.inf, -1
+        for j in range(m):
+            if not ok[j] or used[j] + lb_i[j] > 1.0:
+                continue
+            cost = pair_i[j] + (2.0 * load[j] + s) * s * inv_f[j] if latency else pair_i[j]
+            if cost < best:
+                best, best_j = cost, j
+        if best_j < 0 or (local_ok[i] and local_l[i] <= best):
             continue  # stays local
-        cost = pair[i] + ((load + sqrt_c[i]) ** 2 - load**2) / F if latency else pair[i]
-        cost = np.where(fits, cost, np.inf)
-        j = int(np.argmin(cost))
-        if t.local_ok[i] and local[i] <= cost[j]:
-            continue
-        targets[i] = j
-        used[j] += lb[i, j]
-        load[j] += sqrt_c[i]
+        targets[i] = best_j
+        used[best_j] += lb_i[best_j]
+        load[best_j] += s
     return targets
 
 

@@ -19,8 +19,6 @@ from edgeai.tools.offloading.baselines import rule_targets
 from edgeai.tools.offloading.evaluate import Evaluator, Stopwatch, finish
 from edgeai.tools.offloading.problem import Decision, Instance, Objective
 
-CHUNK = 4  # moves between two looks at the CPU clock (cpu_seconds budgets only)
-
 
 def random_feasible(evaluator: Evaluator, rng: np.random.Generator) -> np.ndarray:
     """Each UE in random order to a uniformly drawn target among local (when it meets the
@@ -60,21 +58,18 @@ def search_targets(
     budget = default_moves(evaluator.n) if moves is None else check_moves(moves)
     cpu0 = time.process_time() if start_cpu is None else start_cpu
 
+    def out_of_time() -> bool:
+        return cpu_seconds is not None and time.process_time() - cpu0 >= cpu_seconds
+
     def left() -> bool:
-        if cpu_seconds is not None:
-            return time.process_time() - cpu0 < cpu_seconds
-        return spent < budget
+        return not out_of_time() if cpu_seconds is not None else spent < budget
 
     spent = starts = 0
     start = best
-    while left():
-        current = start
-        while left():  # one start, improved until a local optimum or the budget
-            step = CHUNK if cpu_seconds is not None else budget - spent
-            current, used = searcher.run(current, step)
-            spent += used
-            if used < step:
-                break  # a local optimum
+    while left():  # each start improved until a local optimum or the budget
+        steps = 10**9 if cpu_seconds is not None else budget - spent
+        current, used = searcher.run(start, steps, out_of_time if cpu_seconds else None)
+        spent += used
         starts += 1
         value = float(evaluator.total(current)[0])
         if value < best_total:

@@ -14,6 +14,7 @@ import torch
 from edgeai.cli import main
 from edgeai.tools.offloading import SOLVERS, generate_instance, load_decision, score, solve
 from edgeai.tools.offloading.aed import (
+    AEDConfig,
     FastDecoder,
     build_model,
     checkpoint_dir,
@@ -38,14 +39,15 @@ SHIPPED = checkpoint_dir() / "aed.pt"
 EDGEAI = Path(sys.executable).parent / "edgeai"
 
 
+@pytest.mark.parametrize("hint", [False, True])
 @pytest.mark.parametrize("scenario", ["lambo-50", "lambo-50-tight", "shifted"])
-def test_fast_decoder_equals_torch_greedy_decode(scenario: str) -> None:
+def test_fast_decoder_equals_torch_greedy_decode(scenario: str, hint: bool) -> None:
     torch.manual_seed(0)
-    model = build_model(seed=3).eval()
+    model = build_model(AEDConfig(hint=hint), seed=3).eval()
     fast = FastDecoder(model)
     for seed, objective in [(1, "min_latency"), (2, "min_energy"), (3, "min_latency")]:
         ev = Evaluator(generate_instance(12, 4, seed, scenario, objective), objective)
-        feats = features(ev)
+        feats = features(ev, hint)
         with torch.no_grad():
             out = rollout(model, make_batch([ev], [feats]), "greedy", np.random.default_rng(0))
             pre, local, _ = model.encode(*_inputs(make_batch([ev], [feats])))
