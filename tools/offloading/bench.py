@@ -12,7 +12,8 @@
     capacities, gap to the certified bound (`--checkpoint` picks the AED checkpoint);
 (h) (only when asked) policy + search against the search alone at the same CPU time per
     instance (time.process_time, one thread) at N = 50, 200 and on the shifted scenario.
-"aed-policy" is the AED's learned policy alone (greedy decode, no sampling, no search);
+"aed-policy" is the AED's learned policy alone (greedy decode, no sampling, no search), guarded
+by the simple rule (never worse than `rule`); "aed-policy-raw" is the greedy decode unguarded;
 "droo" is the DROO learned baseline (DNN + order-preserving quantisation, no search).
 Bench seeds start at `seed` (small numbers); training uses seeds from 10 000 000 up.
 

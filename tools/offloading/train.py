@@ -2,7 +2,12 @@
 
 1. Warm start (documented departure from the paper, which starts from scratch): teacher-forced
    cross-entropy on exact optima of small instances (N <= 10, both prompts), and the share head
-   regressed on the exact KKT shares.
+   regressed on the exact KKT shares. Beyond the exact solver's N (12) the labels are the AED
+   solver's own decisions with a generous search (imitation of the search); with `m_choices`
+   the instance's N, M and scenario are drawn per instance, which is how the shipped checkpoint
+   learnt to decode N = 10-500 (docs/BENCHMARKS.md, issue 32). With `hint` the model also reads
+   the simple rule's decision (`AEDConfig.hint`). ACL (2.) is kept as a code path, but it did not
+   lower the held-out policy gap (docs/BENCHMARKS.md), so the shipped checkpoint has none.
 2. ACL (paper Sec. IV-D): the actor is the AED's decoder policy; K rollouts per generated
    instance are sampled, the reward is the objective of the prompt (normalised by all-local),
    and the learned critic (same encoder, pooled tokens) is the baseline; actor loss
