@@ -188,12 +188,15 @@ def test_cli_moves_budget_and_its_one_line_errors(tmp_path: Path, capsys) -> Non
 
 
 def test_hinted_mixed_size_training_from_an_unhinted_checkpoint(tmp_path: Path) -> None:
-    """`--hint --init aed.pt`: the shipped weights are widened with zero weights on the rule's
-    feature (so the decode starts unchanged), labels come from exact (N <= 12) and from the
-    search teacher beyond, with N, M and the scenario drawn per instance."""
+    """`--hint --init OLD.pt`: an unhinted checkpoint's weights are widened with zero weights on
+    the rule's feature (so the decode starts unchanged), labels come from exact (N <= 12) and
+    from the search teacher beyond, with N, M and the scenario drawn per instance."""
+    from edgeai.tools.offloading.aed import save_checkpoint
+
     inst = generate_instance(30, 4, 5, "lambo-50", "min_energy")
     ev = Evaluator(inst, "min_energy")
-    shipped = load_model().model
+    unhinted = build_model(AEDConfig(), seed=4).eval()
+    init = save_checkpoint(unhinted, tmp_path / "unhinted.pt", {})
     args = TrainArgs(
         sup_instances=4,
         sup_sizes=(6, 30),
@@ -203,7 +206,7 @@ def test_hinted_mixed_size_training_from_an_unhinted_checkpoint(tmp_path: Path) 
         acl_iters=0,
         lr=0.0,  # weights unchanged: the widened model must decode like the shipped one
         hint=True,
-        init=str(SHIPPED),
+        init=str(init),
         teacher_moves_per_ue=1,
     )
     out = tmp_path / "hinted.pt"
@@ -214,7 +217,16 @@ def test_hinted_mixed_size_training_from_an_unhinted_checkpoint(tmp_path: Path) 
     from edgeai.tools.offloading.aed import policy_targets
     from edgeai.tools.offloading.train import loaded_from
 
-    same, _ = policy_targets(loaded_from(shipped), ev, 1)
+    same, _ = policy_targets(loaded_from(unhinted), ev, 1)
     widened, _ = policy_targets(hinted, ev, 1)
     np.testing.assert_array_equal(same, widened)
     assert score(inst, solve_aed(inst, "min_energy", checkpoint=out)).feasible
+
+
+def test_cli_train_flags_refuse_bad_lists_in_one_line(capsys) -> None:
+    for flag, bad in (("--sup-sizes", "10,0"), ("--m-choices", "a,b"), ("--scenarios", "moon")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["offload", "train", "--out", "x.pt", flag, bad])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and flag in err
