@@ -112,8 +112,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sol.add_argument(
         "--moves",
         type=_moves,
-        help="aed only: search budget in moves (neighbourhood scans; default N / 3, at least "
-        "16); a count, not seconds, so the decision does not depend on the machine's load",
+        help="aed and search only: search budget in moves (neighbourhood scans; default N / 3, "
+        "at least 16); a count, not seconds, so the decision does not depend on the machine's load",
     )
     add_common(sol)
     sol.set_defaults(func=solve_command)
@@ -224,8 +224,8 @@ def solve_command(args: argparse.Namespace, settings: Settings) -> int:
             raise UserInputError("--checkpoint applies to the aed and droo solvers only")
         options["checkpoint"] = args.checkpoint
     if args.moves is not None:
-        if args.solver != "aed":
-            raise UserInputError("--moves applies to the aed solver only")
+        if args.solver not in ("aed", "search"):
+            raise UserInputError("--moves applies to the aed and search solvers only")
         options["moves"] = args.moves
     decision = solve(instance, solver=args.solver, seed=args.seed, **options)
     if args.out is not None:

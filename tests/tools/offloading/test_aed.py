@@ -184,7 +184,9 @@ def test_cli_moves_budget_and_its_one_line_errors(tmp_path: Path, capsys) -> Non
         assert err.count("\n") == 1 and "--moves" in err
     assert main(["offload", "solve", str(path), "--solver", "greedy", "--moves", "5"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--moves applies to the aed solver only" in err
+    assert err.count("\n") == 1 and "--moves applies to the aed and search solvers only" in err
+    assert main(["offload", "solve", str(path), "--solver", "search", "--moves", "5"]) == 0
+    capsys.readouterr()
 
 
 def test_hinted_mixed_size_training_from_an_unhinted_checkpoint(tmp_path: Path) -> None:
