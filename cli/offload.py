@@ -50,11 +50,32 @@ def _moves(text: str) -> int:
     return value
 
 
+def _ints(text: str) -> tuple[int, ...]:
+    """A comma-separated list of whole numbers >= 1."""
+    try:
+        values = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}': whole numbers separated by commas") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}': every number must be at least 1")
+    return values
+
+
+def _scenarios(text: str) -> tuple[str, ...]:
+    names = tuple(text.split(","))
+    unknown = [x for x in names if x not in SCENARIOS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario '{unknown[0]}' (known: {', '.join(SCENARIOS)})"
+        )
+    return names
+
+
 def _parts(text: str) -> str:
-    """`bench offload --parts`: letters among a-f."""
-    unknown = sorted(set(text) - set("abcdef"))
+    """`bench offload --parts`: letters among a-h."""
+    unknown = sorted(set(text) - set("abcdefgh"))
     if not text or unknown:
-        raise argparse.ArgumentTypeError(f"'{text}': name tables among a b c d e f")
+        raise argparse.ArgumentTypeError(f"'{text}': name tables among a b c d e f g h")
     return text
 
 
@@ -91,8 +112,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sol.add_argument(
         "--moves",
         type=_moves,
-        help="aed only: search budget in moves (neighbourhood scans; default N / 3, at least "
-        "16); a count, not seconds, so the decision does not depend on the machine's load",
+        help="aed and search only: search budget in moves (neighbourhood scans; default N / 3, "
+        "at least 16); a count, not seconds, so the decision does not depend on the machine's load",
     )
     add_common(sol)
     sol.set_defaults(func=solve_command)
@@ -107,6 +128,33 @@ def register(sub: argparse._SubParsersAction) -> None:
     tra.add_argument("--acl-iters", type=int, default=400, help="actor-critic updates")
     tra.add_argument("--acl-sizes", default="8,20,50", help="N of the ACL instances, cycled")
     tra.add_argument("--acl-lr", type=float, default=2e-4)
+    tra.add_argument(
+        "--sup-sizes", type=_ints, default=(6, 8, 10), help="N of the warm-start instances (6,8,10)"
+    )
+    tra.add_argument(
+        "--m-choices",
+        type=_ints,
+        default=(4,),
+        help="servers per warm-start instance, drawn per instance (default 4; with others N, M "
+        "and the scenario are drawn per instance, so repeating a size in --sup-sizes weights it)",
+    )
+    tra.add_argument(
+        "--scenarios",
+        type=_scenarios,
+        default=("lambo-50", "lambo-50-tight"),
+        help="scenarios of the training instances (default lambo-50,lambo-50-tight)",
+    )
+    tra.add_argument(
+        "--teacher-moves-per-ue",
+        type=int,
+        default=4,
+        help="labels beyond N = 12: the guarded AED solver with this many search moves per UE",
+    )
+    tra.add_argument("--sup-batch", type=int, default=64, help="warm-start batch (at N <= 50)")
+    tra.add_argument("--lr", type=float, default=1e-3, help="warm-start learning rate")
+    tra.add_argument(
+        "--hint", action="store_true", help="the simple rule's decision as an input feature"
+    )
     tra.add_argument("--init", type=Path, help="start from this checkpoint (second ACL stage)")
     tra.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     add_common(tra)
@@ -176,8 +224,8 @@ def solve_command(args: argparse.Namespace, settings: Settings) -> int:
             raise UserInputError("--checkpoint applies to the aed and droo solvers only")
         options["checkpoint"] = args.checkpoint
     if args.moves is not None:
-        if args.solver != "aed":
-            raise UserInputError("--moves applies to the aed solver only")
+        if args.solver not in ("aed", "search"):
+            raise UserInputError("--moves applies to the aed and search solvers only")
         options["moves"] = args.moves
     decision = solve(instance, solver=args.solver, seed=args.seed, **options)
     if args.out is not None:
@@ -261,7 +309,11 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         "--parts",
         default="abcde",
         type=_parts,
-        help="which tables: any of a b c d e f (f: the certified reference's own time and gap)",
+        help="which tables: any of a b c d e f g h (f: the certified reference's own time and "
+        "gap; g: the policy at N = 50/200/500; h: aed against the search alone at the same CPU)",
+    )
+    parser.add_argument(
+        "--checkpoint", type=Path, help="AED checkpoint of the aed rows (default: the shipped one)"
     )
     add_common(parser)
     parser.set_defaults(func=bench_command)
@@ -270,5 +322,11 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
 def bench_command(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.tools.offloading.bench import BenchArgs, run_bench
 
-    run_bench(_from_flags(BenchArgs, args), settings.bench_dir / "offload")
+    checkpoint = None
+    if args.checkpoint is not None:
+        from edgeai.tools.offloading.aed import load_model
+
+        load_model(args.checkpoint)  # missing or unfit: one-line error before any work
+        checkpoint = str(args.checkpoint)
+    run_bench(_from_flags(BenchArgs, args, checkpoint=checkpoint), settings.bench_dir / "offload")
     return 0

@@ -29,7 +29,7 @@ what is search stays visible. Checkpoints are read through `tools/checkpoints.py
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from edgeai.errors import UserInputError
 from edgeai.tools import checkpoints
+from edgeai.tools.offloading.baselines import rule_targets
 from edgeai.tools.offloading.evaluate import Evaluator, Stopwatch, finish
 from edgeai.tools.offloading.problem import OBJECTIVES, Decision, Instance, Objective
 from torch import nn
@@ -75,10 +76,16 @@ class Features:
     local_ok: np.ndarray  # (N,) bool (in order)
     sqrt_c: np.ndarray  # (N,) sqrt(cycles) (in order)
     inv_fd: np.ndarray  # (N, M) 1 / (F_j D_i) (in order)
+    rule: np.ndarray | None = None  # (N,) the rule's targets by UE index, when computed
 
 
-def features(evaluator: Evaluator) -> Features:
-    """The input embedding's numbers for one instance under the evaluator's objective."""
+def features(evaluator: Evaluator, hint: bool = False, rule: np.ndarray | None = None) -> Features:
+    """The input embedding's numbers for one instance under the evaluator's objective.
+
+    `hint` (models with `AEDConfig.hint`): one more UE feature (the simple rule sends this UE
+    local) and one more pair feature (the rule sends it to this server), from
+    `baselines.rule_targets` (given as `rule`, else computed); the policy then learns where to
+    depart from the rule, at any N."""
     inst, t = evaluator.instance, evaluator.tables
     a = inst.arrays
     n, m = inst.n, inst.m
@@ -128,6 +135,11 @@ def features(evaluator: Evaluator) -> Features:
     )
     with np.errstate(divide="ignore"):
         inv_fd = 1.0 / (a.F[None, :] * D[:, None])
+    if hint:
+        rule = rule_targets(evaluator) if rule is None else rule
+        ue = np.concatenate([ue, (rule < 0).astype(float)[:, None]], axis=1)
+        on = (rule[:, None] == np.arange(m)[None, :]).astype(float)
+        pair = np.concatenate([pair, on[:, :, None]], axis=2)
     return Features(
         ue=ue[order].astype(np.float32),
         server=server.astype(np.float32),
@@ -139,6 +151,7 @@ def features(evaluator: Evaluator) -> Features:
         local_ok=t.local_ok[order],
         sqrt_c=np.sqrt(a.c[order]),
         inv_fd=inv_fd[order],
+        rule=rule,
     )
 
 
@@ -181,6 +194,7 @@ class AEDConfig:
     dec_layers: int = 1  # the shallow decoder (the only part ALEF fine-tunes)
     d_ff: int = 128
     d_hidden: int = 64  # width of the pair scorer (target head)
+    hint: bool = False  # the simple rule's decision as one more UE and pair feature
 
 
 class AED(nn.Module):
@@ -191,7 +205,7 @@ class AED(nn.Module):
         self.cfg = cfg
         d, h = cfg.d_model, cfg.d_hidden
         # Input embedding (IE): UE, MEC and prompt tokens, plus a token-type embedding.
-        self.ue_in = nn.Linear(UE_FEATURES, d)
+        self.ue_in = nn.Linear(UE_FEATURES + cfg.hint, d)
         self.server_in = nn.Linear(SERVER_FEATURES, d)
         self.prompt_in = nn.Embedding(len(OBJECTIVES), d)
         self.kind = nn.Embedding(3, d)  # 0 prompt, 1 server, 2 UE
@@ -211,7 +225,7 @@ class AED(nn.Module):
         self.dec_norm = nn.LayerNorm(d)
         self.q_ue = nn.Linear(d, h)
         self.k_server = nn.Linear(d, h, bias=False)
-        self.k_pair = nn.Linear(PAIR_FEATURES, h, bias=False)
+        self.k_pair = nn.Linear(PAIR_FEATURES + cfg.hint, h, bias=False)
         self.k_dyn = nn.Linear(DYN_FEATURES, h, bias=False)
         self.target_out = nn.Linear(h, 1)  # logit of (UE, server)
         self.local_out = nn.Sequential(nn.Linear(d, h), nn.ReLU(), nn.Linear(h, 1))
@@ -755,7 +769,7 @@ class MoveSearch:
 
     def _spend(self) -> bool:
         """Take one step of the budget; False when it is spent."""
-        if self.steps >= self.limit:
+        if self.steps >= self.limit or (self.stop is not None and self.stop()):
             return False
         self.steps += 1
         return True
@@ -781,12 +795,16 @@ class MoveSearch:
             self._failed[b] = key
         return self._spend() and self._eject()
 
-    def run(self, targets: np.ndarray, max_steps: int) -> tuple[np.ndarray, int]:
+    def run(
+        self, targets: np.ndarray, max_steps: int, stop: Callable[[], bool] | None = None
+    ) -> tuple[np.ndarray, int]:
         """Improve `targets` until no move improves or `max_steps` scans are spent; returns the
         assignment and the steps used. A step is one scan of a neighbourhood (all single moves
         at once, one server's knapsack re-fill, or all ejection chains), whether or not it finds
         an improvement: a count, not a clock, so the answer does not depend on the machine's
-        load."""
+        load. `stop` (asked before every step) ends it early: only the benchmark's CPU-time
+        budgets of the search alone use it."""
+        self.stop = stop
         self._load(targets)
         self._failed: dict[int, bytes] = {}
         start_total = self.total()
@@ -843,9 +861,11 @@ def policy_targets(
     samples: int = 1,
     seed: int = 0,
     want_entropy: bool = True,
+    rule: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Decoded assignments (K, N) (rollout 0 greedy) and the greedy rollout's mean entropy."""
-    feats = features(evaluator)
+    """Decoded assignments (K, N) (rollout 0 greedy) and the greedy rollout's mean entropy.
+    `rule`: `baselines.rule_targets(evaluator)` when the caller has it (hinted models use it)."""
+    feats = features(evaluator, loaded.model.cfg.hint, rule)
     if evaluator.m == 0:
         return np.full((1, evaluator.n), -1, dtype=int), 0.0
     with one_torch_thread(), torch.inference_mode():
@@ -868,11 +888,18 @@ def solve_aed(
     samples: int | None = None,
     search: bool = True,
     moves: int | None = None,
+    guard: bool = True,
 ) -> Decision:
     """LAMBO's AED: decode (greedy + `samples - 1` sampled rollouts; default 32 up to 20 UEs,
     else the greedy rollout alone), then `MoveSearch` from each distinct rollout in order of
     cost while the budget of `moves` search steps lasts (default `default_moves(N)`; the search
     stops earlier at a local optimum), the best kept, exact shares. torch runs on one thread.
+
+    The guard (`guard=True`, issue 32 point 2): the simple rule's decision
+    (`baselines.rule_targets`) joins the rollouts as one more candidate, so the answer, with or
+    without the search (which only ever improves its start), is never worse than the rule's
+    under the instance's own objective. `guard=False, search=False, samples=1` is the raw
+    learned policy.
 
     Deterministic: the same instance, seed and checkpoint give the same decision on an idle or
     a loaded machine (the budget counts steps, not seconds). `solve_seconds` excludes loading
@@ -885,8 +912,12 @@ def solve_aed(
             samples = 32 if instance.n <= 20 else 1  # the budget is better spent on the search
         watch = Stopwatch()
         evaluator = Evaluator(instance, objective)
-        targets, _ = policy_targets(loaded, evaluator, samples, seed, want_entropy=False)
+        need_rule = guard or loaded.model.cfg.hint
+        rule = rule_targets(evaluator) if need_rule and evaluator.m else None
+        targets, _ = policy_targets(loaded, evaluator, samples, seed, False, rule)
     targets = evaluator.repair(targets)  # a no-op by construction of the masks; kept as a guard
+    if guard and rule is not None:
+        targets = np.concatenate([targets, rule[None, :]])
     totals = evaluator.total(targets)
     order = np.argsort(totals, kind="stable")
     best, best_total = targets[order[0]], float(totals[order[0]])

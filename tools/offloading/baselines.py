@@ -76,3 +76,61 @@ def solve_greedy(instance: Instance, objective: Objective, *, seed: int = 0) -> 
     evaluator = Evaluator(instance, objective)
     targets = improve(evaluator, evaluator.local_targets())
     return finish(evaluator, "greedy", targets, watch)
+
+
+def rule_targets(evaluator: Evaluator) -> np.ndarray:
+    """The simple feasible rule that guards the AED (issue 32 point 2): UEs one by one, each to
+    its cheapest target that still fits under the instance's own objective, O(N M).
+
+    min_energy: the lowest-energy feasible target (upload energy on a server whose deadline
+    shares still fit, else local energy), UEs in decreasing order of the energy they save per
+    unit of deadline share (the greedy of the knapsack the capacities make). min_latency: the
+    target with the lowest marginal latency (upload time plus the growth of the server's
+    water-filling latency (sum sqrt c)^2 / F), largest task first. A server is allowed only
+    while the UE's deadline share fits, local only when it meets the deadline (or when nothing
+    else fits), so the answer is feasible whenever all-local is."""
+    t = evaluator.tables
+    m = evaluator.m
+    targets = evaluator.local_targets()
+    if m == 0:
+        return targets
+    latency = evaluator.objective == "min_latency"
+    local, pair = evaluator.local_cost, evaluator.pair_cost
+    lb = np.where(t.pair_ok, t.lb, np.inf)
+    c = evaluator.instance.arrays.c
+    F = evaluator.instance.arrays.F
+    if latency:
+        order = np.argsort(-c, kind="stable")
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(t.pair_ok, (local[:, None] - pair) / np.maximum(lb, 1e-12), -np.inf)
+        order = np.argsort(-ratio.max(axis=1), kind="stable")
+    # plain Python floats over M-long lists: M is small, and numpy's per-call cost on 4-element
+    # arrays would be most of the rule's time
+    used, load = [0.0] * m, [0.0] * m  # deadline shares and sum of sqrt(c) per server
+    ok_rows, lb_rows, pair_rows = t.pair_ok.tolist(), lb.tolist(), pair.tolist()
+    local_l, local_ok = local.tolist(), t.local_ok.tolist()
+    sqrt_c, inv_f = np.sqrt(c).tolist(), (1.0 / F).tolist()
+    for i in order.tolist():
+        ok, lb_i, pair_i, s = ok_rows[i], lb_rows[i], pair_rows[i], sqrt_c[i]
+        best, best_j = np.inf, -1
+        for j in range(m):
+            if not ok[j] or used[j] + lb_i[j] > 1.0:
+                continue
+            cost = pair_i[j] + (2.0 * load[j] + s) * s * inv_f[j] if latency else pair_i[j]
+            if cost < best:
+                best, best_j = cost, j
+        if best_j < 0 or (local_ok[i] and local_l[i] <= best):
+            continue  # stays local
+        targets[i] = best_j
+        used[best_j] += lb_i[best_j]
+        load[best_j] += s
+    return targets
+
+
+def solve_rule(instance: Instance, objective: Objective, *, seed: int = 0) -> Decision:
+    """The simple feasible rule alone (`rule_targets`): what the AED is guarded against."""
+    del seed
+    watch = Stopwatch()
+    evaluator = Evaluator(instance, objective)
+    return finish(evaluator, "rule", rule_targets(evaluator), watch)

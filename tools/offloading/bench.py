@@ -6,8 +6,14 @@
 (d) the shifted distribution before and after ALEF with 5, 10, 20 expert labels;
 (e) AED time per decision for N = 20 ... 500;
 (f) (only when asked: `--parts f`) the certified reference itself at N = 50, 200, 500: CPU
-    seconds (time.process_time, HiGHS included) and the gap it certifies.
-"aed-policy" is the AED's learned policy alone (greedy decode, no sampling, no search);
+    seconds (time.process_time, HiGHS included) and the gap it certifies;
+(g) (only when asked) the learned policy across sizes: raw policy, guarded policy, the simple
+    rule, aed and the search alone at N = 50, 200, 500, both objectives, roomy and tight
+    capacities, gap to the certified bound (`--checkpoint` picks the AED checkpoint);
+(h) (only when asked) policy + search against the search alone at the same CPU time per
+    instance (time.process_time, one thread) at N = 50, 200 and on the shifted scenario.
+"aed-policy" is the AED's learned policy alone (greedy decode, no sampling, no search), guarded
+by the simple rule (never worse than `rule`); "aed-policy-raw" is the greedy decode unguarded;
 "droo" is the DROO learned baseline (DNN + order-preserving quantisation, no search).
 Bench seeds start at `seed` (small numbers); training uses seeds from 10 000 000 up.
 
@@ -22,6 +28,8 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -52,11 +60,14 @@ class BenchArgs:
     seed: int = 0
     quick: bool = False
     parts: str = "abcde"
+    checkpoint: str | None = None
+    """AED checkpoint of the aed rows (default: the shipped one)"""
 
 
 SOLVER_OPTIONS: dict[str, dict[str, Any]] = {
     "aed": {},
     "aed-policy": {"samples": 1, "search": False},
+    "aed-policy-raw": {"samples": 1, "search": False, "guard": False},
 }
 
 
@@ -65,9 +76,14 @@ def run_solver(inst: Instance, name: str, quick: bool) -> tuple[float, bool, flo
     return _scored(inst, _decide(inst, name, quick))
 
 
+CHECKPOINT: list[str | None] = [None]  # the aed rows' checkpoint (`BenchArgs.checkpoint`)
+
+
 def _decide(inst: Instance, name: str, quick: bool) -> Decision:
     base = "aed" if name.startswith("aed") else name
     options = dict(SOLVER_OPTIONS.get(name, {}))
+    if base == "aed" and CHECKPOINT[0] is not None:
+        options["checkpoint"] = CHECKPOINT[0]
     if quick and base == "de":
         options.update(maxiter=10, popsize=5)
     if quick and base == "milp":
@@ -130,6 +146,30 @@ def _plot(path: Path, draw: Any) -> None:
     plt.close(fig)
 
 
+REFERENCES: dict[str, tuple[float, float]] = {}  # instance digest -> (bound, reference's gap)
+REFERENCE_FILE: list[Path | None] = [None]  # where (g) and (h) keep them between runs
+
+
+def _reference(inst: Instance, quick: bool) -> tuple[str, Decision | None, float, float]:
+    """(reference name, its decision or None when remembered, bound, its own gap %). Bounds
+    are remembered per instance content (sha256 of its JSON) in `REFERENCE_FILE`, so a second
+    run on the same held-out instances (another checkpoint) does not solve the MILPs again."""
+    ref = reference_name(inst)
+    key = f"{ref}:{hashlib.sha256(inst.model_dump_json().encode()).hexdigest()}"
+    path = REFERENCE_FILE[0]
+    if not REFERENCES and path is not None and path.exists():
+        REFERENCES.update({k: tuple(v) for k, v in json.loads(path.read_text()).items()})
+    if key in REFERENCES:
+        return ref, None, *REFERENCES[key]
+    decision = _decide(inst, ref, quick)
+    bound, gap = reference_bound(inst, decision)
+    if np.isfinite(bound) and not quick:
+        REFERENCES[key] = (bound, gap)
+        if path is not None:
+            path.write_text(json.dumps(REFERENCES))
+    return ref, decision, bound, gap
+
+
 def compare(
     instances: Sequence[Instance],
     solvers: Sequence[str],
@@ -144,14 +184,13 @@ def compare(
     secs = {s: [] for s in solvers}
     bounds, ref_gaps, refs = [], [], set()
     for inst in tqdm(instances, desc=desc, leave=False):
-        ref = reference_name(inst)
+        ref, ref_decision, bound, ref_gap = _reference(inst, quick)
         refs.add(ref)
-        ref_decision = _decide(inst, ref, quick)
-        bound, ref_gap = reference_bound(inst, ref_decision)
         bounds.append(bound)
         ref_gaps.append(ref_gap)
         for s in solvers:
-            decision = ref_decision if s == ref else _decide(inst, s, quick)
+            reuse = s == ref and ref_decision is not None
+            decision = ref_decision if reuse else _decide(inst, s, quick)
             v, f, t = _scored(inst, decision)
             values[s].append(v)
             feas[s].append(f)
@@ -378,12 +417,111 @@ def part_f(args: BenchArgs, out: Path, console: Console) -> list[dict[str, Any]]
     return rows
 
 
+GEN_SOLVERS = ("aed-policy-raw", "aed-policy", "rule", "aed", "search")
+
+
+def part_g(args: BenchArgs, out: Path, console: Console) -> list[dict[str, Any]]:
+    """The policy across sizes on held-out seeds (6000 + k): is the learned decode alone within
+    reach of the certified bound at N = 50, 200, 500, and what do the guard and search add."""
+    sizes = (50, 200) if args.quick else (50, 200, 500)
+    count = 1 if args.quick else max(2, args.instances // 6)
+    rows = []
+    for n in sizes:
+        for scenario in SCENARIOS_AB:
+            for objective in OBJECTIVES:
+                insts = [
+                    generate_instance(n, 4, args.seed + 6000 + k, scenario, objective)
+                    for k in range(count)
+                ]
+                desc = f"(g) N={n} {scenario} {objective}"
+                for r in compare(insts, GEN_SOLVERS, args.quick, desc):
+                    rows.append({"n": n, "scenario": scenario, "objective": objective, **r})
+    _write_csv(out / "g_policy_across_sizes.csv", rows)
+    console.print(_table("(g) policy across sizes: gap to the certified lower bound", rows))
+    return rows
+
+
+H_CELLS = (
+    (50, "lambo-50"),
+    (50, "lambo-50-tight"),
+    (200, "lambo-50"),
+    (200, "lambo-50-tight"),
+    (50, "shifted"),
+    (200, "shifted"),
+)
+
+
+def part_h(args: BenchArgs, out: Path, console: Console) -> list[dict[str, Any]]:
+    """Policy + search ("aed") against the search alone given, on every instance, exactly the
+    CPU time (time.process_time, one thread) that aed took there; same held-out seeds as (g)."""
+    from edgeai.tools.offloading.search import solve_search
+
+    count = 1 if args.quick else max(2, args.instances // 6)
+    cells = H_CELLS[:2] + H_CELLS[4:5] if args.quick else H_CELLS
+    warm = generate_instance(50, 4, 0, "lambo-50", "min_latency")
+    _decide(warm, "aed", args.quick)  # model loaded before any CPU time is counted
+    rows = []
+    for n, scenario in cells:
+        for objective in OBJECTIVES:
+            gaps: dict[str, list[float]] = {"aed": [], "search": [], "aed-policy-raw": []}
+            cpu, ref_gaps = [], []
+            insts = [
+                generate_instance(n, 4, args.seed + 6000 + k, scenario, objective)
+                for k in range(count)
+            ]
+            for inst in tqdm(insts, desc=f"(h) N={n} {scenario} {objective}", leave=False):
+                _, _, bound, ref_gap = _reference(inst, args.quick)
+                ref_gaps.append(ref_gap)
+                t0 = time.process_time()
+                aed = _decide(inst, "aed", args.quick)
+                spent = time.process_time() - t0
+                cpu.append(spent)
+                alone = solve_search(inst, inst.objective, cpu_seconds=spent)
+                raw = _decide(inst, "aed-policy-raw", args.quick)
+                for name, decision in (("aed", aed), ("search", alone), ("aed-policy-raw", raw)):
+                    gaps[name].append(100.0 * (_scored(inst, decision)[0] / bound - 1.0))
+            rows.append(
+                {
+                    "n": n,
+                    "scenario": scenario,
+                    "objective": objective,
+                    "instances": count,
+                    "cpu_ms_each": 1e3 * float(np.mean(cpu)),
+                    "cpu_ms_max": 1e3 * float(np.max(cpu)),
+                    "aed_mean_gap_pct": float(np.mean(gaps["aed"])),
+                    "search_alone_mean_gap_pct": float(np.mean(gaps["search"])),
+                    "aed_wins": int(
+                        np.sum(np.array(gaps["aed"]) < np.array(gaps["search"]) - 1e-9)
+                    ),
+                    "search_wins": int(
+                        np.sum(np.array(gaps["search"]) < np.array(gaps["aed"]) - 1e-9)
+                    ),
+                    "aed_policy_raw_mean_gap_pct": float(np.mean(gaps["aed-policy-raw"])),
+                    "ref_max_gap_pct": float(np.max(ref_gaps)),
+                }
+            )
+    _write_csv(out / "h_same_cpu.csv", rows)
+    console.print(_table("(h) policy + search vs the search alone at the same CPU time", rows))
+    return rows
+
+
 def run_bench(args: BenchArgs, out: Path) -> dict[str, list[dict[str, Any]]]:
     """Run the chosen parts; tables to the terminal, CSV and PNG under `out`."""
     torch.set_num_threads(1)
+    CHECKPOINT[0] = args.checkpoint
+    REFERENCE_FILE[0] = out / "certified_bounds.json"
     out.mkdir(parents=True, exist_ok=True)
     console = Console()
-    parts = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e, "f": part_f}
+    parts = {
+        "a": part_a,
+        "b": part_b,
+        "c": part_c,
+        "d": part_d,
+        "e": part_e,
+        "f": part_f,
+        "g": part_g,
+        "h": part_h,
+    }
     results = {}
     for key in args.parts:
         if key in parts:

@@ -95,6 +95,18 @@ register_solver(
     "best single move (place/relocate one UE, optimal shares) until none improves",
 )
 register_solver(
+    "rule",
+    f"{_BUILTIN}.baselines:solve_rule",
+    "each UE to its cheapest target that still fits (lowest energy / lowest marginal latency); "
+    "the rule the AED is guarded against",
+)
+register_solver(
+    "search",
+    f"{_BUILTIN}.search:solve_search",
+    "no network: the AED's move search from the rule's decision, then from random feasible "
+    "starts, while its budget of moves lasts",
+)
+register_solver(
     "exact",
     f"{_BUILTIN}.exact:solve_exact",
     "exact optimum: per-server subset tables + dynamic programme over servers",

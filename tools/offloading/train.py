@@ -2,7 +2,12 @@
 
 1. Warm start (documented departure from the paper, which starts from scratch): teacher-forced
    cross-entropy on exact optima of small instances (N <= 10, both prompts), and the share head
-   regressed on the exact KKT shares.
+   regressed on the exact KKT shares. Beyond the exact solver's N (12) the labels are the AED
+   solver's own decisions with a generous search (imitation of the search); with `m_choices`
+   the instance's N, M and scenario are drawn per instance, which is how the shipped checkpoint
+   learnt to decode N = 10-500 (docs/BENCHMARKS.md, issue 32). With `hint` the model also reads
+   the simple rule's decision (`AEDConfig.hint`). ACL (2.) is kept as a code path, but it did not
+   lower the held-out policy gap (docs/BENCHMARKS.md), so the shipped checkpoint has none.
 2. ACL (paper Sec. IV-D): the actor is the AED's decoder policy; K rollouts per generated
    instance are sampled, the reward is the objective of the prompt (normalised by all-local),
    and the learned critic (same encoder, pooled tokens) is the baseline; actor loss
@@ -72,7 +77,13 @@ class TrainArgs:
     sup_instances: int = 4000
     """instances labelled by the exact solver for the warm start (each under both prompts)"""
     sup_sizes: tuple[int, ...] = (6, 8, 10)
-    """N of the warm-start instances"""
+    """N of the warm-start instances (cycled; with `m_choices` other than (4,) each instance
+    draws its N from this list, so repeating a size weights it)"""
+    m_choices: tuple[int, ...] = (4,)
+    """servers per warm-start instance, drawn per instance when more than one"""
+    teacher_moves_per_ue: int = 4
+    """labels beyond the exact solver's N: the AED solver (the shipped checkpoint, guarded)
+    with a search budget of this many moves per UE"""
     sup_epochs: int = 30
     sup_batch: int = 64
     acl_iters: int = 400
@@ -88,6 +99,9 @@ class TrainArgs:
     threads: int = 1
     init: str | None = None
     """start from this checkpoint's weights (a second ACL stage) instead of a fresh model"""
+    hint: bool = False
+    """give the model the simple rule's decision as a feature (`AEDConfig.hint`); an `init`
+    without it is widened with zero weights on the new inputs"""
     config: AEDConfig = field(default_factory=AEDConfig)
 
 
@@ -249,8 +263,8 @@ class Labelled:
     shares: np.ndarray  # (N,) expert shares in decoding order (0 local)
 
 
-def label(evaluator: Evaluator, targets: np.ndarray) -> Labelled:
-    feats = features(evaluator)
+def label(evaluator: Evaluator, targets: np.ndarray, hint: bool = False) -> Labelled:
+    feats = features(evaluator, hint)
     share, _ = optimal_shares(
         evaluator.tables, evaluator.instance.arrays.c, targets, evaluator.objective
     )
@@ -271,18 +285,41 @@ def expert_targets(evaluator: Evaluator, expert: str) -> np.ndarray:
     return np.array([-1 if a.is_local else index[a.target] for a in decision.assignments])
 
 
+def teacher_targets(evaluator: Evaluator, moves_per_ue: int) -> np.ndarray:
+    """A label: the exact optimum while the exact solver takes N, else the AED solver (shipped
+    checkpoint, guarded by the rule) with `moves_per_ue` search moves per UE."""
+    from edgeai.tools.offloading.aed import solve_aed
+    from edgeai.tools.offloading.registry import get_solver
+
+    max_n = get_solver("exact").max_n
+    if max_n is None or evaluator.n <= max_n:
+        return optimal_targets(evaluator)[0]
+    inst = evaluator.instance
+    decision = solve_aed(inst, evaluator.objective, moves=moves_per_ue * evaluator.n)
+    index = inst.server_index
+    return np.array([-1 if a.is_local else index[a.target] for a in decision.assignments])
+
+
 def supervised_data(args: TrainArgs) -> list[Labelled]:
-    """Exact labels for the warm start; under torchrun each rank labels a shard, then all share."""
+    """Labels for the warm start (exact, or the search teacher beyond the exact solver's N);
+    under torchrun each rank labels a shard, then all share."""
     rank, world = rank_world()
     data = []
     shard = range(rank, args.sup_instances, world)
-    for k in tqdm(shard, desc="exact labels", leave=False, disable=rank != 0):
-        n = args.sup_sizes[k % len(args.sup_sizes)]
-        scenario = args.scenarios[(k // len(args.sup_sizes)) % len(args.scenarios)]
-        inst = generate_instance(n, args.m, instance_seed(args, k), scenario)
+    mixed = tuple(args.m_choices) != (4,)
+    for k in tqdm(shard, desc="labels", leave=False, disable=rank != 0):
+        if mixed:  # size, servers and scenario drawn per instance
+            pick = np.random.default_rng(instance_seed(args, k))
+            n = int(pick.choice(args.sup_sizes))
+            m = int(pick.choice(args.m_choices))
+            scenario = str(pick.choice(args.scenarios))
+        else:  # the shipped checkpoint's recipe, unchanged
+            n, m = args.sup_sizes[k % len(args.sup_sizes)], args.m
+            scenario = args.scenarios[(k // len(args.sup_sizes)) % len(args.scenarios)]
+        inst = generate_instance(n, m, instance_seed(args, k), scenario)
         for objective in OBJECTIVES:
             ev = Evaluator(inst.with_objective(objective), objective)  # type: ignore[arg-type]
-            data.append(label(ev, optimal_targets(ev)[0]))
+            data.append(label(ev, teacher_targets(ev, args.teacher_moves_per_ue), args.hint))
     if world > 1:
         shards: list[list[Labelled]] = [[] for _ in range(world)]
         dist.all_gather_object(shards, data)
@@ -321,9 +358,10 @@ def fit_supervised(
     model.train()
     for _ in tqdm(range(epochs), desc=desc, leave=False):
         batches = []
-        for idxs in by_size.values():
+        for (n, _), idxs in by_size.items():
             perm = rng.permutation(idxs)
-            batches += [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
+            size = max(2, batch_size * 50 // max(n, 50))  # fewer instances per batch at large N
+            batches += [perm[i : i + size] for i in range(0, len(perm), size)]
         total = 0.0
         for bi in rng.permutation(len(batches)):
             loss = supervised_loss(model, [data[i] for i in batches[bi]])
@@ -384,7 +422,7 @@ def acl(model: AED, args: TrainArgs, rng: np.random.Generator, start_k: int) -> 
             inst = generate_instance(n, args.m, instance_seed(args, k), scenario, objective)
             k += 1
             evaluators.append(Evaluator(inst, objective))
-        feats = [features(e) for e in evaluators]
+        feats = [features(e, model.cfg.hint) for e in evaluators]
         reps = args.acl_rollouts
         batch = make_batch(
             [e for e in evaluators for _ in range(reps)], [f for f in feats for _ in range(reps)]
@@ -406,6 +444,8 @@ def train(args: TrainArgs, out: Path, command: str = "") -> dict[str, Any]:
     rank, world = init_distributed()
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
+    if args.hint and not args.config.hint:
+        args.config = AEDConfig(**{**asdict(args.config), "hint": True})
     model = build_model(args.config, args.seed)
     if args.init is not None:
         model = checkpoints.load(args.init, "AED checkpoint", lambda init: _reseeded(init, args))
@@ -501,7 +541,8 @@ def finetune(
     chosen = np.argsort(-entropy, kind="stable")[: args.labels]
     if progress:
         progress(f"labelling {len(chosen)} instances with the {args.expert} expert")
-    data = [label(pool[i], expert_targets(pool[i], args.expert)) for i in chosen]
+    hint = model.cfg.hint
+    data = [label(pool[i], expert_targets(pool[i], args.expert), hint) for i in chosen]
     params = model.decoder_parameters()
     frozen = [p for p in model.parameters() if all(p is not q for q in params)]
     for p in frozen:
@@ -525,8 +566,16 @@ def finetune(
 def _reseeded(init: dict[str, Any], args: TrainArgs) -> AED:
     """The AED of checkpoint payload `init`, built after the same re-seeding as a fresh one (so
     torch's generator is where a run with `--init` always had it)."""
-    model = build_model(AEDConfig(**init["config"]), args.seed)
-    model.load_state_dict(init["state_dict"])
+    cfg = AEDConfig(**init["config"])
+    state = dict(init["state_dict"])
+    if args.hint and not cfg.hint:  # widen: zero weights on the hint inputs, same function
+        cfg = AEDConfig(**{**asdict(cfg), "hint": True})
+        for key in ("ue_in.weight", "k_pair.weight"):
+            w = state[key]
+            state[key] = torch.cat([w, torch.zeros(w.shape[0], 1, dtype=w.dtype)], dim=1)
+    model = build_model(cfg, args.seed)
+    model.load_state_dict(state)
+    args.config = cfg
     return model
 
 

@@ -14,6 +14,7 @@ import torch
 from edgeai.cli import main
 from edgeai.tools.offloading import SOLVERS, generate_instance, load_decision, score, solve
 from edgeai.tools.offloading.aed import (
+    AEDConfig,
     FastDecoder,
     build_model,
     checkpoint_dir,
@@ -38,14 +39,15 @@ SHIPPED = checkpoint_dir() / "aed.pt"
 EDGEAI = Path(sys.executable).parent / "edgeai"
 
 
+@pytest.mark.parametrize("hint", [False, True])
 @pytest.mark.parametrize("scenario", ["lambo-50", "lambo-50-tight", "shifted"])
-def test_fast_decoder_equals_torch_greedy_decode(scenario: str) -> None:
+def test_fast_decoder_equals_torch_greedy_decode(scenario: str, hint: bool) -> None:
     torch.manual_seed(0)
-    model = build_model(seed=3).eval()
+    model = build_model(AEDConfig(hint=hint), seed=3).eval()
     fast = FastDecoder(model)
     for seed, objective in [(1, "min_latency"), (2, "min_energy"), (3, "min_latency")]:
         ev = Evaluator(generate_instance(12, 4, seed, scenario, objective), objective)
-        feats = features(ev)
+        feats = features(ev, hint)
         with torch.no_grad():
             out = rollout(model, make_batch([ev], [feats]), "greedy", np.random.default_rng(0))
             pre, local, _ = model.encode(*_inputs(make_batch([ev], [feats])))
@@ -182,4 +184,51 @@ def test_cli_moves_budget_and_its_one_line_errors(tmp_path: Path, capsys) -> Non
         assert err.count("\n") == 1 and "--moves" in err
     assert main(["offload", "solve", str(path), "--solver", "greedy", "--moves", "5"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--moves applies to the aed solver only" in err
+    assert err.count("\n") == 1 and "--moves applies to the aed and search solvers only" in err
+    assert main(["offload", "solve", str(path), "--solver", "search", "--moves", "5"]) == 0
+    capsys.readouterr()
+
+
+def test_hinted_mixed_size_training_from_an_unhinted_checkpoint(tmp_path: Path) -> None:
+    """`--hint --init OLD.pt`: an unhinted checkpoint's weights are widened with zero weights on
+    the rule's feature (so the decode starts unchanged), labels come from exact (N <= 12) and
+    from the search teacher beyond, with N, M and the scenario drawn per instance."""
+    from edgeai.tools.offloading.aed import save_checkpoint
+
+    inst = generate_instance(30, 4, 5, "lambo-50", "min_energy")
+    ev = Evaluator(inst, "min_energy")
+    unhinted = build_model(AEDConfig(), seed=4).eval()
+    init = save_checkpoint(unhinted, tmp_path / "unhinted.pt", {})
+    args = TrainArgs(
+        sup_instances=4,
+        sup_sizes=(6, 30),
+        m_choices=(2, 5),
+        scenarios=("lambo-50", "shifted"),
+        sup_epochs=1,
+        acl_iters=0,
+        lr=0.0,  # weights unchanged: the widened model must decode like the shipped one
+        hint=True,
+        init=str(init),
+        teacher_moves_per_ue=1,
+    )
+    out = tmp_path / "hinted.pt"
+    meta = train(args, out, command="test")
+    assert meta["args"]["config"]["hint"] is True
+    hinted = load_model(out)
+    assert hinted.model.cfg.hint
+    from edgeai.tools.offloading.aed import policy_targets
+    from edgeai.tools.offloading.train import loaded_from
+
+    same, _ = policy_targets(loaded_from(unhinted), ev, 1)
+    widened, _ = policy_targets(hinted, ev, 1)
+    np.testing.assert_array_equal(same, widened)
+    assert score(inst, solve_aed(inst, "min_energy", checkpoint=out)).feasible
+
+
+def test_cli_train_flags_refuse_bad_lists_in_one_line(capsys) -> None:
+    for flag, bad in (("--sup-sizes", "10,0"), ("--m-choices", "a,b"), ("--scenarios", "moon")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["offload", "train", "--out", "x.pt", flag, bad])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and flag in err

@@ -118,7 +118,7 @@ def test_bench_scores_against_exact_up_to_n12_and_the_certified_bound_beyond() -
 def test_bench_parts_flag_refuses_unknown_tables_in_one_line(capsys) -> None:
     from edgeai.cli import main
 
-    for bad in ("xz", "abg", ""):
+    for bad in ("xz", "abi", ""):
         with pytest.raises(SystemExit) as exit_:
             main(["bench", "offload", "--parts", bad])
         assert exit_.value.code == 2
