@@ -192,7 +192,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rounds", type=int, default=4, help="query rounds the labels are spread over"
     )
     fin.add_argument(
-        "--replay", type=int, default=10, help="original-distribution (lambo-50) replay labels"
+        "--replay", type=int, default=30, help="original-distribution (lambo-50) replay labels"
     )
     fin.add_argument("--seed", type=int, default=0)
     fin.add_argument("--threads", type=int, default=1, help="torch CPU threads")

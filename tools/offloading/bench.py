@@ -3,7 +3,7 @@
 (a) N=8, M=4: gap to the exact optimum (mean, p95), feasibility, ms per decision;
 (b) N=50, M=4: gap to the certified lower bound (tools/offloading/certified.py);
 (c) a 20-step mobility trajectory (N=50), gap to the certified lower bound;
-(d) ALEF at N = 20: the shifted distribution's and lambo-50's policy gap to the certified bound
+(d) ALEF at N = 50: the shifted distribution's and lambo-50's policy gap to the certified bound
     after each of 4 active-learning rounds of 5 certified labels (with lambo-50 replay);
 (e) AED time per decision for N = 20 ... 500;
 (f) (only when asked: `--parts f`) the certified reference itself at N = 50, 200, 500: CPU
@@ -274,7 +274,7 @@ def part_c(args: BenchArgs, out: Path, console: Console) -> list[dict[str, Any]]
     return rows
 
 
-ALEF_N = 20  # the target size of (d): beyond the exact solver, so the certified MILP is expert
+ALEF_N = 50  # the target size of (d): beyond the exact solver, so the certified MILP is expert
 
 
 def _policy_gap(loaded: Any, evals: Sequence[Evaluator], bounds: Sequence[float]) -> float:
@@ -300,7 +300,7 @@ def part_d(args: BenchArgs, out: Path, console: Console) -> list[dict[str, Any]]
         ]
         bounds = [_reference(ev.instance, args.quick)[2] for ev in tqdm(evals, desc=f"(d) {name}")]
         sets[name] = (evals, bounds)
-    alef = AlefArgs(n=n, labels=20, rounds=4, pool=40 if args.quick else 80, replay=10)
+    alef = AlefArgs(n=n, labels=20, rounds=4, pool=40 if args.quick else 80)
     rows: list[dict[str, Any]] = []
 
     def measure(labels: int, model: Any) -> None:
