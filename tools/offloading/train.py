@@ -515,11 +515,11 @@ class AlefArgs:
     """original-distribution instances (`replay_scenario`, same N), labelled by the expert
     and mixed into every round so the original is not forgotten (0: none)"""
     replay_scenario: str = "lambo-50"
-    epochs: int = 30
+    epochs: int = 60
     """epochs per round, over all labels so far plus the replay set"""
     lr: float = 1e-4
-    """(1e-4, 30 epochs, 30 replay: the best of the settings tried at N = 20 and 50, see
-    docs/BENCHMARKS.md; 5e-4 made the shifted gap worse)"""
+    """(1e-4, 60 epochs, 30 replay: the best at 20 labels of the settings tried at N = 20 and
+    50, see docs/BENCHMARKS.md; 5e-4 made the shifted gap worse)"""
     seed: int = 0
     seed_base: int = 20_000_000
     threads: int = 1
