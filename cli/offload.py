@@ -183,7 +183,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     fin.add_argument("--pool", type=int, default=200, help="unlabelled instances ranked by entropy")
     fin.add_argument("--scenario", choices=SCENARIOS, default="shifted")
     fin.add_argument("--n", type=int, default=8, help="UEs per pool instance")
-    fin.add_argument("--expert", default="exact", help="expert solver (exact, milp, de, ...)")
+    fin.add_argument(
+        "--expert",
+        default="auto",
+        help="expert solver: auto (exact while N <= 12, else certified), or any registered one",
+    )
+    fin.add_argument(
+        "--rounds", type=int, default=4, help="query rounds the labels are spread over"
+    )
+    fin.add_argument(
+        "--replay", type=int, default=30, help="original-distribution (lambo-50) replay labels"
+    )
     fin.add_argument("--seed", type=int, default=0)
     fin.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     add_common(fin)
@@ -274,13 +284,16 @@ def finetune_command(args: argparse.Namespace, settings: Settings) -> int:
     from edgeai.tools.offloading.registry import get_solver
     from edgeai.tools.offloading.train import AlefArgs, finetune
 
-    get_solver(args.expert)  # unknown expert: one-line error before any work
+    if args.expert != "auto":
+        get_solver(args.expert)  # unknown expert: one-line error before any work
     loaded = load_model(args.checkpoint)
     model = copy.deepcopy(loaded.model)
-    done = finetune(model, _from_flags(AlefArgs, args), progress=lambda msg: print(msg, file=sys.stderr))
+    done = finetune(
+        model, _from_flags(AlefArgs, args), progress=lambda msg: print(msg, file=sys.stderr)
+    )
     meta = {**loaded.meta, **done, "command": _command_line(), "pretrained": loaded.meta}
     save_checkpoint(model, args.out, meta)
-    print(f"wrote {args.out} (decoder fine-tuned on {args.labels} {args.expert} labels)")
+    print(f"wrote {args.out} (decoder fine-tuned on {args.labels} {done['expert']} labels)")
     return 0
 
 

@@ -13,9 +13,12 @@
    and the learned critic (same encoder, pooled tokens) is the baseline; actor loss
    (cost - V) * log pi, critic loss (cost - V)^2, a small entropy bonus. The prompt is sampled
    per instance, so one model serves both objectives.
-3. ALEF (Sec. IV-E): on a pool of instances from a new distribution, the greedy decode's mean
-   per-step entropy ranks them; the top-k are labelled by the expert (exact or MILP) and only
-   the decoder and heads are trained on them (encoder and input embedding frozen).
+3. ALEF (Sec. IV-E), as active learning (issue 32 point 4): several query rounds; each ranks
+   the unlabelled pool of the new distribution by the policy's uncertainty (disagreement of
+   sampled rollouts with the greedy decode, entropy breaking ties), labels the most uncertain
+   with the expert at the target size (exact while N <= 12, else the certified MILP) and trains
+   the decoder and heads (encoder and input embedding frozen) on every label so far plus a
+   replay set of original-distribution labels, so the original is not forgotten.
 
 Runs on CPU with one or two threads (small runs, minutes); under torchrun the exact labels are
 sharded over ranks and ACL runs data-parallel through torch's DistributedDataParallel (gloo),
@@ -491,18 +494,32 @@ def train(args: TrainArgs, out: Path, command: str = "") -> dict[str, Any]:
 
 @dataclass
 class AlefArgs:
-    """Hyper-parameters of `edgeai offload finetune` (ALEF)."""
+    """Hyper-parameters of `edgeai offload finetune` (ALEF, issue 32 point 4)."""
 
     labels: int = 20
-    """expert-labelled instances (the top-entropy ones of the pool)"""
+    """expert-labelled instances of the new distribution, spread over `rounds` query rounds"""
+    rounds: int = 4
+    """query rounds: score the unlabelled pool, label the most uncertain, fine-tune on all"""
+    rollouts: int = 8
+    """decodes per pool instance for the uncertainty (greedy + sampled)"""
     pool: int = 200
     """unlabelled instances of the new distribution to rank"""
     scenario: str = "shifted"
     n: int = 8
+    """the target size: pool, labels and replay all have N = n"""
     m: int = 4
-    expert: str = "exact"
+    expert: str = "auto"
+    """"auto": the exact optimum while the exact solver takes N (<= 12), else the certified
+    MILP's decision; or any registered solver"""
+    replay: int = 30
+    """original-distribution instances (`replay_scenario`, same N), labelled by the expert
+    and mixed into every round so the original is not forgotten (0: none)"""
+    replay_scenario: str = "lambo-50"
     epochs: int = 60
-    lr: float = 5e-4
+    """epochs per round, over all labels so far plus the replay set"""
+    lr: float = 1e-4
+    """(1e-4, 60 epochs, 30 replay: the best at 20 labels of the settings tried at N = 20 and
+    50, see docs/BENCHMARKS.md; 5e-4 made the shifted gap worse)"""
     seed: int = 0
     seed_base: int = 20_000_000
     threads: int = 1
@@ -513,15 +530,45 @@ def loaded_from(model: AED) -> LoadedModel:
     return LoadedModel(model, FastDecoder(model), {})
 
 
-def alef_pool(args: AlefArgs) -> list[Evaluator]:
-    """The unlabelled pool: instances of the new distribution, prompts alternating."""
+def alef_pool(
+    args: AlefArgs, scenario: str | None = None, count: int | None = None, offset: int = 0
+) -> list[Evaluator]:
+    """The unlabelled pool: instances of the new distribution, prompts alternating (or, with
+    `scenario`, `count` and `offset`, the replay instances: other seeds, same N and M)."""
     out = []
-    for k in range(args.pool):
+    for k in range(args.pool if count is None else count):
         objective = OBJECTIVES[k % len(OBJECTIVES)]
-        seed = args.seed_base + 100_000 * args.seed + k // len(OBJECTIVES)
-        inst = generate_instance(args.n, args.m, seed, args.scenario, objective)
+        seed = args.seed_base + 100_000 * args.seed + offset + k // len(OBJECTIVES)
+        inst = generate_instance(args.n, args.m, seed, scenario or args.scenario, objective)
         out.append(Evaluator(inst, objective))
     return out
+
+
+def expert_name(args: AlefArgs) -> str:
+    """The expert at the target size: "auto" is exact while the exact solver takes N, else
+    the certified MILP."""
+    if args.expert != "auto":
+        return args.expert
+    from edgeai.tools.offloading.registry import get_solver
+
+    max_n = get_solver("exact").max_n
+    return "exact" if max_n is None or args.n <= max_n else "certified"
+
+
+def uncertainty(
+    loaded: LoadedModel, ev: Evaluator, rollouts: int, seed: int
+) -> tuple[float, float]:
+    """(disagreement, entropy) of the policy on one instance: the share of (UE, sampled rollout)
+    pairs whose server differs from the greedy decode's, and the greedy decode's entropy."""
+    decoded, entropy = policy_targets(loaded, ev, max(1, rollouts), seed=seed)
+    disagree = float((decoded[1:] != decoded[0]).mean()) if len(decoded) > 1 else 0.0
+    return disagree, float(entropy)
+
+
+def round_sizes(labels: int, rounds: int) -> list[int]:
+    """`labels` split over at most `rounds` rounds as evenly as possible (no empty round)."""
+    rounds = max(1, min(rounds, labels))
+    return [labels // rounds + (1 if r < labels % rounds else 0) for r in range(rounds)]
 
 
 def finetune(
@@ -529,37 +576,72 @@ def finetune(
     args: AlefArgs,
     pool: Sequence[Evaluator] | None = None,
     progress: Callable[[str], None] | None = None,
+    replay: Sequence[Evaluator] | None = None,
+    on_round: Callable[[int, AED], None] | None = None,
 ) -> dict[str, Any]:
-    """ALEF in place on `model`: rank the pool by decoder entropy, label the top `labels`
-    with the expert, fine-tune the decoder only. Returns what was done (for the metadata)."""
+    """ALEF in place on `model`, as active learning: for each of `rounds` rounds, score the
+    unlabelled pool by the policy's uncertainty over `rollouts` decodes (disagreement with the
+    greedy decode, entropy breaking ties), label the most uncertain with the expert at the
+    target size, and fine-tune the decoder (encoder frozen) on every label so far plus the
+    replay labels of the original distribution. `on_round(labels so far, model)` is called
+    after each round. Returns what was done (for the metadata)."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     pool = list(pool) if pool is not None else alef_pool(args)
-    loaded = loaded_from(model)
-    entropy = np.array([policy_targets(loaded, ev, 1)[1] for ev in pool])
-    chosen = np.argsort(-entropy, kind="stable")[: args.labels]
-    if progress:
-        progress(f"labelling {len(chosen)} instances with the {args.expert} expert")
+    if replay is None:
+        replay = alef_pool(args, args.replay_scenario, args.replay, offset=50_000)
+    expert = expert_name(args)
     hint = model.cfg.hint
-    data = [label(pool[i], expert_targets(pool[i], args.expert), hint) for i in chosen]
+    if progress:
+        progress(f"labelling {len(replay)} replay instances with the {expert} expert")
+    replayed = [label(ev, expert_targets(ev, expert), hint) for ev in replay]
     params = model.decoder_parameters()
     frozen = [p for p in model.parameters() if all(p is not q for q in params)]
-    for p in frozen:
-        p.requires_grad_(False)
-    try:
-        losses = fit_supervised(
-            model, data, params, args.epochs, max(1, len(data)), args.lr, rng, desc="ALEF"
+    labelled: list[int] = []
+    data: list[Labelled] = []
+    rounds, losses = [], []
+    for r, size in enumerate(round_sizes(args.labels, args.rounds)):
+        loaded = loaded_from(model)
+        left = [i for i in range(len(pool)) if i not in labelled]
+        scores = np.array(
+            [uncertainty(loaded, pool[i], args.rollouts, args.seed + r) for i in left]
         )
-    finally:
+        order = np.lexsort((-scores[:, 1], -scores[:, 0]))[:size]  # disagreement, then entropy
+        chosen = [left[k] for k in order]
+        if progress:
+            progress(f"round {r + 1}: labelling {len(chosen)} instances with the {expert} expert")
+        data += [label(pool[i], expert_targets(pool[i], expert), hint) for i in chosen]
+        labelled += chosen
         for p in frozen:
-            p.requires_grad_(True)
+            p.requires_grad_(False)
+        try:
+            train = data + replayed
+            losses = fit_supervised(
+                model, train, params, args.epochs, max(1, len(train)), args.lr, rng, desc="ALEF"
+            )
+        finally:
+            for p in frozen:
+                p.requires_grad_(True)
+        rounds.append(
+            {
+                "labels": len(labelled),
+                "disagreement": [round(float(scores[k, 0]), 4) for k in order],
+                "entropy": [round(float(scores[k, 1]), 4) for k in order],
+                "loss_first_last": [round(losses[0], 4), round(losses[-1], 4)] if losses else [],
+            }
+        )
+        if on_round is not None:
+            on_round(len(labelled), model)
+    model.eval()
     return {
-        "stage": f"ALEF fine-tuned on {args.scenario}",
+        "stage": f"ALEF fine-tuned on {args.scenario} (N = {args.n}, {len(rounds)} rounds)",
         "alef": _jsonable(asdict(args)),
-        "chosen_entropy": [round(float(entropy[i]), 4) for i in chosen],
-        "pool_entropy_mean": round(float(entropy.mean()), 4),
-        "loss_first_last": [round(losses[0], 4), round(losses[-1], 4)] if losses else [],
+        "expert": expert,
+        "labelled": labelled,
+        "label_n": sorted({pool[i].n for i in labelled}),
+        "replay_labels": len(replayed),
+        "rounds": rounds,
     }
 
 

@@ -119,9 +119,12 @@ def test_train_and_finetune_smoke(tmp_path: Path) -> None:
 
     model = loaded.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    done = finetune(model, AlefArgs(labels=3, pool=8, n=5, epochs=2))
-    assert len(done["chosen_entropy"]) == 3
-    assert done["chosen_entropy"] == sorted(done["chosen_entropy"], reverse=True)
+    done = finetune(model, AlefArgs(labels=3, rounds=2, pool=8, n=5, epochs=2, replay=2))
+    assert done["expert"] == "exact" and len(done["labelled"]) == 3 == len(set(done["labelled"]))
+    assert [r["labels"] for r in done["rounds"]] == [2, 3]
+    for r in done["rounds"]:  # most uncertain first: disagreement, ties by entropy
+        keys = list(zip(r["disagreement"], r["entropy"], strict=True))
+        assert keys == sorted(keys, reverse=True)
     after = model.state_dict()
     decoder = {id(p) for p in model.decoder_parameters()}
     names = {n for n, p in model.named_parameters() if id(p) in decoder}
@@ -232,3 +235,43 @@ def test_cli_train_flags_refuse_bad_lists_in_one_line(capsys) -> None:
         assert exit_.value.code == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and flag in err
+
+
+def test_alef_rounds_label_with_the_certified_expert_at_the_target_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ALEF beyond the exact solver's N: every label (pool and replay) is the certified MILP's
+    decision on an instance of the target size, and each round trains on all labels so far
+    plus the replay set (original distribution, lambo-50)."""
+    import copy
+
+    from edgeai.tools.offloading import train as train_mod
+
+    model = copy.deepcopy(load_model().model)
+    args = AlefArgs(labels=3, rounds=2, rollouts=4, pool=4, n=14, m=3, epochs=1, replay=2)
+    calls: list[tuple[int, str]] = []
+    trained: list[list] = []
+    real_expert, real_fit = train_mod.expert_targets, train_mod.fit_supervised
+
+    def expert(ev: Evaluator, name: str) -> np.ndarray:
+        calls.append((ev.n, name))
+        return real_expert(ev, name)
+
+    def fit(model_: object, data: list, *rest: object, **kw: object) -> list[float]:
+        trained.append(list(data))
+        return real_fit(model_, data, *rest, **kw)
+
+    monkeypatch.setattr(train_mod, "expert_targets", expert)
+    monkeypatch.setattr(train_mod, "fit_supervised", fit)
+    done = finetune(model, args)
+    assert done["expert"] == "certified" and done["label_n"] == [14]
+    assert calls == [(14, "certified")] * (3 + 2)
+    assert [len(d) for d in trained] == [2 + 2, 3 + 2]
+    replay = train_mod.alef_pool(args, "lambo-50", 2, offset=50_000)
+    assert [x.evaluator.instance for x in trained[-1][-2:]] == [e.instance for e in replay]
+    for x in trained[-1]:  # each label is the certified MILP's own decision
+        inst = x.evaluator.instance
+        decision = solve(inst, x.evaluator.objective, solver="certified")
+        index = inst.server_index
+        want = np.array([-1 if a.is_local else index[a.target] for a in decision.assignments])
+        assert np.array_equal(x.choices, np.asarray(want)[x.feats.order] + 1)
