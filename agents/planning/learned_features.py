@@ -69,6 +69,7 @@ FEATURES = (
     "dual_trans_cos",
 )
 EMBEDDED_FEATURES = FEATURES[: FEATURES.index("dual_p")]
+_COLUMN = {n: i for i, n in enumerate(FEATURES)}
 CANDIDATES = 4
 """the set decision weighs every subset of the CANDIDATES most probable models (closed by the
 structure), and the empty set (refuse)."""
@@ -152,6 +153,11 @@ def encode_request(dual, text: str, cards: np.ndarray) -> tuple[np.ndarray, np.n
     return cos, p, clause_cos
 
 
+def most_probable(q: np.ndarray) -> list[int]:
+    """The CANDIDATES most probable models' row indices, best first (ties: row order)."""
+    return [int(i) for i in np.argsort(-q, kind="stable")[:CANDIDATES]]
+
+
 def candidate_sets(
     names: list[str], q: np.ndarray, graph: PoolGraph, embedded: set[str] = frozenset()
 ) -> dict[frozenset[str], tuple[int, ...]]:
@@ -159,7 +165,7 @@ def candidate_sets(
     CANDIDATES most probable models (the fewest goals that give it), the embedded chooser's
     plan (which may hold models outside the CANDIDATES, a fusion of five signals), and the
     empty set."""
-    order = [int(i) for i in np.argsort(-q, kind="stable")[:CANDIDATES]]
+    order = most_probable(q)
     rank = dict(zip(names, map(float, q)))
     out: dict[frozenset[str], tuple[int, ...]] = {frozenset(): ()}
     for r in range(1, len(order) + 1):
@@ -180,9 +186,9 @@ def set_rows(
 ) -> tuple[list[frozenset[str]], list[tuple[int, ...]], np.ndarray]:
     """The candidate plans of one request, with a SET_FEATURES row each (`x`: its FEATURES rows,
     `q`: the per-model p, `embedded`: the embedded chooser's closed plan)."""
-    f = {n: i for i, n in enumerate(FEATURES)}
+    f = _COLUMN
     cands = candidate_sets(names, q, graph, embedded)
-    order = [int(i) for i in np.argsort(-q, kind="stable")[:CANDIDATES]]
+    order = most_probable(q)
     idx = {n: j for j, n in enumerate(names)}
     emb = frozenset(embedded)
     lq, l1q = np.log(np.clip(q, 1e-4, 1.0)), np.log(np.clip(1.0 - q, 1e-4, 1.0))
