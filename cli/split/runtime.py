@@ -48,8 +48,8 @@ def register(split_sub: argparse._SubParsersAction) -> None:
     srv.add_argument(
         "--manuals",
         type=Path,
-        help="pace compute to these hosts' manuals (compute_hz, cycles), e.g. "
-        "knowledge/samples/photo/manuals (default: real time)",
+        help="report the emulated compute of these hosts' manuals (compute_hz, cycles) beside "
+        "the measured, e.g. knowledge/samples/photo/manuals (default: measured only)",
     )
     add_common(srv)
     srv.set_defaults(func=serve_edge_command)
@@ -94,7 +94,8 @@ def register(split_sub: argparse._SubParsersAction) -> None:
     inf.add_argument(
         "--manuals",
         type=Path,
-        help="pace the device's compute to these manuals (start the server with the same flag)",
+        help="emulate the device's compute from these manuals, reported beside the measured "
+        "latency (start the server with the same flag)",
     )
     inf.add_argument("--device", help="the client device's name in the manuals (default: auto)")
     inf.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -293,7 +294,6 @@ def _print_result(result: Any, rate: float, args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    b = result.breakdown
     where = {"cloud": "cloud", "client-only": "device"}.get(result.scheme, "edge")
     scheme = result.scheme
     if result.scheme in ("coinfer", "split-raw"):
@@ -309,17 +309,23 @@ def _print_result(result: Any, rate: float, args: argparse.Namespace) -> None:
     table.add_row("uplink rate", format_rate(rate))
     table.add_row("payload sent", f"{result.payload_bytes:,} B")
     table.add_row("bytes up / down", f"{result.bytes_up:,} B / {result.bytes_down:,} B")
-    table.add_row("latency", f"{result.seconds * 1000:.1f} ms")
-    parts = [f"device {b.device_s * 1000:.1f}"]
-    if result.scheme != "client-only":
-        if b.plan_s:
-            parts.append(f"planning {b.plan_s * 1000:.1f}")
-        parts += [
-            f"uplink {b.uplink_s * 1000:.1f}",
-            f"{where} {b.server_s * 1000:.1f}",
-            f"downlink {b.downlink_s * 1000:.1f}",
-        ]
-    table.add_row("  of which (ms)", ", ".join(parts))
+    for label, total, b in (
+        ("latency measured", result.seconds, result.breakdown),
+        ("latency emulated", result.emulated_s, result.emulated),
+    ):
+        table.add_row(label, f"{total * 1000:.1f} ms")
+        parts = [f"device {b.device_s * 1000:.1f}"]
+        if result.scheme != "client-only":
+            if b.plan_s:
+                parts.append(f"planning {b.plan_s * 1000:.1f}")
+            parts += [
+                f"uplink {b.uplink_s * 1000:.1f}",
+                f"{where} {b.server_s * 1000:.1f}",
+                f"downlink {b.downlink_s * 1000:.1f}",
+            ]
+        table.add_row("  of which (ms)", ", ".join(parts))
+    if not args.manuals:
+        table.add_row("", "(emulated: no --manuals, so compute is this machine's measured time)")
     Console(file=sys.stdout, width=120).print(table)
 
 

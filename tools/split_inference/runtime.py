@@ -15,10 +15,16 @@ Schemes (paper Table II and Fig. 3):
   device first sends the request text for the cloud to plan (one extra round trip, as in the
   paper's cloud-only baseline where the cloud does the task planning too), then the PNG photo.
 
-Compute pacing: each side runs its part for real, then waits until the wall time of that part is
-max(real, emulated), where emulated = compute_seconds(model_id, start, stop, head, role) is any
-callable (e.g. partition.py's cost model from per-stage profiles and the manuals' compute_hz);
-without one, real time is used. Every socket operation has a timeout; an edge that is not there
+Two latencies per request, side by side, never max() of the two (issue 33):
+- measured (`InferenceResult.seconds`, `.breakdown`): this machine's real compute on both sides
+  and the real socket, whose bytes are paced by the emulated link (rate and one-way delay);
+- emulated (`.emulated_s`, `.emulated`): the cost model alone, from the same request's bytes on
+  the wire: compute_seconds(model_id, start, stop, head, role) for each side's model part (any
+  callable, e.g. partition.py's cost model from per-stage profiles and the manuals' compute_hz;
+  without one, the measured compute stands in), delay + bytes / rate for each hop, and the
+  cloud's planning time. Image encoding on the device has no cost-model entry, so its measured
+  time is in both.
+Compute is never slept to: a loaded host shows up in the measured figure only. Every socket operation has a timeout; an edge that is not there
 fails in under connect_timeout_s (3 s by default) with EdgeUnreachableError.
 
 Each request opens its own TCP connection; its set-up on 127.0.0.1 is not charged any emulated
@@ -169,6 +175,9 @@ class InferenceResult:
     quality: int | None = None  # JPEG/WebP quality for edge-lossy
     server_role: str | None = None
 
+    emulated_s: float = 0.0  # the cost model's end-to-end seconds for the same bytes
+    emulated: Breakdown = field(default_factory=Breakdown)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -203,19 +212,19 @@ def _check_non_negative(value: float, name: str) -> float:
     return number
 
 
-def _pace(started: float, emulated: float) -> float:
-    """Sleep until `emulated` seconds after `started` (if not already past); returns the wall time."""
-    remaining = started + emulated - time.perf_counter()
-    if remaining > 0:
-        time.sleep(remaining)
-    return time.perf_counter() - started
-
-
 def _emulated(
-    compute: ComputeSeconds | None, model_id: str, start: int, stop: int, head: bool, role: str
+    compute: ComputeSeconds | None,
+    model_id: str,
+    start: int,
+    stop: int,
+    head: bool,
+    role: str,
+    measured: float = 0.0,
 ) -> float:
+    """The cost model's seconds for stages [start, stop) (+ head) on `role`; `measured` where
+    there is no cost model."""
     if compute is None:
-        return 0.0
+        return measured
     seconds = float(compute(model_id, start, stop, head, role))
     if not math.isfinite(seconds) or seconds < 0:
         raise EdgeAIError(
@@ -502,8 +511,13 @@ class EdgeServer:
             raise UserInputError("a plan request needs the request text")
         task = header.get("task")
         model = _model_for(self.models, str(task), "cloud")
-        wall = _pace(received, self.plan_seconds)
-        return {"type": "plan", "task": task, "model_id": model.model_id, "server_s": wall}
+        return {
+            "type": "plan",
+            "task": task,
+            "model_id": model.model_id,
+            "server_s": time.perf_counter() - received,
+            "plan_emulated_s": self.plan_seconds,
+        }
 
     def _infer(self, header: dict[str, Any], payload: bytes, received: float) -> dict[str, Any]:
         scheme = str(header.get("scheme"))
@@ -557,14 +571,13 @@ class EdgeServer:
                         f"{str(exc).splitlines()[0]}"
                     ) from exc
             real = time.perf_counter() - started
-        emulated = _emulated(self.compute, model.model_id, k, model.n_stages, True, self.role)
-        wall = _pace(started, emulated)
+        emulated = _emulated(self.compute, model.model_id, k, model.n_stages, True, self.role, real)
         return {
             "type": "answer",
             "answer": answer,
             "server_s": time.perf_counter() - received,
-            "compute_real_s": real,
-            "compute_s": wall,
+            "compute_s": real,
+            "compute_emulated_s": emulated,
             "role": self.role,
             "model_id": model.model_id,
         }
@@ -710,9 +723,10 @@ class DeviceClient:
                 else:
                     payload = raw_activation_bytes(h)
                     header["shape"] = list(h.shape)
-                device_real = time.perf_counter() - started
-                emulated = _emulated(self.compute, model.model_id, 0, k, False, "device")
-                device_s = _pace(started, emulated)
+                device_s = time.perf_counter() - started
+                device_emulated = _emulated(
+                    self.compute, model.model_id, 0, k, False, "device", device_s
+                )
             elif scheme == "edge-lossy":
                 if max_bytes is not None:
                     enc = encode_to_budget(image, int(max_bytes), lossy_format)
@@ -720,11 +734,11 @@ class DeviceClient:
                 else:
                     used_quality = DEFAULT_LOSSY_QUALITY if quality is None else int(quality)
                     payload = encode_lossy(image, lossy_format, used_quality)
-                device_s = device_real = time.perf_counter() - started
+                device_s = device_emulated = time.perf_counter() - started
             else:  # edge-lossless, cloud
                 payload = encode_png(image)
-                device_s = device_real = time.perf_counter() - started
-        log.debug("device part of %s/%s: %.3f s (real %.3f s)", task, scheme, device_s, device_real)
+                device_s = device_emulated = time.perf_counter() - started
+        log.debug("device part of %s/%s: %.3f s (emulated %.3f s)", task, scheme, device_s, device_emulated)
         header["split"] = k
         assert address is not None
         hop_delay = cloud_delay if is_cloud else delay
@@ -739,6 +753,8 @@ class DeviceClient:
             )
         deadline = started + self.timeout_s
         breakdown = Breakdown(device_s=device_s)
+        emulated = Breakdown(device_s=device_emulated)
+        down = LinkSpec(down_rate, hop_delay)
         bytes_up = bytes_down = 0
         reply_role: str | None = None
         with self._connect(address) as sock:
@@ -753,28 +769,34 @@ class DeviceClient:
                     "downlink_rate_bps": down_rate,
                     "one_way_delay_s": hop_delay,
                 }
-                n, _ = send_frame(sock, plan, b"", uplink, timeout_s=_left(deadline, address))
-                bytes_up += n
-                reply, _, n = recv_frame(sock, timeout_s=_left(deadline, address))
-                bytes_down += n
+                n_up, _ = send_frame(sock, plan, b"", uplink, timeout_s=_left(deadline, address))
+                reply, _, n_down = recv_frame(sock, timeout_s=_left(deadline, address))
+                bytes_up, bytes_down = bytes_up + n_up, bytes_down + n_down
                 raise_if_error(reply)
                 if reply.get("type") != "plan":
                     raise ProtocolError(f"expected a plan reply, got {reply.get('type')!r}")
                 breakdown.plan_s = time.perf_counter() - t0
-            n, breakdown.uplink_s = send_frame(
+                emulated.plan_s = (
+                    up.ideal_seconds(n_up)
+                    + float(reply.get("plan_emulated_s", 0.0))
+                    + down.ideal_seconds(n_down)
+                )
+            n_up, breakdown.uplink_s = send_frame(
                 sock, header, payload, uplink, timeout_s=_left(deadline, address)
             )
-            bytes_up += n
             sent = time.perf_counter()
-            reply, _, n = recv_frame(sock, timeout_s=_left(deadline, address))
+            reply, _, n_down = recv_frame(sock, timeout_s=_left(deadline, address))
             done = time.perf_counter()
-            bytes_down += n
+            bytes_up, bytes_down = bytes_up + n_up, bytes_down + n_down
         raise_if_error(reply)
         if reply.get("type") != "answer" or not isinstance(reply.get("answer"), str):
             raise ProtocolError(f"expected an answer frame, got {reply.get('type')!r}")
         server_s = float(reply.get("server_s", 0.0))
         breakdown.server_s = server_s
         breakdown.downlink_s = max(0.0, done - sent - server_s)
+        emulated.uplink_s = up.ideal_seconds(n_up)
+        emulated.server_s = float(reply.get("compute_emulated_s", server_s))
+        emulated.downlink_s = down.ideal_seconds(n_down)
         reply_role = reply.get("role")
         return InferenceResult(
             answer=reply["answer"],
@@ -788,6 +810,8 @@ class DeviceClient:
             split=k,
             quality=used_quality,
             server_role=reply_role,
+            emulated_s=_total(emulated),
+            emulated=emulated,
         )
 
     def _default_split(self, task: str, model: SplitModel) -> int:
@@ -800,8 +824,8 @@ class DeviceClient:
     ) -> InferenceResult:
         with torch.no_grad():
             answer = model.predict(image[None], [question])[0]
-        emulated = _emulated(self.compute, model.model_id, 0, model.n_stages, True, "device")
-        wall = _pace(started, emulated)
+        wall = time.perf_counter() - started
+        emulated = _emulated(self.compute, model.model_id, 0, model.n_stages, True, "device", wall)
         return InferenceResult(
             answer=answer,
             task=task,
@@ -812,6 +836,8 @@ class DeviceClient:
             seconds=time.perf_counter() - started,
             breakdown=Breakdown(device_s=wall),
             split=model.n_stages,
+            emulated_s=emulated,
+            emulated=Breakdown(device_s=emulated),
         )
 
     def _connect(self, address: tuple[str, int]) -> socket.socket:
@@ -823,6 +849,10 @@ class DeviceClient:
             raise EdgeUnreachableError(f"server {host}:{port} unreachable ({reason})") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
+
+
+def _total(b: Breakdown) -> float:
+    return b.device_s + b.uplink_s + b.server_s + b.downlink_s + b.plan_s
 
 
 def _left(deadline: float, address: tuple[str, int]) -> float:
