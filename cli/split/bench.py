@@ -15,10 +15,11 @@ from edgeai.errors import UserInputError
 def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     parser = bench_sub.add_parser(
         "split",
-        help="split inference: bytes/quality per scheme (Table II) and latency vs rate (Fig. 3)",
+        help="split inference: bytes at equal quality vs the cheapest image baseline (Table II) and "
+        "emulated/measured latency vs rate (Fig. 3)",
     )
     parser.add_argument(
-        "--images", type=int, default=300, help="held-out images per task for Table II (300)"
+        "--images", type=int, default=1000, help="held-out images per task for Table II (1000)"
     )
     parser.add_argument(
         "--latency-images",
@@ -34,7 +35,9 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--skip-quality", action="store_true", help="only the latency sweep")
     parser.add_argument("--skip-latency", action="store_true", help="only Table II")
     parser.add_argument(
-        "--no-curve", action="store_true", help="Table II without the rate-quality ladders"
+        "--formats",
+        default="jpeg,webp,avif",
+        help="lossy image baselines, comma-separated (jpeg,webp,avif)",
     )
     add_common(parser)
     parser.set_defaults(func=bench_split_command)
@@ -70,86 +73,123 @@ def bench_split_command(args: argparse.Namespace, settings: Settings) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     summary: dict = {}
+    lossy = None
     if not args.skip_quality:
-        report = bench.quality_table(args.images, curve=not args.no_curve, progress=say)
-        table = Table(
-            title=f"Communication cost and task quality, {args.images} held-out images per task "
-            "(cf. Table II of autonomous-edge-ai-gpt)"
-        )
-        for col in (
-            "task",
-            "scheme",
-            "bytes/request",
-            "x fewer than PNG",
-            "quality",
-            "metrics",
-            "note",
-        ):
-            table.add_column(col)
-        for r in report.rows:
-            png = report.get(r.task, "edge-lossless").mean_bytes
-            ratio = f"{png / r.mean_bytes:.0f}x" if r.mean_bytes else "-"
-            table.add_row(
-                r.task,
-                r.scheme,
-                f"{r.mean_bytes:,.0f}",
-                ratio,
-                f"{r.score:.2f}",
-                " ".join(f"{k}={v:.2f}" for k, v in r.metrics.items()),
-                r.note + (f" k={r.split} lambda={r.lam:g}" if r.lam is not None else ""),
-            )
-        console.print(table)
-        checks = bench.acceptance(report)
-        acc = Table(title="Acceptance (issue 5, points 1-2)")
-        for col in (
-            "task",
-            "bytes ratio",
-            "needed",
-            "quality gap to PNG",
-            "co-inference",
-            "best lossy at equal bytes",
-            "holds",
-        ):
-            acc.add_column(col)
-        for c in checks:
-            acc.add_row(
-                c["task"],
-                f"{c['byte_ratio']:.0f}x",
-                f">= {c['ratio_needed']:.0f}x",
-                f"{c['quality_gap']:+.2f}",
-                f"{c['coinfer_score']:.2f}",
-                f"{c['best_lossy_at_equal_bytes']:.2f} ({c['lossy_scheme']}, "
-                f"{c['lossy_bytes']:.0f} B)",
-                "yes" if c["holds"] else "NO",
-            )
-        console.print(acc)
-        bench.write_csv(out / "split_quality.csv", [r.as_csv() for r in report.rows])
-        if report.curve:
-            bench.write_csv(out / "split_rate_quality.csv", [r.as_csv() for r in report.curve])
-            bench.plot_quality_curve(report, out / "split_rate_quality.png")
-        summary["quality"] = checks
+        from edgeai.tools.split_inference import honest
+
+        report = honest.equal_quality(args.images, formats=_formats(args.formats), progress=say)
+        _print_equal_quality(console, report, args.images)
+        bench.write_csv(out / "split_equal_quality.csv", [_plain(r) for r in report.rows])
+        bench.write_csv(out / "split_rate_quality.csv", [_plain(r) for r in report.curve])
+        bench.write_csv(out / "split_headline.csv", [_plain(h) for h in report.headlines])
+        honest.plot(report, out / "split_rate_quality.png")
+        summary["headline"] = [_plain(h) for h in report.headlines]
+        lossy = honest.lossy_settings(report)
     if not args.skip_latency:
-        rows, scenario = bench.latency_sweep(rates, args.latency_images, progress=say)
+        rows, scenario = bench.latency_sweep(
+            rates, args.latency_images, progress=say, lossy=lossy
+        )
         schemes = list(dict.fromkeys(r.scheme for r in rows))
         table = Table(
-            title="End-to-end latency (s), task mix 10/40/50 %, measured through the socket runtime "
-            f"(device {scenario.device} {scenario.device_hz:.2g} Hz, edge {scenario.edge_hz:.2g} "
+            title="End-to-end latency (s), task mix 10/40/50 %, emulated / measured (cf. Fig. 3): "
+            f"device {scenario.device} {scenario.device_hz:.2g} Hz, edge {scenario.edge_hz:.2g} "
             f"Hz, RTT {2 * scenario.edge_one_way_s * 1000:.0f} ms; cloud RTT "
-            f"{2 * scenario.cloud_one_way_s * 1000:.0f} ms) (cf. Fig. 3)"
+            f"{2 * scenario.cloud_one_way_s * 1000:.0f} ms"
         )
         table.add_column("rate KB/s")
         for s in schemes:
             table.add_column(s)
         for rate in dict.fromkeys(r.rate_kbps for r in rows):
-            cells = {r.scheme: r.seconds for r in rows if r.rate_kbps == rate and r.task == "mix"}
-            table.add_row(f"{rate:g}", *[f"{cells[s]:.3f}" for s in schemes])
+            cells = {r.scheme: r for r in rows if r.rate_kbps == rate and r.task == "mix"}
+            table.add_row(
+                f"{rate:g}",
+                *[f"{cells[s].emulated_s:.3f} / {cells[s].measured_s:.3f}" for s in schemes],
+            )
         console.print(table)
+        cross = bench.crossovers(rows)
+        for c in cross:
+            where = (
+                f"crosses at {c['rate_kbps']:.0f} KB/s, {c['faster_above']} faster above"
+                if c["rate_kbps"] == c["rate_kbps"]
+                else f"no crossing in the range; {c['faster_above']} faster throughout"
+            )
+            console.print(f"coinfer vs {c['against']} (emulated): {where}")
         shape = bench.check_shape(rows)
+        measured = bench.check_shape(rows, key="measured_s")
         for claim, ok in shape.items():
-            console.print(f"{'holds' if ok else 'DOES NOT HOLD'}: {claim}")
+            console.print(
+                f"{'holds' if ok else 'DOES NOT HOLD'} (emulated; measured: "
+                f"{'holds' if measured[claim] else 'does not hold'}): {claim}"
+            )
         bench.write_csv(out / "split_latency.csv", [r.as_csv() for r in rows])
         bench.plot_latency(rows, out / "split_latency.png")
         summary["latency_shape"] = shape
+        summary["latency_shape_measured"] = measured
+        summary["crossovers"] = cross
     (out / "split_summary.json").write_text(json.dumps(summary, indent=2, default=float))
     console.print(f"CSV and PNG written under {out}")
     return 0
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    from edgeai.tools.split_inference.imagecodecs import LOSSY_FORMATS
+
+    formats = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    bad = [f for f in formats if f not in LOSSY_FORMATS]
+    if not formats or bad:
+        raise UserInputError(
+            f"--formats: unknown {', '.join(bad) or 'empty list'} "
+            f"(choose from {', '.join(LOSSY_FORMATS)})"
+        )
+    return formats
+
+
+def _plain(row: object) -> dict:
+    from dataclasses import asdict
+
+    out = {}
+    for key, value in asdict(row).items():  # type: ignore[call-overload]
+        if isinstance(value, tuple):
+            out.update({f"{key}_{part}": v for part, v in zip(("point", "lo", "hi"), value)})
+        elif isinstance(value, float):
+            out[key] = round(value, 3)
+        else:
+            out[key] = value
+    return out
+
+
+def _print_equal_quality(console, report, n: int) -> None:
+    from rich.table import Table
+
+    table = Table(
+        title=f"Bytes on the wire at equal quality (within {report.headlines[0].tolerance:g} "
+        f"points of the uncompressed photo), {n} held-out images per task; 95 % paired "
+        "bootstrap intervals (cf. Table II)"
+    )
+    for col in ("task", "scheme", "setting", "wire B", "payload B", "quality", "vs uncompressed",
+                "meets"):
+        table.add_column(col)
+    for r in report.rows:
+        setting = (
+            f"k={r.split} lambda={r.lam:g}" if r.lam is not None
+            else f"k={r.split}" if r.split is not None
+            else f"q={r.quality}" if r.quality is not None else "lossless"
+        )
+        table.add_row(
+            r.task, r.scheme, setting, f"{r.wire_bytes:,.0f}", f"{r.payload_bytes:,.0f}",
+            f"{r.score:.2f}", f"{r.delta:+.2f} [{r.delta_lo:+.2f}, {r.delta_hi:+.2f}]",
+            "yes" if r.meets else "no",
+        )
+    console.print(table)
+    head = Table(title="Headline: cheapest image baseline / cheapest co-inference, both at equal "
+                 "quality (wire bytes; ratio with a 95 % bootstrap interval)")
+    for col in ("task", "reference", "co-inference", "bytes", "baseline", "bytes", "ratio",
+                "codec side info (checkpoint, both ends)", "224-px PNG (old baseline)"):
+        head.add_column(col)
+    for h in report.headlines:
+        head.add_row(
+            h.task, f"{h.reference:.2f}", h.coinfer, f"{h.coinfer_wire:,.0f}", h.baseline,
+            f"{h.baseline_wire:,.0f}", f"{h.ratio:.2f}x [{h.ratio_lo:.2f}, {h.ratio_hi:.2f}]",
+            f"{h.side_info_bytes:,} B", f"{h.png_full_wire:,.0f} B",
+        )
+    console.print(head)

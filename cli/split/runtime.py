@@ -84,7 +84,16 @@ def register(split_sub: argparse._SubParsersAction) -> None:
         "--cloud", default=f"127.0.0.1:{DEFAULT_CLOUD_PORT}", help="cloud server HOST:PORT"
     )
     inf.add_argument("--split", type=int, help="split point k for split-raw")
-    inf.add_argument("--format", choices=("jpeg", "webp"), default="jpeg", help="edge-lossy codec")
+    inf.add_argument(
+        "--format", choices=("jpeg", "webp", "avif"), default="jpeg", help="edge-lossy codec"
+    )
+    inf.add_argument(
+        "--side",
+        type=int,
+        default=None,
+        help="edge-lossy: resize the photo to SIDE x SIDE before coding (e.g. 64, the photo "
+        "models' input size; default: as taken)",
+    )
     inf.add_argument("--quality", type=int, help="edge-lossy quality 1..100 (default 75)")
     inf.add_argument(
         "--max-bytes", type=int, help="edge-lossy: best quality within this many bytes"
@@ -247,6 +256,8 @@ def infer_command(args: argparse.Namespace, settings: Settings) -> int:
             raise UserInputError(f"{flag} must be a finite number >= 0, got {value}")
     if args.timeout <= 0:
         raise UserInputError(f"--timeout must be > 0, got {args.timeout}")
+    if args.side is not None and not 8 <= args.side <= 4096:
+        raise UserInputError(f"--side must be 8..4096 pixels, got {args.side}")
     if args.question is not None and args.task != "vqa":
         raise UserInputError(f"--question is for task vqa, not {args.task}")
     if args.task == "vqa" and not (args.question or "").strip():
@@ -276,6 +287,7 @@ def infer_command(args: argparse.Namespace, settings: Settings) -> int:
         lossy_format=args.format,
         quality=args.quality,
         max_bytes=args.max_bytes,
+        lossy_side=args.side,
         cloud=cloud,
         cloud_one_way_s=args.cloud_rtt_ms / 2000.0,
     )

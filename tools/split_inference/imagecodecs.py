@@ -1,4 +1,4 @@
-"""Image codecs of the edge-only baselines: lossless PNG, lossy JPEG/WebP, and a byte-budget search.
+"""Image codecs of the edge-only baselines: lossless PNG, lossy JPEG/WebP/AVIF, a byte-budget search.
 
 Edge-only inference sends the photo itself (paper Table II): losslessly (PNG) to keep the task
 quality, or lossily (JPEG/WebP) to save bytes at some cost in quality. `encode_to_budget` finds
@@ -16,9 +16,9 @@ import numpy as np
 from edgeai.errors import UserInputError
 from PIL import Image, UnidentifiedImageError
 
-LossyFormat = Literal["jpeg", "webp"]
-LOSSY_FORMATS: tuple[LossyFormat, ...] = ("jpeg", "webp")
-_PIL_NAME = {"jpeg": "JPEG", "webp": "WEBP", "png": "PNG"}
+LossyFormat = Literal["jpeg", "webp", "avif"]
+LOSSY_FORMATS: tuple[LossyFormat, ...] = ("jpeg", "webp", "avif")
+_PIL_NAME = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF", "png": "PNG"}
 
 
 class ImageDecodeError(UserInputError):
@@ -47,6 +47,16 @@ def _as_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(image), mode="RGB")
 
 
+def resize_square(image: np.ndarray, side: int) -> np.ndarray:
+    """The photo resized to side x side (antialiased bilinear), as a device could before sending
+    it (the photo-world models resize to 64 x 64 themselves, so sending more is wasted)."""
+    if side < 1:
+        raise UserInputError(f"image side must be >= 1 pixel, got {side}")
+    if image.shape[0] == side and image.shape[1] == side:
+        return image
+    return np.asarray(_as_pil(image).resize((side, side), Image.Resampling.BILINEAR))
+
+
 def encode_png(image: np.ndarray, compress_level: int = 9) -> bytes:
     """Lossless PNG (zlib level 9 by default: the smallest lossless file PIL makes)."""
     buf = io.BytesIO()
@@ -66,7 +76,8 @@ def _check_fmt(fmt: str) -> LossyFormat:
 
 
 def encode_lossy(image: np.ndarray, fmt: str, quality: int) -> bytes:
-    """JPEG or WebP at `quality` (1..100; 4:2:0 chroma for JPEG, as cameras do)."""
+    """JPEG, WebP or AVIF at `quality` (1..100; 4:2:0 chroma for JPEG, as cameras do; AVIF at
+    Pillow's default encoder speed)."""
     key = _check_fmt(fmt)
     if not 1 <= int(quality) <= 100:
         raise UserInputError(f"quality must be in 1..100, got {quality}")
@@ -74,7 +85,7 @@ def encode_lossy(image: np.ndarray, fmt: str, quality: int) -> bytes:
     options: dict[str, object] = {"quality": int(quality)}
     if key == "jpeg":
         options["subsampling"] = 2  # 4:2:0
-    else:
+    elif key == "webp":
         options["method"] = 4
     _as_pil(image).save(buf, format=_PIL_NAME[key], **options)
     return buf.getvalue()
@@ -126,7 +137,7 @@ def decode_image(data: bytes, source: str = "image") -> np.ndarray:
         SyntaxError,
     ) as exc:
         detail = "" if isinstance(exc, UnidentifiedImageError) else f" ({exc})"
-        raise ImageDecodeError(f"{source}: not a readable PNG/JPEG/WebP image{detail}") from exc
+        raise ImageDecodeError(f"{source}: not a readable PNG/JPEG/WebP/AVIF image{detail}") from exc
     array = np.array(rgb, dtype=np.uint8)  # a writable copy (torch.from_numpy wants one)
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ImageDecodeError(f"{source}: image has no pixels")

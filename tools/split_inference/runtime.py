@@ -55,6 +55,7 @@ from edgeai.tools.split_inference.imagecodecs import (
     encode_lossy,
     encode_png,
     encode_to_budget,
+    resize_square,
 )
 from edgeai.tools.split_inference.link import LinkSpec, ShapedLink, format_rate
 from edgeai.tools.split_inference.protocol import (
@@ -65,6 +66,7 @@ from edgeai.tools.split_inference.protocol import (
     ProtocolError,
     RemoteError,
     SplitRuntimeError,
+    encode_frame,
     parse_address,
     raise_if_error,
     recv_frame,
@@ -183,6 +185,37 @@ class InferenceResult:
 
 
 # -- helpers shared by both sides ------------------------------------------------------------
+
+
+def infer_header(
+    scheme: str,
+    task: str,
+    model_id: str,
+    question: str | None,
+    split: int = 0,
+    downlink_rate_bps: float = 1e6,
+    one_way_delay_s: float = 0.010,
+    shape: list[int] | None = None,
+) -> dict[str, Any]:
+    """The header of a device's infer frame (the client sends exactly this; the benchmark counts
+    its bytes on the wire with `protocol.encode_frame`)."""
+    header: dict[str, Any] = {
+        "version": PROTOCOL_VERSION,
+        "type": "infer",
+        "scheme": scheme,
+        "task": task,
+        "model_id": model_id,
+        "question": question,
+    }
+    if shape is not None:
+        header["shape"] = shape
+    header.update(split=split, downlink_rate_bps=downlink_rate_bps, one_way_delay_s=one_way_delay_s)
+    return header
+
+
+def wire_bytes(header: dict[str, Any], payload: bytes) -> int:
+    """Bytes of one frame on the wire: length prefix, JSON header, payload."""
+    return len(encode_frame(header, payload))
 
 
 def check_task(task: str) -> None:
@@ -648,6 +681,7 @@ class DeviceClient:
         lossy_format: str = "jpeg",
         quality: int | None = None,
         max_bytes: int | None = None,
+        lossy_side: int | None = None,
         cloud: tuple[str, int] | str | None = None,
         cloud_one_way_s: float = DEFAULT_CLOUD_ONE_WAY_S,
         request_text: str | None = None,
@@ -659,7 +693,8 @@ class DeviceClient:
         the RTT); the cloud scheme uses cloud_one_way_s instead, and `cloud` (else `server`) as
         the cloud's address. split: k; coinfer uses the codec at k (default: the task's default
         codec), split-raw defaults to the default codec's split point, else 1.
-        edge-lossy: `max_bytes` picks the best quality within that budget, else `quality` (75).
+        edge-lossy: `max_bytes` picks the best quality within that budget, else `quality` (75);
+        `lossy_side` resizes the photo to that square side first (e.g. the model's input size).
         """
         check_task(task)
         check_scheme(scheme)
@@ -697,14 +732,7 @@ class DeviceClient:
         started = time.perf_counter()
         if scheme == "client-only":
             return self._client_only(model, image, task, question, started)
-        header: dict[str, Any] = {
-            "version": PROTOCOL_VERSION,
-            "type": "infer",
-            "scheme": scheme,
-            "task": task,
-            "model_id": model.model_id,
-            "question": question,
-        }
+        header = infer_header(scheme, task, model.model_id, question)
         used_quality: int | None = None
         k = 0
         with torch.no_grad():
@@ -728,6 +756,8 @@ class DeviceClient:
                     self.compute, model.model_id, 0, k, False, "device", device_s
                 )
             elif scheme == "edge-lossy":
+                if lossy_side is not None:
+                    image = resize_square(image, int(lossy_side))
                 if max_bytes is not None:
                     enc = encode_to_budget(image, int(max_bytes), lossy_format)
                     payload, used_quality = enc.data, enc.quality
@@ -739,11 +769,9 @@ class DeviceClient:
                 payload = encode_png(image)
                 device_s = device_emulated = time.perf_counter() - started
         log.debug("device part of %s/%s: %.3f s (emulated %.3f s)", task, scheme, device_s, device_emulated)
-        header["split"] = k
         assert address is not None
         hop_delay = cloud_delay if is_cloud else delay
-        header["downlink_rate_bps"] = down_rate
-        header["one_way_delay_s"] = hop_delay
+        header.update(split=k, downlink_rate_bps=down_rate, one_way_delay_s=hop_delay)
         up = LinkSpec(rate, hop_delay)
         needed = device_s + up.ideal_seconds(len(payload)) + (2 * hop_delay if is_cloud else 0)
         if needed > self.timeout_s:
