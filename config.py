@@ -76,6 +76,7 @@ class Settings(BaseSettings):
     checkpoint_db = _under_home("checkpoints.sqlite", "LangGraph's SQLite checkpoints")
     runs_dir = _under_home("runs", "run artifacts: plans, decisions, curves, generated code")
     bench_dir = _under_home("bench", "benchmark tables and plots")
+    photos_dir = _under_home("photos", "people's photos given with a request (PNG, scaled down)")
 
 
 def require_home(settings: Settings) -> None:

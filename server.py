@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from edgeai.config import Settings, get_settings
-from edgeai.errors import EdgeAIError, HomeNotFoundError, UnknownThreadError
+from edgeai.errors import EdgeAIError, HomeNotFoundError, UnknownThreadError, UserInputError
 from edgeai.graphs.api.chat import chat
 from edgeai.graphs.api.routes import ROUTERS
 from edgeai.graphs.api.runs import Conflict, NotFound, Runs
@@ -123,6 +123,11 @@ class PlanRequest(BaseModel):
 class AskRequest(PlanRequest):
     thread: str | None = Field(None, description="continue this thread; omit to start one")
     seed: int = 0
+    image_base64: str | None = Field(
+        None,
+        description="your photo (PNG/JPEG/WebP/AVIF bytes, base64) for the photo models; the "
+        "whole body must fit the server's body limit (1 MB by default, $EDGEAI_MAX_BODY_BYTES)",
+    )
 
 
 class AskPublic(BaseModel):
@@ -334,10 +339,23 @@ def plan(body: PlanRequest, s: AppDep) -> dict[str, Any]:
     return s.planner.plan(body.request).model_dump(mode="json")  # EdgeAIError: 400 (handler)
 
 
+def _photo(text: str | None) -> bytes | None:
+    """The uploaded photo's bytes; a clear 400 (UserInputError) for text that is not base64."""
+    if text is None:
+        return None
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise UserInputError(f"field 'image_base64': not base64 ({exc})") from exc
+
+
 @router.post("/ask", response_model=AskPublic)
 def ask(body: AskRequest, s: AppDep) -> dict[str, Any]:
     try:
-        out = s.ask(body.request, body.thread, seed=body.seed)
+        out = s.ask(body.request, body.thread, seed=body.seed, image=_photo(body.image_base64))
     except UnknownThreadError as exc:
         raise HTTPException(status_code=404, detail=public(str(exc))) from exc
     # a request that started federated training names its run folder: not for clients

@@ -190,7 +190,8 @@ def refine_with_splits(
             energy_j=decision.device_energy_j,
             reason=(
                 f"partition ({goal}): {what}: {decision.latency_s:.3f} s predicted vs "
-                f"{edge_only.latency_s:.3f} s sending the {edge_only.payload_bytes:,} B PNG and "
+                f"{edge_only.latency_s:.3f} s sending the {edge_only.payload_bytes:,} B "
+                f"{service.edge_image_label(s.model)} and "
                 f"{local.latency_s:.3f} s on the device"
             ),
         )

@@ -59,7 +59,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "plan": ("edgeai.cli.plan", "Table I: plan quality of our planner vs a TF-IDF baseline"),
     "split": (
         "edgeai.cli.split",
-        "split inference: bytes/quality per scheme (Table II) and latency vs rate (Fig. 3)",
+        "split inference: bytes at equal quality vs the cheapest image baseline (Table II) and "
+        "emulated/measured latency vs rate (Fig. 3)",
     ),
     "fl": ("edgeai.cli.fl", "Fig. 4: automatic FL trials vs a grid-searched baseline"),
     "serve": (

@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask.add_argument("--fl", metavar="JSON",
                      help='how to train when no model fits, e.g. \'{"data": "digits", "rounds": 5}\' '
                           "(fields of FLOptions; default: generated photos, 10 clients, 10 rounds, 3 trials)")
+    ask.add_argument("--image", metavar="PATH",
+                     help="your photo for the photo models (PNG/JPEG/WebP/AVIF; large photos are "
+                          "scaled down); without it they use the household camera's photo")
     add_common(ask)
     add_store(ask)
     ask.set_defaults(func=cmd_ask)
@@ -84,8 +87,16 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.thread is not None:
         check_text(args.thread, "--thread")
     fl = _fl_options(args.fl)
+    image = None
+    if args.image is not None:  # checked before anything opens: a bad photo costs nothing
+        from edgeai.tools.split_inference.imagecodecs import read_photo
+
+        read_photo(args.image)
+        with open(args.image, "rb") as fh:
+            image = fh.read()
     app = App.open(settings)
     kwargs = {k: getattr(args, k) for k in ASK_OPTIONS}
+    kwargs["image"] = image
     progress = None
     if fl is not None or args.yes:
         from edgeai.cli.fl import Progress, _ask_approval, _codegen_model

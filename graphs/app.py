@@ -112,6 +112,7 @@ class App:
         codegen_model: Any = None,
         progress: Any = None,
         resume: Any = None,
+        image: bytes | None = None,
     ) -> dict[str, Any]:
         """One request through the graph on a thread (a new one when `thread` is None); the
         answer with its plan, placements, results and this turn's trace, as JSON. A turn that
@@ -120,12 +121,34 @@ class App:
         from edgeai.agents.planning.read import validate_request
 
         request = validate_request(request)
+        photo = self.keep_photo(image) if image is not None else None
         new = thread is None
         thread = thread if thread is not None else uuid.uuid4().hex[:12]
         context = {"approve": approve, "fl": fl, "codegen_model": codegen_model, "progress": progress}
         with nullcontext() if new else self._thread_lock(thread):
             return self._turn(request, thread, new, today=today, seed=seed, objective=objective,
-                              solver=solver, extra=context, resume=resume)
+                              solver=solver, extra=context, resume=resume, photo=photo)
+
+    def keep_photo(self, data: bytes, source: str = "image") -> str:
+        """A person's photo, checked and scaled down (`imagecodecs.photo_from_bytes`), kept as a
+        PNG named by its content under the home's photos/ (written whole, then renamed); its
+        path. Bad bytes raise one clear ImageDecodeError and write nothing."""
+        import hashlib
+        import os
+        import tempfile
+
+        from edgeai.tools.split_inference.imagecodecs import encode_png, photo_from_bytes
+
+        png = encode_png(photo_from_bytes(data, source=source), compress_level=6)
+        folder = self.settings.photos_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{hashlib.sha256(png).hexdigest()[:16]}.png"
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(png)
+            os.replace(tmp, path)
+        return str(path)
 
     def sources(self, plan: dict[str, Any] | None) -> list[dict[str, Any]]:
         """The manuals a plan relied on (its devices'): file name (no folder: answers travel to
@@ -171,6 +194,7 @@ class App:
         solver: str | None,
         extra: dict[str, Any],
         resume: Any = None,
+        photo: str | None = None,
     ) -> dict[str, Any]:
         from langgraph.types import Command
 
@@ -195,7 +219,9 @@ class App:
             state = self.graph.invoke(Command(resume=resume), config, context=context)
         else:
             run = uuid.uuid4().hex[:12]
-            state = self.graph.invoke({"request": request, "run": run}, config, context=context)
+            state = self.graph.invoke(
+                {"request": request, "run": run, "image": photo}, config, context=context
+            )
         pending = [i.value for i in state.get("__interrupt__", [])]
         return {
             "interrupt": pending[0] if pending else None,

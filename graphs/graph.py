@@ -21,6 +21,7 @@ from edgeai.agents.codegen import trainable_task
 from edgeai.agents.conversation import day_of, looks_like_followup
 from edgeai.agents.model_selector import select_models
 from edgeai.agents.offloading import place_work
+from edgeai.agents.planning.visual import route_visual_question
 from edgeai.agents.responder import (
     RunResult,
     compose_answer,
@@ -59,6 +60,7 @@ def plan_request(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, A
         if day == ctx.today:  # no day word of its own: keep the previous day
             day = dt.date.fromisoformat(previous.day)
         plan = ctx.planner.plan(effective)
+    plan = route_visual_question(plan, ctx.store.models, effective, state.image is not None)
     trained_now = state.training is not None and state.training.graph_run == state.run
     update = {
         "train": bool(not plan.subtasks and ctx.home is not None and not trained_now
@@ -137,6 +139,7 @@ def run_models(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, Any
                     upstream=upstream,
                     placement=placements.get(s.subtask),
                     request=state.effective_request or state.request,
+                    image=state.image,
                 )
             )
         except ModelNotInstalledError as exc:

@@ -101,6 +101,8 @@ class EdgeState(BaseModel):
     """id of the run (one `ask`) now writing: trace steps carry it, so a turn's trace never
     holds the steps of a run killed before it (older threads: "")."""
     effective_request: str = ""
+    image: str | None = None
+    """the person's photo for this turn (a PNG under the data home's photos/), or None"""
     day: str = ""
     plan: Plan | None = None
     selection: list[Selection] = Field(default_factory=list)

@@ -46,6 +46,9 @@ class RunCall:
     """the offloading agent's placement as JSON (schemas.Placement); None: run where it is"""
     request: str | None = None
     """the person's words, for models that read them (a question about a photo)"""
+    image: str | None = None
+    """the person's own photo (a PNG kept in the data home), for models that read a photo;
+    None: the household camera's photo of the day"""
 
 
 class ModelNotInstalledError(EdgeAIError):

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 from edgeai.tools.split_inference.base import TASKS, Task
-from edgeai.tools.split_inference.imagecodecs import encode_lossy, resize_square
+from edgeai.tools.split_inference.imagecodecs import LossySetting
 from edgeai.tools.split_inference.partition import (
     choose_split,
     codec_payload_bytes,
@@ -53,18 +53,6 @@ TASK_MIX: dict[Task, float] = {"classify": 0.10, "caption": 0.40, "vqa": 0.50}
 DEFAULT_RATES_KBPS = (50, 75, 100, 150, 200, 300, 400, 500, 750, 1000)
 LATENCY_SCHEMES = ("coinfer", "edge-lossy", "edge-lossless", "client-only", "cloud")
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class LossySetting:
-    """How edge-lossy sends a task's photo: resized to `side`, coded with `fmt` at `quality`."""
-
-    fmt: str = "webp"
-    side: int = 64
-    quality: int = DEFAULT_LOSSY_QUALITY
-
-    def __str__(self) -> str:
-        return f"{self.fmt} {self.side}px q={self.quality}"
 
 
 def csv_row(row: Any, digits: dict[str, int], rename: dict[str, str] | None = None) -> dict[str, Any]:
@@ -141,7 +129,11 @@ def latency_sweep(
         codec_bytes[task] = {}
         for codec in codecs[task]:
             codec_bytes[task].update(codec_payload_bytes(model, codec, sample))
-    lossy = {t: (lossy or {}).get(t) or LossySetting(side=_input_side(models[t])) for t in TASKS}
+    lossy = {
+        t: (lossy or {}).get(t)
+        or LossySetting(side=_input_side(models[t]), quality=DEFAULT_LOSSY_QUALITY)
+        for t in TASKS
+    }
 
     def coinfer_split(task: str, rate: float) -> int:
         """Co-inference cuts where the partition predicts the lowest latency at this rate,
@@ -243,11 +235,7 @@ def _mix(rate: float, scheme: str, means: dict[str, LatencyRow]) -> LatencyRow:
 
 def lossy_bytes(setting: LossySetting, images: Sequence[np.ndarray]) -> float:
     """Mean payload bytes of edge-lossy's photo at this setting (the partitioner's k = 0)."""
-    sizes = [
-        len(encode_lossy(resize_square(im, setting.side), setting.fmt, setting.quality))
-        for im in images
-    ]
-    return float(np.mean(sizes))
+    return float(np.mean([len(setting.encode(im)) for im in images]))
 
 
 def crossovers(rows: list[LatencyRow], key: str = "emulated_s") -> list[dict[str, Any]]:

@@ -405,7 +405,7 @@ def _headline(t: _Task, rows: list[EqualRow], codecs: dict[str, Any], full: int)
 
 def lossy_settings(report: EqualQualityReport) -> dict[str, Any]:
     """Per task, the cheapest lossy image setting that meets the quality (Fig. 3's edge-lossy)."""
-    from edgeai.tools.split_inference.bench import LossySetting
+    from edgeai.tools.split_inference.imagecodecs import LossySetting
 
     out: dict[str, Any] = {}
     for task in dict.fromkeys(r.task for r in report.rows):

@@ -21,6 +21,22 @@ LOSSY_FORMATS: tuple[LossyFormat, ...] = ("jpeg", "webp", "avif")
 _PIL_NAME = {"jpeg": "JPEG", "webp": "WEBP", "avif": "AVIF", "png": "PNG"}
 
 
+@dataclass(frozen=True)
+class LossySetting:
+    """How edge-only sends a photo lossily: resized to `side` (square), coded with `fmt` at
+    `quality` (bench split picks, per task, the cheapest such setting of equal quality)."""
+
+    fmt: str = "webp"
+    side: int = 64
+    quality: int = 75
+
+    def __str__(self) -> str:
+        return f"{self.fmt.upper() if self.fmt != 'webp' else 'WebP'} {self.side} px q={self.quality}"
+
+    def encode(self, image: np.ndarray) -> bytes:
+        return encode_lossy(resize_square(image, self.side), self.fmt, self.quality)
+
+
 class ImageDecodeError(UserInputError):
     """Bytes (or a file) that are not a PNG/JPEG/WebP image we can read."""
 
@@ -48,13 +64,19 @@ def _as_pil(image: np.ndarray) -> Image.Image:
 
 
 def resize_square(image: np.ndarray, side: int) -> np.ndarray:
-    """The photo resized to side x side (antialiased bilinear), as a device could before sending
-    it (the photo-world models resize to 64 x 64 themselves, so sending more is wasted)."""
+    """The photo resized to side x side as the photo-world models resize it themselves (bilinear,
+    antialiased, torch's `interpolate`), rounded to uint8: what a device sends when it sends the
+    model's input size rather than the photo as taken."""
+    import torch
+    import torch.nn.functional as F
+
     if side < 1:
         raise UserInputError(f"image side must be >= 1 pixel, got {side}")
     if image.shape[0] == side and image.shape[1] == side:
         return image
-    return np.asarray(_as_pil(image).resize((side, side), Image.Resampling.BILINEAR))
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    y = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
+    return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def encode_png(image: np.ndarray, compress_level: int = 9) -> bytes:
@@ -156,3 +178,60 @@ def read_image(path: str) -> np.ndarray:
     except PermissionError as exc:
         raise UserInputError(f"cannot read image file '{path}' (permission denied)") from exc
     return decode_image(data, source=str(path))
+
+
+MAX_PHOTO_PIXELS = 150_000_000
+"""a person's photo above this many pixels is refused (a 50-megapixel camera photo is fine)"""
+PHOTO_SIDE = 1024
+"""a person's photo is scaled down (aspect kept) so its longer side is at most this; every model
+here looks at 224 px or fewer, and the copy kept in the data home stays small"""
+
+
+def photo_from_bytes(data: bytes, source: str = "image", max_side: int = PHOTO_SIDE) -> np.ndarray:
+    """A person's photo (PNG/JPEG/WebP/AVIF bytes, any size up to MAX_PHOTO_PIXELS) as an
+    H x W x 3 uint8 array whose longer side is at most `max_side` (scaled down, aspect kept)."""
+    import warnings
+
+    if not data:
+        raise ImageDecodeError(f"{source}: empty, not an image")
+    try:
+        with warnings.catch_warnings():  # our own limit below; PIL's bomb warning is noise here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+        with img:
+            w, h = img.size
+            if w * h > MAX_PHOTO_PIXELS:
+                raise ImageDecodeError(
+                    f"{source}: {w} x {h} is {w * h / 1e6:.0f} megapixels, over the "
+                    f"{MAX_PHOTO_PIXELS / 1e6:.0f}-megapixel limit"
+                )
+            img.draft("RGB", (max_side, max_side))  # JPEG: decode at a reduced scale
+            rgb = img.convert("RGB")
+            rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    except ImageDecodeError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageDecodeError(
+            f"{source}: over the {MAX_PHOTO_PIXELS / 1e6:.0f}-megapixel limit ({exc})"
+        ) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        detail = "" if isinstance(exc, UnidentifiedImageError) else f" ({exc})"
+        raise ImageDecodeError(
+            f"{source}: not a readable PNG/JPEG/WebP/AVIF image{detail}"
+        ) from exc
+    return np.array(rgb, dtype=np.uint8)
+
+
+def read_photo(path: str, max_side: int = PHOTO_SIDE) -> np.ndarray:
+    """`photo_from_bytes` of a file, with one-line errors for a missing file, a folder, no
+    permission."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError as exc:
+        raise UserInputError(f"--image: '{path}' does not exist") from exc
+    except IsADirectoryError as exc:
+        raise UserInputError(f"--image: '{path}' is a directory, not an image file") from exc
+    except PermissionError as exc:
+        raise UserInputError(f"--image: cannot read '{path}' (permission denied)") from exc
+    return photo_from_bytes(data, source=f"--image '{path}'", max_side=max_side)

@@ -33,7 +33,8 @@ from edgeai.knowledge.manuals import DeviceManual, Manual
 from edgeai.tools.runtimes import ModelResult, RunCall
 from edgeai.tools.split_inference.base import TASKS, SplitModel, Task
 from edgeai.tools.split_inference.codec import FeatureCodec
-from edgeai.tools.split_inference.imagecodecs import read_image
+from edgeai.tools.split_inference.imagecodecs import LossySetting, read_photo
+from edgeai.tools.split_inference.question import visual_question
 from edgeai.tools.split_inference.partition import (
     PHOTO_MANUALS,
     PhotoHosts,
@@ -99,11 +100,38 @@ def profile_of(model_id: str) -> ModelProfile:
     )
 
 
+@lru_cache(maxsize=4)
+def edge_image(task: str) -> LossySetting | None:
+    """How edge-only sends the task's photo: the cheapest lossy setting of equal quality that
+    `edgeai bench split` measured, recorded in the checkpoints' manifest ("edge-image-<task>");
+    None (the PNG as taken) when the manifest has none."""
+    import json
+
+    from edgeai.tools.split_inference.codec import CHECKPOINT_DIR
+
+    try:
+        entry = json.loads((CHECKPOINT_DIR / "manifest.json").read_text()).get(f"edge-image-{task}")
+    except (OSError, ValueError):
+        return None
+    if not entry:
+        return None
+    return LossySetting(str(entry["fmt"]), int(entry["side"]), int(entry["quality"]))
+
+
+def edge_image_label(model_id: str) -> str:
+    setting = edge_image(_task(model_id))
+    return f"photo as {setting}" if setting else "PNG photo"
+
+
 @lru_cache(maxsize=8)
 def _codec_bytes(model_id: str) -> dict[int, int]:
+    """Payload bytes per split point: the codecs' at theirs, the edge-only photo's at k = 0."""
     task = _task(model_id)
     images = np.stack([example(task, seed).image for seed in range(4)])
     out: dict[int, int] = {}
+    setting = edge_image(task)
+    if setting is not None:
+        out[0] = round(float(np.mean([len(setting.encode(im)) for im in images])))
     for codec in _codecs()[task]:
         out.update(codec_payload_bytes(_models()[task], codec, images))
     return out
@@ -165,13 +193,16 @@ def camera_seed(day: dt.date, seed: int) -> int:
     return zlib.crc32(f"{day.isoformat()}:{seed}".encode()) % 100_000
 
 
-def _image(upstream: Mapping[str, Any], task: Task, day: dt.date, seed: int):
+def _image(upstream: Mapping[str, Any], task: Task, day: dt.date, seed: int,
+           photo: str | None = None):
+    if photo is not None:
+        return read_photo(photo), None, "your photo"
     given = upstream.get("image")
     if given is None:
         ex = example(task, camera_seed(day, seed))
-        return ex.image, ex, "the camera's photo of the day"
+        return ex.image, ex, "the camera's photo of the day (generated)"
     if isinstance(given, (str, Path)):
-        return read_image(str(given)), None, str(given)
+        return read_photo(str(given)), None, str(given)
     return np.asarray(given, dtype=np.uint8), None, "the given image"
 
 
@@ -186,20 +217,23 @@ class PhotoRuntime:
 
     def run(self, call: RunCall) -> ModelResult:
         return _run(call.model_id, call.upstream, call.day, call.seed, call.placement or {},
-                    call.request)
+                    call.request, call.image)
 
 
 RUNTIME = PhotoRuntime()
 
 
 def _run(model_id: str, upstream: Mapping[str, Any], day: dt.date, seed: int,
-         placement: Mapping[str, Any], request: str | None) -> ModelResult:
-    """Run one photo model where the placement says, through the socket runtime."""
+         placement: Mapping[str, Any], request: str | None,
+         photo: str | None = None) -> ModelResult:
+    """Run one photo model where the placement says, through the socket runtime: on the
+    person's photo when there is one, else the household camera's generated photo of the day;
+    the question answerer gets the question inside the request (`question.visual_question`)."""
     task = _task(model_id)
-    image, ex, source = _image(upstream, task, day, seed)
+    image, ex, source = _image(upstream, task, day, seed, photo)
     question = None
     if task == "vqa":
-        question = upstream.get("question") or request
+        question = upstream.get("question") or (visual_question(request) if request else None)
         if not question:
             raise UserInputError("blip-vqa needs a question about the photo")
     mode = placement.get("mode", "split")
@@ -207,8 +241,11 @@ def _run(model_id: str, upstream: Mapping[str, Any], day: dt.date, seed: int,
     rt = _runtime()
     rate = float(rt.hosts.device.uplink_bps or 2.4e6) / 8.0  # bytes/s
     started = time.perf_counter()
+    setting = edge_image(task)
     if mode == "local":
         scheme = "client-only"
+    elif (k is None or k == 0) and setting is not None:
+        scheme = "edge-lossy"
     elif k is None or k == 0:
         scheme = "edge-lossless"
     elif k in {int(c.meta.split) for c in _codecs()[task]}:
@@ -223,18 +260,25 @@ def _run(model_id: str, upstream: Mapping[str, Any], day: dt.date, seed: int,
         question,
         rt.edge.address,
         one_way_delay_s=DEFAULT_ONE_WAY_S,
-        split=None if scheme in ("client-only", "edge-lossless") else int(k),
+        split=None if scheme in ("client-only", "edge-lossless", "edge-lossy") else int(k),
+        **(
+            {"lossy_format": setting.fmt, "quality": setting.quality, "lossy_side": setting.side}
+            if scheme == "edge-lossy" and setting is not None
+            else {}
+        ),
     )
     where = {
         "client-only": f"entirely on {rt.hosts.device.device}",
         "edge-lossless": f"on {rt.hosts.edge.device} (PNG photo sent)",
+        "edge-lossy": f"on {rt.hosts.edge.device} (photo sent as {setting})",
         "coinfer": f"split at stage {res.split} between {rt.hosts.device.device} and "
         f"{rt.hosts.edge.device} (learned feature codec)",
         "split-raw": f"split at stage {res.split} (raw float16 activation)",
     }[scheme]
     sent = f"{res.bytes_up:,} bytes sent" if res.bytes_up else "nothing sent"
     summary = (
-        f"{_says(task, res.answer, question)} — ran {where}; {sent}, {res.seconds:.3f} s measured"
+        f"{_says(task, res.answer, question)} (on {source}) — ran {where}; {sent}, "
+        f"{res.seconds:.3f} s measured, {res.emulated_s:.3f} s emulated"
     )
     details: dict[str, Any] = {
         "scheme": scheme,
@@ -244,13 +288,22 @@ def _run(model_id: str, upstream: Mapping[str, Any], day: dt.date, seed: int,
         "payload_bytes": res.payload_bytes,
         "latency_s": round(res.seconds, 4),
         "breakdown": {k: round(v, 4) for k, v in vars(res.breakdown).items()},
+        "emulated_latency_s": round(res.emulated_s, 4),
+        "emulated_breakdown": {k: round(v, 4) for k, v in vars(res.emulated).items()},
         "link_bytes_per_s": rate,
         "image": source,
     }
     if question:
         details["question"] = question
-    if ex is not None:
-        details["ground_truth"] = ex.targets[:3]
+    if ex is not None:  # only a generated photo has a ground truth, and VQA's only for its question
+        if task != "vqa" or question == ex.question:
+            details["ground_truth"] = ex.targets[:3]
+            details["ground_truth_of"] = "the generated photo (the photo world's own labels)"
+        else:
+            details["ground_truth_of"] = (
+                f"none: the generated photo has answers only for its own question "
+                f"({ex.question!r})"
+            )
     return ModelResult(
         model=model_id,
         device=rt.hosts.device.device if scheme == "client-only" else rt.hosts.edge.device,

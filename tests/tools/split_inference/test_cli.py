@@ -93,7 +93,7 @@ def test_serve_edge_and_infer_round_trip(tmp_path: Path, capsys: pytest.CaptureF
         notes.write_text("not a photo")
         for args, match in (
             (["infer", str(notes), "--task", "classify", "--scheme", "edge-lossless"],
-             "notes.txt: not a readable PNG/JPEG/WebP image"),
+             "notes.txt: not a readable PNG/JPEG/WebP/AVIF image"),
             (["infer", str(photo), "--task", "classify", "--scheme", "edge-lossless",
               "--edge", "127.0.0.1:1"], "server 127.0.0.1:1 unreachable"),
         ):  # fmt: skip
