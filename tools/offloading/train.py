@@ -544,8 +544,8 @@ class AlefArgs:
     pseudo: int = 0
     """self-training: up to this many unlabelled pool instances (never expert-labelled) get a
     pseudo-label every round, the decision of the current policy plus its own move search
-    (`search_targets`); no expert is called on them (0: expert labels only; 60 to 380 per
-    round recovered 15-18 % of the validation gap against 22-24 % without: the policy does not
+    (`search_targets`); no expert is called on them (0: expert labels only; 60 to 395 per
+    round recovered 13-21 % of the validation gap against 22-24 % without: the policy does not
     learn to decode the search's answers)"""
     pseudo_moves_per_ue: int = 4
     """search budget of one pseudo-label, in moves per UE (4: the warm start's teacher)"""
