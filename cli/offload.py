@@ -194,6 +194,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     fin.add_argument(
         "--replay", type=int, default=30, help="original-distribution (lambo-50) replay labels"
     )
+    fin.add_argument(
+        "--pseudo",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="unlabelled pool instances pseudo-labelled each round by the policy + its search "
+        "(default: AlefArgs.pseudo)",
+    )
+    fin.add_argument(
+        "--replay-pseudo",
+        type=int,
+        default=argparse.SUPPRESS,
+        help="unlabelled original-distribution instances pseudo-labelled each round "
+        "(default: AlefArgs.replay_pseudo)",
+    )
     fin.add_argument("--seed", type=int, default=0)
     fin.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     add_common(fin)

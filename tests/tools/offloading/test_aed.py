@@ -3,6 +3,7 @@ training and ALEF smoke runs on the real code paths, CLI."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -275,3 +276,74 @@ def test_alef_rounds_label_with_the_certified_expert_at_the_target_size(
         index = inst.server_index
         want = np.array([-1 if a.is_local else index[a.target] for a in decision.assignments])
         assert np.array_equal(x.choices, np.asarray(want)[x.feats.order] + 1)
+
+
+def test_finetune_pseudo_labels_come_from_the_unlabelled_pool_without_the_expert(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Self-training: the expert labels only the queried pool instances and the replay set;
+    the pseudo-labels are the policy + search decisions on the other pool instances (and on
+    unlabelled original-distribution ones), never worse than the greedy decode or the rule."""
+    from edgeai.tools.offloading import train as train_module
+    from edgeai.tools.offloading.aed import policy_targets
+    from edgeai.tools.offloading.baselines import rule_targets
+
+    expert_calls: list[int] = []
+    real_expert = train_module.expert_targets
+
+    def spy(ev: Evaluator, expert: str) -> np.ndarray:
+        expert_calls.append(id(ev))
+        return real_expert(ev, expert)
+
+    searched: list[int] = []
+    real_search = train_module.search_targets
+
+    def spy_search(loaded, ev, samples, moves, seed):  # type: ignore[no-untyped-def]
+        searched.append(id(ev))
+        out = real_search(loaded, ev, samples, moves, seed)
+        greedy = policy_targets(loaded, ev, 1, want_entropy=False)[0][0]
+        for other in (greedy, rule_targets(ev)):
+            assert ev.total(out)[0] <= ev.total(other)[0] + 1e-12
+        return out
+
+    monkeypatch.setattr(train_module, "expert_targets", spy)
+    monkeypatch.setattr(train_module, "search_targets", spy_search)
+    args = AlefArgs(labels=3, rounds=2, pool=8, n=6, epochs=1, replay=2, pseudo=4, replay_pseudo=2)
+    pool = train_module.alef_pool(args)
+    replay = train_module.alef_pool(args, "lambo-50", 2, offset=50_000)
+    model = copy.deepcopy(load_model(SHIPPED).model)
+    done = finetune(model, args, pool=pool, replay=replay)
+    labelled = {id(pool[i]) for i in done["labelled"]}
+    assert set(expert_calls) == labelled | {id(ev) for ev in replay}
+    assert len(expert_calls) == 3 + 2  # each expert label once, nothing else
+    pool_ids = {id(ev) for ev in pool}
+    assert not set(searched) & labelled  # no pseudo-label on an expert-labelled instance
+    assert not set(searched) & {id(ev) for ev in replay}
+    assert [r["pseudo_labels"] for r in done["rounds"]] == [4 + 2, 4 + 2]
+    assert sum(i in pool_ids for i in searched) == 8  # 4 pool instances per round
+    assert done["pseudo_labels_per_round"] == 6
+
+
+def test_finetune_encoder_lr_moves_the_encoder() -> None:
+    model = build_model(AEDConfig(hint=True), seed=3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    finetune(model, AlefArgs(labels=2, rounds=1, pool=4, n=5, epochs=2, replay=0, encoder_lr=1e-3))
+    after = model.state_dict()
+    assert any(not torch.equal(after[k], before[k]) for k in after if k.startswith("encoder."))
+
+
+def test_finetune_selection_never_keeps_a_worse_policy_than_the_round_start() -> None:
+    """Label-free selection: each round keeps the parameters with the lowest mean excess cost
+    (new + original distribution) over the search reference, the round's start included; so
+    with a harmful learning rate the selected policy still scores no worse than the start."""
+    from edgeai.tools.offloading.train import Selector
+
+    model = copy.deepcopy(load_model(SHIPPED).model)
+    args = AlefArgs(
+        labels=2, rounds=2, pool=4, n=6, epochs=3, replay=0, lr=0.05, select=4, select_every=1
+    )
+    start = Selector(copy.deepcopy(model), args).best[0]  # same instances and references
+    done = finetune(model, args)
+    for r in done["rounds"]:
+        assert 0 <= r["selected_epoch"] <= 3
+    assert done["rounds"][-1]["selection_excess_pct"] <= 100 * start + 1e-9
