@@ -109,11 +109,11 @@ def bench_split_command(args: argparse.Namespace, settings: Settings) -> int:
         cross = bench.crossovers(rows)
         for c in cross:
             where = (
-                f"crosses at {c['rate_kbps']:.0f} KB/s, {c['faster_above']} faster above"
+                f"cross at {c['rate_kbps']:.0f} KB/s, {c['faster_above']} faster above"
                 if c["rate_kbps"] == c["rate_kbps"]
                 else f"no crossing in the range; {c['faster_above']} faster throughout"
             )
-            console.print(f"coinfer vs {c['against']} (emulated): {where}")
+            console.print(f"{c['a']} vs {c['b']} (emulated): {where}")
         shape = bench.check_shape(rows)
         measured = bench.check_shape(rows, key="measured_s")
         for claim, ok in shape.items():
@@ -152,7 +152,7 @@ def _plain(row: object) -> dict:
         if isinstance(value, tuple):
             out.update({f"{key}_{part}": v for part, v in zip(("point", "lo", "hi"), value)})
         elif isinstance(value, float):
-            out[key] = round(value, 3)
+            out[key] = float(f"{value:.4g}") if abs(value) < 0.01 else round(value, 3)
         else:
             out[key] = value
     return out

@@ -239,29 +239,30 @@ def lossy_bytes(setting: LossySetting, images: Sequence[np.ndarray]) -> float:
 
 
 def crossovers(rows: list[LatencyRow], key: str = "emulated_s") -> list[dict[str, Any]]:
-    """Link rates where co-inference's mixed-task curve crosses another scheme's (linear
-    interpolation between the swept rates, on the emulated curves by default)."""
+    """Link rates where two schemes' mixed-task curves cross, for every pair (linear
+    interpolation between the swept rates; on the emulated curves by default). A pair that does
+    not cross in the range gets rate NaN and the scheme faster throughout."""
     mix: dict[str, dict[float, float]] = {}
     for r in rows:
         if r.task == "mix":
             mix.setdefault(r.scheme, {})[r.rate_kbps] = getattr(r, key)
     out: list[dict[str, Any]] = []
-    if "coinfer" not in mix:
-        return out
-    co = mix["coinfer"]
-    rates = sorted(co)
-    for scheme, curve in mix.items():
-        if scheme == "coinfer":
-            continue
-        diff = [curve[x] - co[x] for x in rates]
-        for (x0, d0), (x1, d1) in zip(zip(rates, diff), zip(rates[1:], diff[1:]), strict=False):
-            if d0 == 0 or (d0 < 0) != (d1 < 0):
-                at = x0 if d0 == 0 else x0 + (x1 - x0) * d0 / (d0 - d1)
-                faster = "coinfer" if d1 > 0 else scheme
-                out.append({"against": scheme, "rate_kbps": at, "faster_above": faster})
-        if not any(c["against"] == scheme for c in out):
-            lead = "coinfer" if diff[0] > 0 else scheme
-            out.append({"against": scheme, "rate_kbps": math.nan, "faster_above": lead})
+    names = list(mix)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            rates = sorted(set(mix[a]) & set(mix[b]))
+            diff = [mix[b][x] - mix[a][x] for x in rates]  # > 0: a faster
+            found = False
+            for (x0, d0), (x1, d1) in zip(
+                zip(rates, diff, strict=True), zip(rates[1:], diff[1:], strict=True), strict=False
+            ):
+                if (d0 < 0) != (d1 < 0):
+                    at = x0 + (x1 - x0) * d0 / (d0 - d1)
+                    out.append({"a": a, "b": b, "rate_kbps": at, "faster_above": a if d1 > 0 else b})
+                    found = True
+            if not found and diff:
+                lead = a if diff[0] > 0 else b
+                out.append({"a": a, "b": b, "rate_kbps": math.nan, "faster_above": lead})
     return out
 
 
