@@ -61,6 +61,10 @@ BENCHES: dict[str, tuple[str, str]] = {
         "edgeai.cli.split",
         "split inference: bytes/quality per scheme (Table II) and latency vs rate (Fig. 3)",
     ),
+    "split-effnet": (
+        "edgeai.cli.split.effnet",
+        "EfficientNet-Lite0 split: codec bytes and agreement vs JPEG/WebP/AVIF/PNG, held-out photos",
+    ),
     "fl": ("edgeai.cli.fl", "Fig. 4: automatic FL trials vs a grid-searched baseline"),
     "serve": (
         "edgeai.cli.serve",
