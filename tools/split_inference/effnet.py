@@ -16,7 +16,8 @@ analysis/synthesis MLPs are 1x1-conv codecs on the map.
 
 Preprocessing is the EfficientNet-Lite recipe (tensorflow/tpu efficientnet/lite): resize the short
 side to 256 (bilinear), centre-crop 224, (x - 127) / 128. Images already 224 x 224 are used as
-they are. Class names are ImageNet-1k's 1000 labels (`data/imagenet_classes.txt`, index order).
+they are. Class names are ImageNet-1k's 1000 labels in index order
+(`checkpoints/imagenet_classes.txt`, pytorch/hub's imagenet_classes.txt).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ TASK = "imagenet"  # the runtime's task name for this model (the photo world's a
 INPUT_SIZE = 224
 RESIZE = 256
 MEAN, STD = 127.0, 128.0
-CLASSES_FILE = Path(__file__).resolve().parent / "data" / "imagenet_classes.txt"
+# In checkpoints/ because that folder is the package data pyproject ships with the wheel.
+CLASSES_FILE = Path(__file__).resolve().parent / "checkpoints" / "imagenet_classes.txt"
 # Block index ranges of the seven MBConv stage groups in `EfficientNet._blocks` (Lite0).
 STAGE_BLOCKS: tuple[tuple[int, int], ...] = (
     (0, 1), (1, 3), (3, 5), (5, 8), (8, 11), (11, 15), (15, 16)
