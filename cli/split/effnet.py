@@ -14,7 +14,7 @@ from edgeai.cli.split.common import shown, table
 from edgeai.config import Settings
 from edgeai.errors import UserInputError
 
-DEFAULT_CONFIGS = "8:1e-5:1000:64,8:1e-4:1000:64,7:3e-5:1000:64,6:3e-5:500:32"
+DEFAULT_CONFIGS = "8:3e-6:250:64:1500:48:256:2,8:1e-6:150:64:600:320:320:2"
 
 
 def register(split_sub: argparse._SubParsersAction) -> None:
@@ -25,8 +25,9 @@ def register(split_sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--configs",
         default=DEFAULT_CONFIGS,
-        help="comma-separated k:lambda:steps:batch, one codec each "
-        f"(default {DEFAULT_CONFIGS}; k = 6, 7, 8 cut after 14x14x112, 7x7x192, 7x7x320)",
+        help="comma-separated k:lambda:steps:batch[:warmup:channels:hidden:gain], one codec each "
+        f"(default: the shipped two, {DEFAULT_CONFIGS}; k = 6, 7, 8 cut after 14x14x112, "
+        "7x7x192, 7x7x320)",
     )
     p.add_argument("--crops", type=int, default=3072, help="augmented training crops (3072)")
     p.add_argument("--seed", type=int, default=0, help="crop sampling seed (0)")
@@ -46,7 +47,7 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
         "split-effnet",
         help="EfficientNet-Lite0 split: codec bytes and agreement vs JPEG/WebP/AVIF/PNG, held-out photos",
     )
-    p.add_argument("--per-photo", type=int, default=10, help="crops per held-out photo (10)")
+    p.add_argument("--per-photo", type=int, default=8, help="crops per held-out photo (8)")
     p.add_argument(
         "--codec",
         type=Path,
@@ -69,11 +70,14 @@ def _configs(text: str) -> list:
     out = []
     for part in (t.strip() for t in text.split(",") if t.strip()):
         try:
-            k, lam, steps, batch = part.split(":")
+            k, lam, steps, batch, *more = part.split(":")
             cfg = EffCodecArgs(split=int(k), lam=float(lam), steps=int(steps), batch=int(batch))
+            for name, value in zip(("warmup", "channels", "hidden", "gain"), more, strict=False):
+                setattr(cfg, name, type(getattr(cfg, name))(value))
         except ValueError:
             raise UserInputError(
-                f"--configs: '{part}' is not k:lambda:steps:batch (e.g. 8:1e-5:1000:64)"
+                f"--configs: '{part}' is not k:lambda:steps:batch[:warmup:channels:hidden:gain] "
+                "(e.g. 8:3e-6:250:64:1500:48:256:2)"
             ) from None
         if cfg.split not in range(1, 9) or cfg.lam < 0 or cfg.steps < 1 or cfg.batch < 1:
             raise UserInputError(
@@ -103,6 +107,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         command=command,
         progress=lambda m: print(m, file=sys.stderr),
+        cache=settings.home / "split" / "cache" / "effnet-train-features.pt",
     )
     rows = [
         [

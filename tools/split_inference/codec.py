@@ -48,11 +48,7 @@ OTHER_SPLIT_CODECS: dict[str, tuple[str, ...]] = {
 }
 """Shipped codecs at other split points that the runtime also loads, so the partition can pick
 an earlier cut where device compute costs more than the default codec's fewer bytes save."""
-EFFNET_CODECS: tuple[str, ...] = (
-    "codec-effnet-k8-lam1e-4.pt",
-    "codec-effnet-k7-lam3e-5.pt",
-    "codec-effnet-k6-lam3e-5.pt",
-)
+EFFNET_CODECS: tuple[str, ...] = ("codec-effnet-k8-lam3e-6.pt", "codec-effnet-k8-lam1e-6.pt")
 """EfficientNet-Lite0's shipped label-free codecs (task 'imagenet'), the runtime's default first;
 trained by `edgeai split train-effnet-codec` (checkpoints/manifest-effnet.json)."""
 RUNTIME_CODECS: dict[str, tuple[str, ...]] = {"imagenet": EFFNET_CODECS}

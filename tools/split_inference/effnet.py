@@ -137,16 +137,19 @@ class EfficientNetLite0(SplitModel):
                     x = block(x)  # eval: no drop-connect, as the package's forward in eval
         return to_tokens(x)  # (B, H*W, C)
 
+    def pooled_from(self, h: torch.Tensor, k: int) -> torch.Tensor:
+        """Stages [k, n), the head conv and the global pool: the 1280 features before the classifier."""
+        net = self.net
+        feats = to_map(self.run_stages(h, k, self.n_stages))
+        x = net._swish(net._bn1(net._conv_head(feats)))
+        return net._avg_pooling(x).flatten(1)  # (B, 1280)
+
+    def classify_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.net._fc(self.net._dropout(pooled))  # (B, 1000)
+
     def logits_from(self, h: torch.Tensor, k: int) -> torch.Tensor:
         """Stages [k, n) then the head: ImageNet logits [B, 1000]."""
-        net = self.net
-        if k == 0 and h.dim() == 4:
-            feats = to_map(self.run_stages(h, 0, self.n_stages))
-        else:
-            feats = to_map(self.run_stages(h, k, self.n_stages))
-        x = net._swish(net._bn1(net._conv_head(feats)))
-        x = net._avg_pooling(x).flatten(1)
-        return net._fc(net._dropout(x))
+        return self.classify_pooled(self.pooled_from(h, k))
 
     @torch.no_grad()
     def predict_from(

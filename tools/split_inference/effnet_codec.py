@@ -3,13 +3,20 @@
 Training (`train_effnet_codecs`) needs no labels: the unsplit network is the teacher. A fixed set
 of augmented crops of the *training* photo sources (`photos.TRAIN_SOURCES`: random resized crops,
 flips, colour jitter, JPEG re-coding) goes through the frozen front once; the features at the
-split point and the teacher's logits are kept, and each codec is trained on
+split point and the teacher's pooled features are kept, and each codec is trained on
 
     loss = KL(softmax(teacher / T) || softmax(tail(codec(h)) / T)) * T^2   (soft labels, T = 1)
+         + beta * |pool(codec(h)) - pool(h)|^2 / |pool(h)|^2                (teacher's 1280 features)
+         + gamma * |codec(h) - h|^2 / |h|^2                                   (the split activation)
          + lam * mean bits per image                                          (rate, noisy latents)
          + codec.aux_loss()                                                   (entropy-model medians)
 
-where tail = the frozen stages after the split and the head. The codec is the project's
+where tail = the frozen stages after the split and the head, pool = the tail up to the global
+pool before the classifier. The two matching terms are the teacher's too (no labels): measured,
+KL alone leaves a codec that agrees with the teacher on 62 % of training crops and 17 % of
+held-out ones, because on these photos the teacher's distributions are flat (entropy ~4.3 nats)
+and KL barely constrains which of several near-tied classes wins; matching the features the
+classifier reads pins the argmax down and carries over to unseen sources. The codec is the project's
 `FeatureCodec` (per-token LayerNorm + MLP analysis, factorised entropy model, range coding, MLP
 synthesis): per token of a [B, H*W, C] map it is a stack of 1x1 convolutions.
 
@@ -49,7 +56,7 @@ from PIL import Image
 from torch.nn import functional as F
 
 DEFAULT_EFFNET_CODEC = EFFNET_CODECS[0]
-QUALITIES: tuple[int, ...] = (10, 20, 30, 50, 70, 80, 90, 95)
+QUALITIES: tuple[int, ...] = (30, 60, 80, 90, 95, 98)
 FORMATS: tuple[str, ...] = ("jpeg", "webp", "avif")
 TARGET = 0.99
 
@@ -67,74 +74,108 @@ def _quiet(_: str) -> None:
 def front_features(
     model: EfficientNetLite0, images: np.ndarray, splits: Sequence[int], batch: int = 32
 ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-    """Features at each split point (float16, [N, T, D]) and the teacher's logits [N, 1000]."""
+    """Features at each split point (float16, [N, T, D]) and the teacher's pooled features
+    [N, 1280] (its logits are `model.classify_pooled` of them)."""
     ks = sorted(set(splits))
     feats: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
-    logits = []
+    pooled = []
     for i in range(0, len(images), batch):
         h, at = model.preprocess(images[i : i + batch]), 0
         for k in ks:
             h = model.run_stages(h, at, k)
             at = k
             feats[k].append(h.half())
-        logits.append(model.logits_from(h, at))
-    return {k: torch.cat(v) for k, v in feats.items()}, torch.cat(logits)
+        pooled.append(model.pooled_from(h, at))
+    return {k: torch.cat(v) for k, v in feats.items()}, torch.cat(pooled)
 
 
 @dataclass
 class EffCodecArgs:
     split: int
     lam: float
-    channels: int = 8
+    channels: int = 32
     hidden: int = 192
     steps: int = 1500
     batch: int = 64
     lr: float = 2e-3
     temperature: float = 1.0
+    beta: float = 1.0  # pooled-feature matching
+    gamma: float = 1.0  # split-activation matching
+    warmup: int = 0  # first steps on activation matching + rate alone (no tail: ~10x cheaper)
+    gain: float = 1.0  # initial latent gain (quantisation step 1/gain)
     seed: int = 0
 
 
 def train_one(
     model: EfficientNetLite0,
     feats: torch.Tensor,
-    teacher: torch.Tensor,
+    pooled: torch.Tensor,
     args: EffCodecArgs,
     progress: Progress = _quiet,
 ) -> tuple[FeatureCodec, dict]:
-    """Train one codec at args.split on precomputed features against the teacher's logits."""
+    """Train one codec at args.split on precomputed features against the teacher (its pooled
+    features `pooled` and the logits they give)."""
     torch.manual_seed(args.seed)
     t0 = time.time()
     k, temp = args.split, args.temperature
     meta = CodecMeta(
-        model.model_id, model.task, k, args.lam, args.channels, feats.shape[-1], args.hidden
+        model.model_id,
+        model.task,
+        k,
+        args.lam,
+        args.channels,
+        feats.shape[-1],
+        args.hidden,
+        args.gain,
     )
     codec = FeatureCodec(meta)
     opt = torch.optim.Adam(codec.parameters(), lr=args.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, args.steps, eta_min=0.05 * args.lr)
+    total = args.warmup + args.steps
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, eta_min=0.05 * args.lr)
     gen = torch.Generator().manual_seed(args.seed)
-    soft = F.log_softmax(teacher / temp, dim=-1)
+    with torch.no_grad():
+        soft = F.log_softmax(model.classify_pooled(pooled) / temp, dim=-1)
+        pool_scale = pooled.pow(2).mean()
+        feat_scale = feats[:512].float().pow(2).mean()
     order, pos, hist = torch.randperm(len(feats), generator=gen), 0, []
     codec.train()
-    for step in range(args.steps):
+    for step in range(total):
         if pos + args.batch > len(order):
             order, pos = torch.randperm(len(feats), generator=gen), 0
         idx = order[pos : pos + args.batch]
         pos += args.batch
-        h_hat, bits = codec(feats[idx].float())
-        student = F.log_softmax(model.logits_from(h_hat, k) / temp, dim=-1)
-        kl = F.kl_div(student, soft[idx], log_target=True, reduction="batchmean") * temp**2
+        h = feats[idx].float()
+        h_hat, bits = codec(h)
+        recon = (h_hat - h).pow(2).mean() / feat_scale
         rate = bits.mean()
-        loss = kl + args.lam * rate + codec.aux_loss()
+        if step < args.warmup:  # an autoencoder of the activation first: no tail to run
+            loss = recon + args.lam * rate + codec.aux_loss()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            if (step + 1) % 500 == 0:
+                progress(
+                    f"k={k} warm-up {step + 1}/{args.warmup}: activation {recon.item():.4f}, "
+                    f"{rate.item() / 8:.0f} B/image (estimate), {time.time() - t0:.0f} s"
+                )
+            continue
+        pooled_hat = model.pooled_from(h_hat, k)
+        student = F.log_softmax(model.classify_pooled(pooled_hat) / temp, dim=-1)
+        kl = F.kl_div(student, soft[idx], log_target=True, reduction="batchmean") * temp**2
+        match = (pooled_hat - pooled[idx]).pow(2).mean() / pool_scale
+        loss = kl + args.beta * match + args.gamma * recon + args.lam * rate + codec.aux_loss()
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
-        hist.append((kl.item(), rate.item()))
-        if (step + 1) % 250 == 0:
+        hist.append((kl.item(), rate.item(), match.item(), recon.item()))
+        if len(hist) % 250 == 0:
             m = np.mean(hist[-250:], axis=0)
             progress(
-                f"k={k} lam={args.lam:g} step {step + 1}/{args.steps}: KL {m[0]:.4f}, "
-                f"{m[1] / 8:.0f} B/image (estimate), {time.time() - t0:.0f} s"
+                f"k={k} lam={args.lam:g} step {len(hist)}/{args.steps}: KL {m[0]:.4f}, "
+                f"pooled {m[2]:.4f}, activation {m[3]:.4f}, {m[1] / 8:.0f} B/image "
+                f"(estimate), {time.time() - t0:.0f} s"
             )
     codec.update()
     codec.eval()
@@ -142,6 +183,8 @@ def train_one(
     record = {
         "args": asdict(args),
         "train_kl": float(last[0]),
+        "train_pooled_mse": float(last[2]),
+        "train_activation_mse": float(last[3]),
         "train_bytes_estimate": float(last[1] / 8),
         "seconds": round(time.time() - t0, 1),
     }
@@ -159,8 +202,11 @@ def train_effnet_codecs(
     seed: int = 0,
     command: str = "",
     progress: Progress = _quiet,
+    cache: Path | None = None,
 ) -> list[dict]:
-    """Train every config on one set of augmented training-source crops; save codec + record."""
+    """Train every config on one set of augmented training-source crops; save codec + record.
+
+    cache: a file for the crops' features (reused when it holds the same crops and splits)."""
     torch.set_num_threads(1)
     t0 = time.time()
     model = load_effnet()
@@ -173,11 +219,22 @@ def train_effnet_codecs(
             f"{', '.join(P.TRAIN_SOURCES)} under /usr/share/backgrounds)"
         )
     progress(f"{n_crops} augmented crops of {len(train)} photos from {', '.join(sources)}")
-    images = P.train_views(train, n_crops, seed=seed)
-    feats, teacher = front_features(model, images, [c.split for c in configs])
-    del images
+    splits = sorted({c.split for c in configs})
+    key = {"n_crops": n_crops, "seed": seed, "photos": [str(p.path) for p in train]}
+    blob = torch.load(cache, weights_only=False) if cache and cache.is_file() else None
+    if blob is not None and blob["key"] == key and set(splits) <= set(blob["feats"]):
+        feats, teacher = blob["feats"], blob["pooled"]
+        progress(f"front features from {cache}")
+    else:
+        images = P.train_views(train, n_crops, seed=seed)
+        all_splits = sorted(set(splits) | {6, 7, 8})
+        feats, teacher = front_features(model, images, all_splits)
+        del images
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"key": key, "feats": feats, "pooled": teacher}, cache)
     prep_s = round(time.time() - t0, 1)
-    progress(f"front features and teacher logits in {prep_s} s")
+    progress(f"front features and the teacher's pooled features in {prep_s} s")
     records = []
     for cfg in configs:
         codec, record = train_one(model, feats[cfg.split], teacher, cfg, progress)
@@ -297,7 +354,7 @@ def _argmax(model: EfficientNetLite0, images: np.ndarray, batch: int = 32) -> np
 
 def evaluate(
     codecs: Sequence[FeatureCodec],
-    per_photo: int = 10,
+    per_photo: int = 8,
     sources: Sequence[str] = P.HELD_OUT_SOURCES,
     qualities: Sequence[int] = QUALITIES,
     formats: Sequence[str] = FORMATS,

@@ -77,12 +77,12 @@ def test_every_split_rejoins_to_the_unsplit_model(model, images) -> None:
 def test_shipped_codec_round_trip_through_bytes(model, images, name: str) -> None:
     codec = load_codec(CHECKPOINT_DIR / name)
     assert codec.meta.model_id == MODEL_ID and codec.meta.task == "imagenet"
-    assert (CHECKPOINT_DIR / name).stat().st_size < 1_000_000
+    assert (CHECKPOINT_DIR / name).stat().st_size < 2_000_000
     k = int(codec.meta.split)
     for image in images:
         h = model.features(image, k)
         blob = codec.compress(h)
-        assert len(blob) < 2000  # a few hundred bytes, not the 5-60 kB of an image
+        assert len(blob) < 10_000  # ~1-5 kB (stored photos here are 100-400 kB)
         with torch.no_grad():
             decoded = codec.decompress(blob)
             forward, _ = codec(h)  # eval mode: the rounded path
