@@ -62,6 +62,10 @@ BENCHES: dict[str, tuple[str, str]] = {
         "split inference: bytes at equal quality vs the cheapest image baseline (Table II) and "
         "emulated/measured latency vs rate (Fig. 3)",
     ),
+    "split-effnet": (
+        "edgeai.cli.split.effnet",
+        "EfficientNet-Lite0 split: codec bytes and agreement vs JPEG/WebP/AVIF/PNG, held-out photos",
+    ),
     "fl": ("edgeai.cli.fl", "Fig. 4: automatic FL trials vs a grid-searched baseline"),
     "serve": (
         "edgeai.cli.serve",

@@ -10,4 +10,8 @@ from typing import Literal
 
 Task = Literal["classify", "caption", "vqa"]
 TASKS: tuple[Task, ...] = ("classify", "caption", "vqa")
+IMAGENET_TASK = "imagenet"
+"""The runtime's task for the real pretrained network (EfficientNet-Lite0, ImageNet-1k classes,
+`effnet.py`); kept out of TASKS, whose three tasks are the photo world's (generated examples)."""
+RUNTIME_TASKS: tuple[str, ...] = (*TASKS, IMAGENET_TASK)
 PHOTO_MANUALS = Path(__file__).resolve().parents[2] / "knowledge" / "samples" / "photo" / "manuals"

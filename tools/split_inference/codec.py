@@ -48,6 +48,10 @@ OTHER_SPLIT_CODECS: dict[str, tuple[str, ...]] = {
 }
 """Shipped codecs at other split points that the runtime also loads, so the partition can pick
 an earlier cut where device compute costs more than the default codec's fewer bytes save."""
+EFFNET_CODECS: tuple[str, ...] = ("codec-effnet-k8-lam3e-6.pt", "codec-effnet-k8-lam1e-6.pt")
+"""EfficientNet-Lite0's shipped label-free codecs (task 'imagenet'), the runtime's default first;
+trained by `edgeai split train-effnet-codec` (checkpoints/manifest-effnet.json)."""
+RUNTIME_CODECS: dict[str, tuple[str, ...]] = {"imagenet": EFFNET_CODECS}
 
 
 @dataclass
@@ -211,6 +215,8 @@ def _codec_from(blob: dict) -> FeatureCodec:
 
 def default_codec_path(task: str) -> Path:
     """The shipped codec a task uses by default."""
+    if task in RUNTIME_CODECS:
+        return CHECKPOINT_DIR / RUNTIME_CODECS[task][0]
     if task not in DEFAULT_CODECS:
         raise EdgeAIError(
             f"no shipped feature codec for task '{task}' (have: {sorted(DEFAULT_CODECS)})"
@@ -220,6 +226,8 @@ def default_codec_path(task: str) -> Path:
 
 def task_codec_paths(task: str) -> list[Path]:
     """The shipped codecs a task's runtime holds: the default first, then other split points."""
+    if task in RUNTIME_CODECS:
+        return [CHECKPOINT_DIR / f for f in RUNTIME_CODECS[task]]
     return [default_codec_path(task)] + [
         CHECKPOINT_DIR / f for f in OTHER_SPLIT_CODECS.get(task, ())
     ]

@@ -49,7 +49,8 @@ from typing import Any, Literal, Self
 import numpy as np
 import torch
 from edgeai.errors import EdgeAIError, UserInputError
-from edgeai.tools.split_inference.base import TASKS, SplitModel
+from edgeai.tools.split_inference import IMAGENET_TASK, RUNTIME_TASKS
+from edgeai.tools.split_inference.base import SplitModel
 from edgeai.tools.split_inference.imagecodecs import (
     decode_image,
     encode_lossy,
@@ -102,8 +103,13 @@ class UnknownSchemeError(UserInputError):
 
 
 def load_task_model(task: str, checkpoint_dir: str | Path | None = None) -> SplitModel:
-    """The task's photo model (shipped weights, or <checkpoint_dir>/<task>.pt), eval mode."""
+    """The task's photo model (shipped weights, or <checkpoint_dir>/<task>.pt), eval mode;
+    task 'imagenet' is the pretrained EfficientNet-Lite0 (weights from its package)."""
     check_task(task)
+    if task == IMAGENET_TASK:
+        from edgeai.tools.split_inference.effnet import load_effnet
+
+        return load_effnet()
     from edgeai.tools.split_inference.models import load_model
 
     return load_model(task, checkpoint_dir)  # type: ignore[arg-type]
@@ -219,8 +225,8 @@ def wire_bytes(header: dict[str, Any], payload: bytes) -> int:
 
 
 def check_task(task: str) -> None:
-    if task not in TASKS:
-        raise UserInputError(f"unknown task '{task}' (choose from {', '.join(TASKS)})")
+    if task not in RUNTIME_TASKS:
+        raise UserInputError(f"unknown task '{task}' (choose from {', '.join(RUNTIME_TASKS)})")
 
 
 def check_scheme(scheme: str) -> None:
