@@ -17,7 +17,7 @@ from edgeai.knowledge.store import PoolModel
 from edgeai.schemas import Plan, Subtask
 from edgeai.tools.split_inference.question import is_visual_question, visual_question
 
-_MENTIONS_PHOTO = re.compile(r"\b(?:photo|picture|image|pic|snapshot|camera)s?\b", re.I)
+_MENTIONS_PHOTO = re.compile(r"\b(?:photo|picture|image|pic|snapshot|camera)s?\b", re.IGNORECASE)
 
 
 def answers_questions(model: PoolModel) -> bool:

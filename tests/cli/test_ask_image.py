@@ -18,7 +18,6 @@ from edgeai.tools.split_inference.question import is_visual_question, visual_que
 from PIL import Image
 
 
-
 def _real_photo() -> Path:
     import sklearn
 
@@ -72,7 +71,7 @@ def test_the_camera_s_ground_truth_is_only_for_its_own_question(capsys, home: Pa
 def test_a_50_megapixel_photo_is_scaled_down(capsys, home: Path, tmp_path: Path) -> None:
     big = tmp_path / "big.jpg"
     Image.fromarray(np.full((6250, 8000, 3), 90, np.uint8)).save(big, quality=50)
-    code, out, err = ask(capsys, home, "what colour is the sky?", "--image", str(big))
+    code, _out, err = ask(capsys, home, "what colour is the sky?", "--image", str(big))
     assert code == 0, err
     [kept] = (home / "photos").glob("*.png")
     assert Image.open(kept).size == (1024, 800)

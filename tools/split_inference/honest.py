@@ -343,7 +343,7 @@ def equal_quality(
     report = EqualQualityReport()
     for task in tasks:
         t = _Task(task, n_images, tolerance, seed)
-        side_in = int(getattr(t.model, "cfg").image_size)
+        side_in = int(t.model.cfg.image_size)
         full = int(t.examples[0].image.shape[0])
         say(f"{task}: {n_images} held-out images, reference {t.reference:.2f}")
         rows: list[EqualRow] = []

@@ -14,11 +14,11 @@ import re
 
 _SENTENCES = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _CLAUSES = re.compile(r",\s*|\s+(?:and|then|but)\s+(?=(?:what|which|how|where|who|whose|is|are|"
-                      r"does|do|can|tell|count)\b)", re.I)
+                      r"does|do|can|tell|count)\b)", re.IGNORECASE)
 _ASKS = re.compile(
     r"^(?:what|which|how|where|who|whose|why|when|is|are|was|were|does|do|did|can|could|"
     r"count)\b",
-    re.I,
+    re.IGNORECASE,
 )
 _FRAMING = re.compile(
     r"^(?:(?:please|hey|hi|ok|so|now)[, ]+)*"
@@ -26,13 +26,13 @@ _FRAMING = re.compile(
     r"(?:(?:tell|show|let) me|i (?:want|would like|wonder|need) to know|i wonder|"
     r"(?:do|can) you (?:see|tell)|look(?:ing)? at (?:this|my|the) (?:photo|picture|image|pic)"
     r"(?: and)?|check)\s*[,:]?\s*",
-    re.I,
+    re.IGNORECASE,
 )
 _VISUAL = re.compile(
     r"\b(?:how many|count|number of|colou?r|what colou?r|where is|where are|left|right|"
     r"above|below|behind|in front|next to|is there|are there|there (?:is|are) an?y?\b|any\b.*\b(?:in|on) (?:the|this) "
     r"(?:photo|picture|image)|which side|what shape|what is (?:he|she|it|the \w+) doing)",
-    re.I,
+    re.IGNORECASE,
 )
 
 
@@ -53,10 +53,10 @@ def visual_question(request: str) -> str:
 def _reword(clause: str) -> str:
     """Indirect and imperative forms as direct questions: "whether there is a dog" -> "is there
     a dog", "count the stars in it" -> "how many stars are in it"."""
-    m = re.match(r"^(?:whether|if)\s+there\s+(is|are)\b(.*)$", clause, re.I)
+    m = re.match(r"^(?:whether|if)\s+there\s+(is|are)\b(.*)$", clause, re.IGNORECASE)
     if m:
         return f"{m.group(1)} there{m.group(2)}"
-    m = re.match(r"^count\s+(?:the\s+|all\s+the\s+)?(\w+)(.*)$", clause, re.I)
+    m = re.match(r"^count\s+(?:the\s+|all\s+the\s+)?(\w+)(.*)$", clause, re.IGNORECASE)
     if m:
         rest = m.group(2).strip()
         return f"how many {m.group(1)} are " + (rest or "there")

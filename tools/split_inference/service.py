@@ -34,7 +34,6 @@ from edgeai.tools.runtimes import ModelResult, RunCall
 from edgeai.tools.split_inference.base import TASKS, SplitModel, Task
 from edgeai.tools.split_inference.codec import FeatureCodec
 from edgeai.tools.split_inference.imagecodecs import LossySetting, read_photo
-from edgeai.tools.split_inference.question import visual_question
 from edgeai.tools.split_inference.partition import (
     PHOTO_MANUALS,
     PhotoHosts,
@@ -50,6 +49,7 @@ from edgeai.tools.split_inference.profile import (
     make_compute_seconds,
     profile_model,
 )
+from edgeai.tools.split_inference.question import visual_question
 from edgeai.tools.split_inference.runtime import (
     DeviceClient,
     EdgeServer,
