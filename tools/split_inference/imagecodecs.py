@@ -166,17 +166,23 @@ def decode_image(data: bytes, source: str = "image") -> np.ndarray:
     return array
 
 
-def read_image(path: str) -> np.ndarray:
-    """Read an image file (PNG/JPEG/WebP) into H x W x 3 uint8; clear errors for missing/non-images."""
+def _file_bytes(path: str, where: str = "") -> bytes:
+    """A file's bytes; one-line errors (prefixed with `where`) for a missing file, a folder, no
+    permission."""
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            return fh.read()
     except FileNotFoundError as exc:
-        raise UserInputError(f"image file '{path}' does not exist") from exc
+        raise UserInputError(f"{where}image file '{path}' does not exist") from exc
     except IsADirectoryError as exc:
-        raise UserInputError(f"'{path}' is a directory, not an image file") from exc
+        raise UserInputError(f"{where}'{path}' is a directory, not an image file") from exc
     except PermissionError as exc:
-        raise UserInputError(f"cannot read image file '{path}' (permission denied)") from exc
+        raise UserInputError(f"{where}cannot read image file '{path}' (permission denied)") from exc
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read an image file (PNG/JPEG/WebP) into H x W x 3 uint8; clear errors for missing/non-images."""
+    data = _file_bytes(path)
     return decode_image(data, source=str(path))
 
 
@@ -225,13 +231,5 @@ def photo_from_bytes(data: bytes, source: str = "image", max_side: int = PHOTO_S
 def read_photo(path: str, max_side: int = PHOTO_SIDE) -> np.ndarray:
     """`photo_from_bytes` of a file, with one-line errors for a missing file, a folder, no
     permission."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError as exc:
-        raise UserInputError(f"--image: '{path}' does not exist") from exc
-    except IsADirectoryError as exc:
-        raise UserInputError(f"--image: '{path}' is a directory, not an image file") from exc
-    except PermissionError as exc:
-        raise UserInputError(f"--image: cannot read '{path}' (permission denied)") from exc
+    data = _file_bytes(path, "--image: ")
     return photo_from_bytes(data, source=f"--image '{path}'", max_side=max_side)
