@@ -23,6 +23,20 @@ from torch import nn
 __all__ = ["TASKS", "Example", "SplitModel", "Task"]
 
 
+def image_batch(images: np.ndarray) -> np.ndarray:
+    """[B, H, W, 3] uint8 (one H x W x 3 image becomes a batch of one); a clear error otherwise."""
+    from edgeai.errors import UserInputError
+
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise UserInputError(
+            f"images must be uint8 [B, H, W, 3], got {images.dtype} {list(images.shape)}"
+        )
+    return images
+
+
 @dataclass
 class Example:
     """One labelled request: an RGB image, the question (VQA only) and the accepted targets.

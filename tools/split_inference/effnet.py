@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from edgeai.errors import UserInputError, WeightsError
-from edgeai.tools.split_inference.base import Example, SplitModel
+from edgeai.tools.split_inference.base import Example, SplitModel, image_batch
 from PIL import Image
 from torch import nn
 from torch.nn import functional as F
@@ -108,13 +108,7 @@ class EfficientNetLite0(SplitModel):
         return next(self.net.parameters()).device
 
     def preprocess(self, images: np.ndarray) -> torch.Tensor:
-        images = np.asarray(images)
-        if images.ndim == 3:
-            images = images[None]
-        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-            raise UserInputError(
-                f"images must be uint8 [B, H, W, 3], got {images.dtype} {list(images.shape)}"
-            )
+        images = image_batch(images)
         crops = np.stack([center_crop(im) for im in images]).astype(np.float32)
         x = torch.from_numpy((crops - MEAN) / STD).permute(0, 3, 1, 2).contiguous()
         return x.to(self._device)  # (B, 3, 224, 224)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 from edgeai.errors import UserInputError, WeightsError
-from edgeai.tools.split_inference.base import TASKS, Example, SplitModel, Task
+from edgeai.tools.split_inference.base import TASKS, Example, SplitModel, Task, image_batch
 from PIL import Image
 from torch import nn
 from torch.nn import functional as F
@@ -133,13 +133,7 @@ class _Pixels:
         self.std = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
 
     def __call__(self, images: np.ndarray) -> torch.Tensor:
-        images = np.asarray(images)
-        if images.ndim == 3:
-            images = images[None]
-        if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
-            raise UserInputError(
-                f"images must be uint8 [B, H, W, 3], got {images.dtype} {list(images.shape)}"
-            )
+        images = image_batch(images)
         if self.processor is not None:
             return self.processor(images=list(images), return_tensors="pt")["pixel_values"]
         size = (self.image_size, self.image_size)
