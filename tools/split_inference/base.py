@@ -37,6 +37,13 @@ def image_batch(images: np.ndarray) -> np.ndarray:
     return images
 
 
+def input_side(model: object, default: int = 224) -> int:
+    """The side a model resizes its photo to (the photo-world models' cfg.image_size), else
+    `default`: what edge-only need not send more than."""
+    cfg = getattr(model, "cfg", None)
+    return int(getattr(cfg, "image_size", default))
+
+
 @dataclass
 class Example:
     """One labelled request: an RGB image, the question (VQA only) and the accepted targets.

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from edgeai.tools.split_inference.base import TASKS, Task
+from edgeai.tools.split_inference.base import TASKS, Task, input_side
 from edgeai.tools.split_inference.imagecodecs import LossySetting
 from edgeai.tools.split_inference.partition import (
     choose_split,
@@ -131,7 +131,7 @@ def latency_sweep(
             codec_bytes[task].update(codec_payload_bytes(model, codec, sample))
     lossy = {
         t: (lossy or {}).get(t)
-        or LossySetting(side=_input_side(models[t]), quality=DEFAULT_LOSSY_QUALITY)
+        or LossySetting(side=input_side(models[t]), quality=DEFAULT_LOSSY_QUALITY)
         for t in TASKS
     }
 
@@ -209,12 +209,6 @@ def latency_sweep(
         edge.stop()
         cloud.stop()
     return rows, scenario
-
-
-def _input_side(model: Any) -> int:
-    """The model's input side (the photo-world models resize to cfg.image_size), else 224."""
-    cfg = getattr(model, "cfg", None)
-    return int(getattr(cfg, "image_size", 224))
 
 
 def _mix(rate: float, scheme: str, means: dict[str, LatencyRow]) -> LatencyRow:

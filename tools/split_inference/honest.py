@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from edgeai.tools.split_inference.base import TASKS, Example, SplitModel, Task
+from edgeai.tools.split_inference.base import TASKS, Example, SplitModel, Task, input_side
 from edgeai.tools.split_inference.imagecodecs import (
     LOSSY_FORMATS,
     decode_image,
@@ -201,6 +201,7 @@ class _Task:
         self.ref_stats = self.scorer.stats(ref)
         self.reference = _score_of(self.scorer, self.ref_stats)
         self.ref_boot = _resampled(self.scorer, self.res, self.ref_stats)
+        self.wires: dict[tuple, np.ndarray] = {}  # per-image wire bytes of every row made
 
     def predict(self, images: Sequence[np.ndarray], batch: int = 64) -> list[str]:
         out: list[str] = []
@@ -217,6 +218,7 @@ class _Task:
         )
 
     def row(self, c: Candidate) -> EqualRow:
+        self.wires[_key(c)] = c.wire
         stats = self.scorer.stats(c.preds)
         score = _score_of(self.scorer, stats)
         boot = _resampled(self.scorer, self.res, stats) - self.ref_boot
@@ -296,6 +298,11 @@ class _Task:
                          split=k)
 
 
+def _key(row: Candidate | EqualRow) -> tuple:
+    """What tells a task's rows apart (so a row finds its candidate's per-image bytes)."""
+    return (row.scheme, row.fmt, row.side, row.quality, row.split, row.note)
+
+
 def _cheapest_quality(t: _Task, fmt: str, side: int, curve: list[EqualRow]) -> EqualRow:
     """The lowest quality (1..100) whose score meets the reference, by bisection; every setting
     evaluated goes to `curve`. When even quality 100 falls short, that row (meets = False)."""
@@ -343,7 +350,7 @@ def equal_quality(
     report = EqualQualityReport()
     for task in tasks:
         t = _Task(task, n_images, tolerance, seed)
-        side_in = int(t.model.cfg.image_size)
+        side_in = input_side(t.model)
         full = int(t.examples[0].image.shape[0])
         say(f"{task}: {n_images} held-out images, reference {t.reference:.2f}")
         rows: list[EqualRow] = []
@@ -374,12 +381,7 @@ def _headline(t: _Task, rows: list[EqualRow], codecs: dict[str, Any], full: int)
     edge = [r for r in rows if r.scheme.startswith("edge-")]
     base = min(met_base, key=lambda r: r.wire_bytes) if met_base else max(edge, key=lambda r: r.score)
     png_full = next(r for r in rows if r.scheme == f"edge-lossless-png-{full}px")
-    co_c = t.coinfer(codecs[co.note], co.note)
-    if base.fmt == "png":
-        base_c = t.image("edge-lossless", "png", int(base.side or full), None)
-    else:
-        base_c = t.image("edge-lossy", base.fmt, int(base.side or full), base.quality)
-    lo, hi = _boot_ratio(t.res, base_c.wire, co_c.wire)
+    lo, hi = _boot_ratio(t.res, t.wires[_key(base)], t.wires[_key(co)])
     from edgeai.tools.split_inference.codec import CHECKPOINT_DIR
 
     side_info = (CHECKPOINT_DIR / co.note).stat().st_size
