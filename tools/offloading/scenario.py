@@ -1,7 +1,8 @@
 """Instance generators of specs/offloading.md: lambo-50, lambo-50-tight, shifted; mobility.
 
-The channel model (`uplink_rate_bps`) is public because instances are also built from
-device manuals (the offloading agent reuses it with distances and powers read there).
+The channel model (`uplink_rate_bps`, from the shared `tools/channel.py`) is re-exported because
+instances are also built from device manuals (the offloading agent reuses it with distances and
+powers read there).
 Seeds are not portable between tools (spec); what is fixed here is the distribution.
 """
 
@@ -12,6 +13,7 @@ from typing import Literal, get_args
 
 import numpy as np
 from edgeai.errors import UserInputError, lookup
+from edgeai.tools.channel import path_loss_db, uplink_rate_bps  # noqa: F401  (path_loss_db re-exported)
 from edgeai.tools.offloading.problem import UE, Instance, Objective, Server
 
 Scenario = Literal["lambo-50", "lambo-50-tight", "shifted"]
@@ -20,9 +22,7 @@ SCENARIOS: tuple[str, ...] = get_args(Scenario)
 AREA_M = 50.0  # side of the square area
 DEFAULT_CAPACITIES_HZ = (1.5e10, 1.5e10, 3e10, 5e10)  # the paper's four servers (M = 4)
 CAPACITY_CHOICES_HZ = (1.5e10, 3e10, 5e10)  # drawn per server when M != 4
-BANDWIDTH_HZ = 1e6  # per UE, orthogonal
-NOISE_DBM_PER_HZ = -174.0
-SHADOWING_DB = 8.0
+BANDWIDTH_HZ = 1e6  # per UE, orthogonal (the channel default)
 MAX_SPEED_MPS = 1.2
 STEP_S = 1.0
 
@@ -45,35 +45,6 @@ PARAMS: dict[str, ScenarioParams] = {
     "lambo-50-tight": ScenarioParams(capacity_scale=0.1),
     "shifted": ScenarioParams(capacity_scale=0.5, data_bits=(3e6, 6e6)),
 }
-
-
-def path_loss_db(distance_m: np.ndarray | float) -> np.ndarray:
-    """PL(dB) = 128.1 + 37.6 log10(max(d, 1 m) / 1000 m)."""
-    d = np.maximum(np.asarray(distance_m, dtype=float), 1.0)
-    return 128.1 + 37.6 * np.log10(d / 1000.0)
-
-
-def uplink_rate_bps(
-    distance_m: np.ndarray | float,
-    tx_power_w: np.ndarray | float,
-    rng: np.random.Generator,
-    bandwidth_hz: float = BANDWIDTH_HZ,
-) -> np.ndarray:
-    """Shannon rate of an uplink with path loss, 8 dB log-normal shadowing and Rayleigh fading.
-
-    r = B log2(1 + p 10^(-PL/10) 10^(X/10) |h|^2 / (N0 B)), X ~ N(0, 8 dB), |h|^2 ~ Exp(1),
-    N0 = -174 dBm/Hz. Arguments broadcast; one independent shadowing and fading draw per
-    element of the broadcast shape (block fading: draw again for the next time step).
-    """
-    distance_m, tx_power_w = np.broadcast_arrays(
-        np.asarray(distance_m, dtype=float), np.asarray(tx_power_w, dtype=float)
-    )
-    shape = distance_m.shape
-    shadowing_db = rng.normal(0.0, SHADOWING_DB, size=shape)
-    fading = rng.exponential(1.0, size=shape)  # |h|^2 of a Rayleigh channel
-    gain = 10.0 ** (-(path_loss_db(distance_m) - shadowing_db) / 10.0) * fading
-    noise_w = 10.0 ** ((NOISE_DBM_PER_HZ - 30.0) / 10.0) * bandwidth_hz
-    return bandwidth_hz * np.log2(1.0 + tx_power_w * gain / noise_w)
 
 
 def server_capacities(m: int, scenario: str, rng: np.random.Generator) -> np.ndarray:

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 from edgeai.errors import UserInputError
+from edgeai.tools.channel import Cell
 
 DEFAULT_BURST_BYTES = 1500  # one Ethernet MTU: small, so N bytes take ~N / rate
 _UNITS: dict[str, float] = {
@@ -89,6 +90,17 @@ class LinkSpec:
             raise UserInputError(f"link delay must be >= 0 s, got {self.delay_s}")
         if self.burst_bytes < 1:
             raise UserInputError(f"link burst must be >= 1 byte, got {self.burst_bytes}")
+
+    @classmethod
+    def at_distance(
+        cls, distance_m: float, cell: Cell | None = None, sharing: int = 1, delay_s: float = 0.0
+    ) -> LinkSpec:
+        """The uplink of a device `distance_m` from the base station of `cell` (the shared
+        channel of tools/channel.py: mean Shannon rate, band split among `sharing` users)."""
+        if not (math.isfinite(distance_m) and distance_m >= 0):
+            raise UserInputError(f"distance must be >= 0 m, got {distance_m}")
+        rate_bits = float((cell or Cell()).rate_bps(distance_m, sharing))
+        return cls(rate_bits / 8.0, delay_s)
 
     def ideal_seconds(self, n_bytes: int) -> float:
         """What sending one message of n_bytes costs on this link: delay + n_bytes / rate."""
