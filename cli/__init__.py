@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "split inference: device/edge co-inference with a learned feature codec",
     ),
     "fl": ("edgeai.cli.fl", "automatic federated learning: auto (trials + tuning), run"),
+    "fedtune": ("edgeai.cli.fedtune", "federated fine-tuning of the language model: run"),
     "serve": (
         "edgeai.cli.serve",
         "serve the agent API (LangGraph Agent Server API; docs at /docs)",
@@ -59,14 +60,19 @@ BENCHES: dict[str, tuple[str, str]] = {
     "plan": ("edgeai.cli.plan", "Table I: plan quality of our planner vs a TF-IDF baseline"),
     "split": (
         "edgeai.cli.split",
-        "split inference: bytes at equal quality vs the cheapest image baseline (Table II) and "
-        "emulated/measured latency vs rate (Fig. 3)",
+        ("split inference: bytes at equal quality vs the cheapest image baseline (Table II) and "
+        "emulated/measured latency vs rate (Fig. 3)"),
     ),
     "split-effnet": (
         "edgeai.cli.split.effnet",
         "EfficientNet-Lite0 split: codec bytes and agreement vs JPEG/WebP/AVIF/PNG, held-out photos",
     ),
     "fl": ("edgeai.cli.fl", "Fig. 4: automatic FL trials vs a grid-searched baseline"),
+    "fedtune": (
+        "edgeai.cli.fedtune",
+        ("Fig. 5/6 analogues, async vs sync, hierarchical vs flat: federated fine-tuning of "
+        "SmolLM2-135M"),
+    ),
     "serve": (
         "edgeai.cli.serve",
         "the API under load: p50/p95 latency per turn and throughput vs concurrent chats",

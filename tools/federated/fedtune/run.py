@@ -48,6 +48,9 @@ def _losses(row: dict) -> dict[int, float]:
 def prepare(job: FedtuneJob, out_dir: Path) -> FedtuneJob:
     """Users' files and the job file under out_dir; returns the job with its paths filled in."""
     job.check()
+    from edgeai.tools.federated.fedtune.model import load_base
+
+    load_base(job.base)  # a bad path fails here with one line (and the ServerApp reuses it)
     examples = text.corpus_examples(job.corpus, per_category=(job.per_user + job.held_out)
                                     * max(1, -(-job.users // 4)), seed=job.seed)
     users = text.partition_users(examples, job.users, job.per_user, job.held_out, job.seed)

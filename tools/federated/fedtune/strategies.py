@@ -5,7 +5,8 @@
                         down, simulated wall-clock time of each round over the wireless cell,
                         every user's held-out loss, and a round-0 evaluation of the base model.
     ClusteredFedAvg     CFL: after `cluster_round` rounds of plain FedAvg the users' adapter
-                        updates are clustered (cosine k-means), then each cluster aggregates
+                        updates (summed over those rounds, centred) are clustered (cosine
+                        k-means), then each cluster aggregates
                         alone and each user is evaluated with its cluster's adapter.
     HierarchicalFedAvg  users -> edge aggregators (every round) -> cloud (every `cloud_period`
                         rounds); backhaul bytes are counted only where an adapter crosses it.
@@ -262,16 +263,24 @@ class ClusteredFedAvg(AdapterFedAvg):
         self.cluster_round = cluster_round
         self.seed = seed
         self.found: dict[int, int] = {}  # user -> cluster found
+        self.summed: dict[int, np.ndarray] = {}  # node -> its updates summed until clustering
 
     def aggregate_groups(self, server_round: int, updates: list[Update]) -> None:
-        if server_round != self.cluster_round:
+        if server_round > self.cluster_round:
+            return super().aggregate_groups(server_round, updates)
+        start = self.groups[0]  # every user started this round from the same global adapter
+        for u in updates:  # sum each user's updates over the rounds before clustering
+            step = np.concatenate([(u.arrays[k] - start[k]).ravel() for k in sorted(start)])
+            self.summed[u.node] = self.summed.get(u.node, 0.0) + step.astype(np.float64)
+        if server_round < self.cluster_round:
             return super().aggregate_groups(server_round, updates)
         from sklearn.cluster import KMeans
 
-        start = self.groups[0]
-        x = np.stack([np.concatenate([(u.arrays[k] - start[k]).ravel() for k in sorted(start)])
-                      for u in updates]).astype(np.float64)
-        x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12  # cosine geometry
+        x = np.stack([self.summed[u.node] for u in updates])
+        # Centre first: every user's update shares a "this kind of text" direction that
+        # dwarfs what tells the domains apart; then cosine geometry.
+        x -= x.mean(axis=0, keepdims=True)
+        x /= np.linalg.norm(x, axis=1, keepdims=True) + 1e-12
         labels = KMeans(self.clusters, n_init=20, random_state=self.seed).fit_predict(x)
         self.group_of = {u.node: int(c) for u, c in zip(updates, labels, strict=True)}
         self.found = {u.user: int(c) for u, c in zip(updates, labels, strict=True)}
