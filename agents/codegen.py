@@ -228,8 +228,22 @@ _IMAGE_WORDS = re.compile(
     r"bild\w*|foto\w*|imagen\w*)\b", re.IGNORECASE)
 
 
+# Adapting the language model to people's own text: federated fine-tuning (no template code).
+_ADAPT_WORDS = re.compile(
+    r"\b(adapt\w*|train\w*|fine[- ]?tun\w*|personali[sz]\w*|customi[sz]\w*|tailor\w*|teach\w*|"
+    r"tune\w*|learn\w* (from|our|my)|anpass\w*|adapter|adaptar|personnalis\w*)\b", re.IGNORECASE)
+_LM_WORDS = re.compile(
+    r"\b(assistant|language model|llm|chatbot|chat bot|smollm\w*|messages?|texts?|writing|"
+    r"wording|replies|emails?|notes|chats?|autocomplete|sprachmodell|modelo de lenguaje)\b",
+    re.IGNORECASE)
+LANGUAGE_ADAPTATION = "language model adaptation"
+
+
 def trainable_task(request: str) -> str | None:
-    """The template task a request asks for ("image classification"), or None."""
+    """The task a request asks to train ("image classification": the template; "language model
+    adaptation": federated fine-tuning of the assistant's language model), or None."""
     if _TASK_WORDS.search(request) and _IMAGE_WORDS.search(request):
         return "image classification"
+    if _ADAPT_WORDS.search(request) and _LM_WORDS.search(request):
+        return LANGUAGE_ADAPTATION
     return None

@@ -213,3 +213,63 @@ def stop_reason(trials: list[TrialRecord], *, max_trials: int, target: float | N
         if before is not None and best is not None and best.final() < before.final() + min_gain:
             return f"no gain in the last {patience} trials"
     return None
+
+
+# --- federated fine-tuning of the language model (issue 34) -----------------------------------
+# Which strategy a request to adapt the language model calls for, read from what it says about
+# the people and their devices; LoRA unless something points elsewhere. Checked in this order.
+_FEDTUNE_CUES: tuple[tuple[str, str, str], ...] = (
+    ("cfl-lora", (r"\b(groups?|kinds? of|different (people|users|families|teams|topics)|each "
+                 r"(family|team|group|department)|famil(y|ies) and (friends|colleagues|work)|"
+                 r"clusters?|departments|communities)\b"),
+     ("the users fall into groups that write differently, so clustered FL gives each group its "
+     "own adapter")),
+    ("async-lora", (r"\b(slow|old|older|battery|stragglers?|some (phones|devices) (are|lag)|"
+                   r"offline often|intermittent)\b"),
+     ("some devices are slow, so updates are applied as they arrive instead of waiting for the "
+     "slowest")),
+    ("hier-lora", (r"\b(edge servers?|sites|branches|hierarch\w*|backhaul|several (offices|"
+                  r"buildings|homes))\b"),
+     ("users sit behind several edge servers, so each aggregates locally and the cloud only "
+     "merges their adapters")),
+    ("prompt", (r"\b(bandwidth|metered|few bytes|small updates|tiny updates|slow (network|link|"
+               r"connection)|data plan)\b"),
+     "the link is the bottleneck, so prompt tuning sends the smallest adapter"),
+)
+
+
+class FedtuneChoice(BaseModel):
+    method: str
+    reason: str
+
+
+def choose_fedtune(request: str) -> FedtuneChoice:
+    """The federated fine-tuning method for a request to adapt the language model."""
+    import re
+
+    for method, pattern, reason in _FEDTUNE_CUES:
+        if re.search(pattern, request, re.IGNORECASE):
+            return FedtuneChoice(method=method, reason=reason)
+    return FedtuneChoice(method="lora", reason="LoRA on the attention projections, averaged "
+                         "by FedAvg: the default when nothing calls for another strategy")
+
+
+def review_fedtune(rows: list[dict[str, Any]]) -> list[str]:
+    """What the curve of a fine-tuning run says (rows: round 0 = the base model)."""
+    base = {k: v for k, v in rows[0].items() if k.startswith("loss_u")}
+    last = rows[-1]
+    worse = [k[6:] for k in base if last.get(k, math.inf) >= base[k]]
+    notes = []
+    if worse:
+        notes.append(f"user(s) {', '.join(worse)} did not improve on the base model: their text "
+                     "differs from the others', so a clustered run (cfl-lora) would give them an "
+                     "adapter of their own")
+    else:
+        notes.append(f"every user's held-out loss fell ({rows[0]['mean_loss']:.3f} -> "
+                     f"{last['mean_loss']:.3f} on average)")
+    if len(rows) >= 3:
+        gain_last = rows[-2]["mean_loss"] - last["mean_loss"]
+        gain_all = rows[0]["mean_loss"] - last["mean_loss"]
+        if gain_all > 0 and gain_last > 0.25 * gain_all / (len(rows) - 1):
+            notes.append("the loss was still falling in the last round: more rounds would help")
+    return notes

@@ -98,18 +98,24 @@ def _common(args: argparse.Namespace) -> dict[str, Any]:
 
 
 class _Bar:
-    def __init__(self, total: int, desc: str, quiet: bool = False) -> None:
-        from tqdm import tqdm
+    """One tick per evaluated round (round 0 = the base model); made at the first row, so that
+    an error before the run starts stays a single line."""
 
-        self.bar = tqdm(total=total + 1, desc=desc, unit="round", file=sys.stderr,
-                        disable=quiet)
+    def __init__(self, total: int, desc: str, quiet: bool = False) -> None:
+        self.total, self.desc, self.quiet, self.bar = total, desc, quiet, None
 
     def __call__(self, row: dict) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total + 1, desc=self.desc, unit="round", file=sys.stderr,
+                            disable=self.quiet)
         self.bar.set_postfix(loss=f"{row['mean_loss']:.3f}", sim=f"{row['sim_s']:.1f}s")
         self.bar.update(1)
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:

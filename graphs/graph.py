@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from edgeai.agents.codegen import trainable_task
+from edgeai.agents.codegen import LANGUAGE_ADAPTATION, trainable_task
 from edgeai.agents.conversation import day_of, looks_like_followup
 from edgeai.agents.model_selector import select_models
 from edgeai.agents.offloading import place_work
@@ -29,6 +29,7 @@ from edgeai.agents.responder import (
     result_record,
 )
 from edgeai.errors import EdgeAIError
+from edgeai.graphs.fedtune import fedtune_language_model
 from edgeai.graphs.state import EdgeContext, EdgeState, Turn
 from edgeai.graphs.state import trace_step as _step
 from edgeai.graphs.training import add_training_nodes, training_summary
@@ -87,12 +88,16 @@ def plan_request(state: EdgeState, runtime: Runtime[EdgeContext]) -> dict[str, A
 
 def route_after_plan(
     state: EdgeState,
-) -> Literal["choose_models", "prepare_training", "report_missing"]:
+) -> Literal["choose_models", "prepare_training", "fedtune_language_model", "report_missing"]:
     if state.plan is None:
         raise ValueError("route_after_plan reached without a plan in the state")
     if state.plan.subtasks:
         return "choose_models"
-    return "prepare_training" if state.train else "report_missing"
+    if not state.train:
+        return "report_missing"
+    if trainable_task(state.effective_request or state.request) == LANGUAGE_ADAPTATION:
+        return "fedtune_language_model"
+    return "prepare_training"
 
 
 def _trained_now(state: EdgeState) -> str:
@@ -191,8 +196,11 @@ def build_graph(checkpointer: Any = None):
     builder.add_node(report_missing)
     builder.add_edge(START, "plan_request")
     builder.add_conditional_edges(
-        "plan_request", route_after_plan, ["choose_models", "prepare_training", "report_missing"]
+        "plan_request", route_after_plan,
+        ["choose_models", "prepare_training", "fedtune_language_model", "report_missing"],
     )
+    builder.add_node(fedtune_language_model)
+    builder.add_edge("fedtune_language_model", END)
     add_training_nodes(builder, after_register="plan_request", after_decline="report_missing")
     builder.add_edge("choose_models", "place_work")
     builder.add_edge("place_work", "run_models")

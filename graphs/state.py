@@ -65,6 +65,11 @@ class FLOptions(BaseModel):
     seconds: float = Field(1800.0, gt=0, description="time limit of one sandboxed trial")
     memory_mb: int = Field(6144, ge=256, description="memory cap of one sandboxed trial")
     template: str = "image_classification"
+    # federated fine-tuning of the language model (a request to adapt the assistant)
+    fedtune_base: str | None = Field(None, description="local LM folder or .gguf (default SmolLM2)")
+    fedtune_users: int = Field(4, ge=1, description="simulated users whose text adapts the model")
+    fedtune_rounds: int = Field(3, ge=1, description="federated fine-tuning rounds")
+    fedtune_corpus: str = Field("auto", description="auto, fortunes or generated (offline text)")
 
     @field_validator("data")
     @classmethod
