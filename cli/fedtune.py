@@ -70,6 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--stragglers", type=_share, default=0.0,
                      help="share of users that are --slowdown times slower (simulated clock)")
     run.add_argument("--slowdown", type=float, default=5.0)
+    run.add_argument("--deployment", action="store_true",
+                     help="Flower's Deployment Engine: a local SuperLink and one SuperNode per "
+                          "user on 127.0.0.1 (the default is the Simulation Engine)")
     run.add_argument("--json", action="store_true", help="print the run's summary as JSON")
     _add_model_flags(run)
     add_common(run)
@@ -130,7 +133,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     out = settings.home / "runs" / "fedtune" / f"{args.method}-{time.strftime('%Y%m%d-%H%M%S')}"
     bar = _Bar(job.rounds, f"fedtune {args.method}", quiet=args.json)
     try:
-        result = run_fedtune(job, out, on_round=bar)
+        result = run_fedtune(job, out, on_round=bar, deployment=args.deployment,
+                             on_line=None if args.json else
+                             (lambda line: print(line, file=sys.stderr)))
     finally:
         bar.close()
     line = {**summary_line(result), "out": str(out), "csv": str(out / "rounds.csv"),

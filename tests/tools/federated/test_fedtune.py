@@ -239,3 +239,20 @@ def test_fedtune_corrupt_local_model(capsys, tmp_path: Path) -> None:
 def test_every_method_is_known() -> None:
     assert set(METHODS) == {"lora", "prefix", "prompt", "cfl-lora", "hier-lora", "async-lora"}
     assert torch.get_num_threads() >= 1
+
+
+@pytest.mark.slow
+def test_the_same_apps_run_on_the_deployment_engine(tiny: str, tmp_path: Path) -> None:
+    """`flwr run` on a local SuperLink with one SuperNode per user (loopback), then nothing left."""
+    import psutil
+
+    lines: list[str] = []
+    result = run_fedtune(small_job(tiny, "lora"), tmp_path / "dep", deployment=True,
+                         on_line=lines.append, timeout_s=600)
+    assert len(result.rows) == 3 and result.summary["bytes_up"] == 4 * 2 * 7168
+    assert all(result.final_losses[u] < result.base_losses[u] for u in range(4))
+    assert (tmp_path / "dep" / "app" / "pyproject.toml").is_file() and lines
+    alive = [p for p in psutil.process_iter(["cmdline"])
+             if any("flower-super" in c for c in (p.info["cmdline"] or []))
+             and str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+    assert not alive

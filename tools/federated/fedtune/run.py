@@ -82,11 +82,69 @@ def simulate(job: FedtuneJob) -> None:
                    backend_config=backend)
 
 
+_PYPROJECT = """\
+[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+license = "Apache-2.0"
+name = "edgeai-fedtune"
+version = "1.0.0"
+description = "edgeai's federated fine-tuning apps (tools/federated/fedtune/app.py)"
+dependencies = []
+
+[tool.hatch.build.targets.wheel]
+packages = ["."]
+
+[tool.flwr.app]
+publisher = "edgeai"
+
+[tool.flwr.app.components]
+serverapp = "fedtune_server:app"
+clientapp = "fedtune_client:app"
+
+[tool.flwr.app.config]
+job = ""
+"""
+
+
+def app_folder(folder: Path) -> Path:
+    """A Flower app folder whose components are the fedtune apps (for `flwr run`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pyproject.toml").write_text(_PYPROJECT, encoding="utf-8")
+    (folder / "fedtune_server.py").write_text(
+        "from edgeai.tools.federated.fedtune.app import server_app\n\napp = server_app\n",
+        encoding="utf-8")
+    (folder / "fedtune_client.py").write_text(
+        "from edgeai.tools.federated.fedtune.app import client_app\n\napp = client_app\n",
+        encoding="utf-8")
+    return folder
+
+
+def deploy(job: FedtuneJob, timeout_s: float = 3600.0,
+           on_line: Callable[[str], None] | None = None) -> None:
+    """The same apps on Flower's Deployment Engine: a SuperLink and one SuperNode per user on
+    127.0.0.1 (tools/federated/deployment.py starts and stops every process); the job file is
+    the run config's "job". On real edge boxes the same app folder runs with `flwr run`."""
+    from edgeai.tools.federated.deployment import run_deployment
+
+    out = Path(job.out_dir)
+    run_deployment(app_folder(out / "app"), num_supernodes=job.users,
+                   run_config={"job": str(out / "job.json")}, work_dir=out / "deployment",
+                   timeout_s=timeout_s, on_line=on_line)
+
+
 def run_fedtune(job: FedtuneJob, out_dir: Path,
-                on_round: Callable[[dict], None] | None = None) -> FedtuneResult:
+                on_round: Callable[[dict], None] | None = None, *, deployment: bool = False,
+                on_line: Callable[[str], None] | None = None,
+                timeout_s: float = 3600.0) -> FedtuneResult:
     from edgeai.tools.federated.fedtune import app
 
     job = prepare(job, out_dir)
+    if deployment:
+        deploy(job, timeout_s, on_line)
+        return collect(job)
     if on_round:
         app.ROUND_HOOKS.append(on_round)
     try:
