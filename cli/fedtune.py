@@ -88,6 +88,8 @@ def register_bench(bench_sub: argparse._SubParsersAction) -> None:
     b.add_argument("--users-fig6", type=_positive, default=16)
     b.add_argument("--rounds", type=_positive, default=6)
     b.add_argument("--rounds-fig6", type=_positive, default=5)
+    b.add_argument("--resume", action="store_true",
+                   help="reuse runs of the same settings already finished under the bench folder")
     b.add_argument("--quick", action="store_true",
                    help="a tiny random local model and the generated corpus (the tests' run)")
     _add_model_flags(b)
@@ -175,7 +177,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
                        rounds=2 if args.quick else args.rounds,
                        rounds_fig6=2 if args.quick else args.rounds_fig6,
                        base=base, corpus=corpus, seed=args.seed, common=common,
-                       log=lambda s: print(s, file=sys.stderr, flush=True))
+                       log=lambda s: print(s, file=sys.stderr, flush=True), resume=args.resume)
     print("\n".join(table(report)))
     print(f"tables: {out / 'fedtune_runs.csv'}, {out / 'fedtune_rounds.csv'}, "
           f"{out / 'fedtune.json'}; plots: {out}/fedtune_*.png")

@@ -13,7 +13,7 @@ import torch
 from edgeai.cli import main
 from edgeai.tools.channel import Cell
 from edgeai.tools.federated.fedtune import app, text
-from edgeai.tools.federated.fedtune.bench import ari, paired_interval, time_to_reach
+from edgeai.tools.federated.fedtune.bench import ari, finished, paired_interval, time_to_reach
 from edgeai.tools.federated.fedtune.job import METHODS, FedtuneJob
 from edgeai.tools.federated.fedtune.model import (
     ADAPTERS,
@@ -188,8 +188,12 @@ def test_only_adapters_and_metrics_cross_the_boundary(tiny: str, tmp_path: Path)
 ])
 def test_methods_run_and_improve_every_user(tiny: str, tmp_path: Path, method: str,
                                             extra: dict) -> None:
-    result = run_fedtune(small_job(tiny, method, **extra), tmp_path / method)
+    job = small_job(tiny, method, **extra)
+    result = run_fedtune(job, tmp_path / method)
     assert len(result.rows) == result.job.rounds + 1
+    # the bench's --resume reuses exactly this job's finished run, and nothing else
+    assert finished(job, tmp_path / method).rows == result.rows
+    assert finished(job.model_copy(update={"rounds": 3}), tmp_path / method) is None
     assert all(result.final_losses[u] < result.base_losses[u] for u in result.base_losses)
     s = result.summary
     assert s["bytes_up"] == result.job.users * result.job.rounds * s["adapter_bytes"]

@@ -28,6 +28,7 @@ from edgeai.errors import UserInputError
 from edgeai.tools.federated.fedtune.job import FedtuneJob
 from edgeai.tools.federated.fedtune.run import (
     FedtuneResult,
+    collect,
     plot,
     run_fedtune,
     summary_line,
@@ -62,11 +63,25 @@ def ari(found: dict, users: int, domains: int = 4) -> float:
                                       for u in range(users)]))
 
 
+_PATHS = {"users_dir", "out_dir", "label_words", "categories"}
+
+
+def finished(job: FedtuneJob, folder: Path) -> FedtuneResult | None:
+    """The finished run of the same job in `folder` (everything equal but paths), else None."""
+    try:
+        old = FedtuneJob.read(folder / "job.json")
+        if old.model_dump(exclude=_PATHS) != job.model_dump(exclude=_PATHS):
+            return None
+        return collect(old)
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
 def run_bench(out: Path, parts: tuple[str, ...] = PARTS, *, users: int = 8, users_fig6: int = 16,
               rounds: int = 6, rounds_fig6: int = 5, base: str | None = None,
               corpus: str = "auto", seed: int = 0, common: dict[str, Any] | None = None,
               log: Callable[[str], None] = print,
-              on_round: Callable[[str, dict], None] | None = None) -> dict:
+              on_round: Callable[[str, dict], None] | None = None, resume: bool = False) -> dict:
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         raise UserInputError(f"unknown part {unknown[0]!r} (choose from {', '.join(PARTS)})")
@@ -79,8 +94,14 @@ def run_bench(out: Path, parts: tuple[str, ...] = PARTS, *, users: int = 8, user
         job = FedtuneJob(base=base, corpus=corpus, seed=seed, **{**common, **kw}).check()
         log(f"[{time.time() - t0:.0f} s] {name}: {job.method}, {job.task}, {job.users} users, "
             f"{job.rounds} rounds")
-        runs[name] = run_fedtune(job, out / "runs" / name,
-                                 on_round=(lambda row: on_round(name, row)) if on_round else None)
+        done = finished(job, out / "runs" / name) if resume else None
+        if done is not None:
+            log("    the same job already finished in this folder: its rows are reused")
+            runs[name] = done
+        else:
+            runs[name] = run_fedtune(
+                job, out / "runs" / name,
+                on_round=(lambda row: on_round(name, row)) if on_round else None)
         log(f"    {summary_line(runs[name])}")
         return runs[name]
 
