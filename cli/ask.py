@@ -97,22 +97,23 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     app = App.open(settings)
     kwargs = {k: getattr(args, k) for k in ASK_OPTIONS}
     kwargs["image"] = image
-    progress = None
-    if fl is not None or args.yes:
-        from edgeai.cli.fl import Progress, _ask_approval, _codegen_model
+    from edgeai.cli.fl import Progress
 
-        progress = Progress(args.json)
-        kwargs |= {"fl": fl, "approve": args.yes, "progress": progress,
-                   "codegen_model": _codegen_model(settings)}
+    progress = Progress(args.json)  # training a model (image FL, fine-tuning) shows its rounds
+    kwargs["progress"] = progress
+    if fl is not None or args.yes:
+        from edgeai.cli.fl import _codegen_model
+
+        kwargs |= {"fl": fl, "approve": args.yes, "codegen_model": _codegen_model(settings)}
     out = app.ask(args.request, args.thread, **kwargs)
     while out.get("interrupt"):  # generated code waits for approval
         if not sys.stdin.isatty():
             raise UserInputError("generated training code needs a person's approval before it "
                                  "runs: run on a terminal, or pass --yes")
-        from edgeai.cli.fl import Progress, _ask_approval
+        from edgeai.cli.fl import _ask_approval
 
         out = app.ask(args.request, out["thread"], resume=_ask_approval(out["interrupt"]),
-                      progress=progress or Progress(args.json), fl=fl)
+                      progress=progress, fl=fl)
     if out.get("interrupted"):
         stopped = out["interrupted"]
         print(

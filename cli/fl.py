@@ -155,6 +155,17 @@ class Progress:
             print(f"tuner: {'; '.join(event['notes'])}", file=sys.stderr)
         elif kind == "registered":
             print(f"registered {event['model']}", file=sys.stderr)
+        elif kind == "fedtune":
+            print(f"federated fine-tuning: {event['method']} ({event['reason']}), "
+                  f"{event['users']} users, {event['rounds']} rounds", file=sys.stderr)
+            self.bar = tqdm(total=event["rounds"] + 1, desc="fedtune", unit="round",
+                            file=sys.stderr, leave=True)
+        elif kind == "fedtune_round" and self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{event['mean_loss']:.3f}")
+            if event["round"] >= self.bar.total - 1:
+                self.bar.close()
+                self.bar = None
 
 
 def _codegen_model(settings: Settings) -> Any:
