@@ -86,6 +86,20 @@ def test_adapter_trains_only_itself_and_round_trips(tiny: str, adapter: str) -> 
         load_adapter_arrays(model, {"nope": np.zeros(2, np.float32)})
 
 
+@pytest.mark.parametrize("adapter", ["prefix", "prompt"])
+def test_prefix_and_prompt_start_as_the_base_reading_a_sentence(tiny: str, adapter: str) -> None:
+    from edgeai.tools.federated.fedtune.model import _init_ids
+
+    model, tok = make_adapter(adapter, tiny)
+    base, _ = load_base(tiny)
+    ids = tok("Chop the onions and fry them", return_tensors="pt")["input_ids"]
+    init = torch.tensor([_init_ids(tok)])
+    with torch.no_grad():
+        got = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[:, -ids.shape[1]:]
+        want = base(input_ids=torch.cat([init, ids], dim=1)).logits[:, -ids.shape[1]:]
+    assert torch.allclose(got, want, atol=1e-4)
+
+
 def test_bad_base_paths_are_clear(tmp_path: Path) -> None:
     with pytest.raises(BaseModelError, match="no such base model"):
         load_base(str(tmp_path / "missing"))
