@@ -274,3 +274,10 @@ def test_the_same_apps_run_on_the_deployment_engine(tiny: str, tmp_path: Path) -
              if any("flower-super" in c for c in (p.info["cmdline"] or []))
              and str(tmp_path) in " ".join(p.info["cmdline"] or [])]
     assert not alive
+
+
+def test_async_stops_at_its_target_loss(tiny: str, tmp_path: Path) -> None:
+    job = small_job(tiny, "async-lora", stragglers=0.25, async_budget=3.0, target_loss=1e9)
+    result = run_fedtune(job, tmp_path / "async")
+    assert result.summary["reached"] and len(result.rows) == 2  # base + the first evaluation
+    assert result.summary["bytes_up"] >= 4 * result.summary["adapter_bytes"]

@@ -126,7 +126,8 @@ def build_strategy(job: FedtuneJob, audit: bool = False) -> AdapterFedAvg:
     if job.strategy == "hier":
         return cls(edges=job.edges, cloud_period=job.cloud_period, **common)
     if job.strategy == "async":
-        return cls(mixing=job.mixing, decay=job.decay, **common)
+        return cls(mixing=job.mixing, decay=job.decay, budget=job.async_budget,
+                   target_loss=job.target_loss, **common)
     return cls(**common)
 
 
@@ -157,6 +158,9 @@ def main(grid: Grid, context: Context) -> None:
               "slowdown": strategy.timing.slowdown.tolist()}
     if isinstance(strategy, ClusteredFedAvg):
         result["found_clusters"] = strategy.found
+    result["evaluations"] = len(strategy.history)
+    if getattr(strategy, "target_loss", None) is not None:
+        result["target_loss"], result["reached"] = strategy.target_loss, strategy.reached
     tmp = out / "result.tmp"
     tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
     tmp.replace(out / "result.json")

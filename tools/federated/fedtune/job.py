@@ -46,6 +46,8 @@ class FedtuneJob(BaseModel):
     slowdown: float = Field(5.0, ge=1)
     mixing: float = Field(0.6, gt=0, le=1)
     decay: float = Field(0.5, ge=0)
+    async_budget: float = Field(1.0, ge=1, description="async: at most this x rounds x users updates")
+    target_loss: float | None = Field(None, description="async: stop once the mean loss reaches it")
     cores: int = Field(1, ge=1)
     users_dir: str = ""
     out_dir: str = ""

@@ -320,15 +320,20 @@ class AsyncFedAvg(AdapterFedAvg):
     """Asynchronous: apply each update as it arrives on the simulated clock, staleness-weighted.
 
     global <- (1 - a) global + a local, a = mixing / (1 + staleness) ** decay, where staleness
-    is how many updates were applied since the sender's copy. The same number of local updates
-    as the synchronous run (rounds x users); an evaluation after every `users` updates."""
+    is how many updates were applied since the sender's copy. At most `budget` x rounds x users
+    local updates (1: as many as the synchronous run); an evaluation after every `users`
+    updates; with `target_loss`, it stops at the first evaluation at or below it."""
 
     method = "async"
 
-    def __init__(self, *, mixing: float = 0.6, decay: float = 0.5, **kwargs: Any) -> None:
+    def __init__(self, *, mixing: float = 0.6, decay: float = 0.5, budget: float = 1.0,
+                 target_loss: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mixing = mixing
         self.decay = decay
+        self.budget = budget  # at most budget x rounds x users updates
+        self.target_loss = target_loss  # stop at the first evaluation at or below it
+        self.reached = False
 
     def start(self, grid: Grid, initial_arrays: ArrayRecord, num_rounds: int = 3,
               timeout: float = 3600, train_config: ConfigRecord | None = None,
@@ -339,7 +344,8 @@ class AsyncFedAvg(AdapterFedAvg):
         evaluate_config = evaluate_config or ConfigRecord()
         self.evaluate_base(grid, evaluate_config, timeout)
         nodes = self._nodes(grid)
-        version, applied, total = 0, 0, num_rounds * len(nodes)
+        version, applied = 0, 0
+        total = round(self.budget * num_rounds) * len(nodes)
         events: list[tuple[float, int, int, Update]] = []  # (arrival, tie, version sent, update)
 
         tie = itertools.count()
@@ -367,6 +373,10 @@ class AsyncFedAvg(AdapterFedAvg):
                                                cfg, grid)
                 self.aggregate_evaluate(applied // len(nodes),
                                         grid.send_and_receive(msgs, timeout=timeout))
+                if self.target_loss is not None and \
+                        self.history[-1]["mean_loss"] <= self.target_loss:
+                    self.reached = True
+                    break
             if applied + len(events) < total:  # the sender starts again from the newest adapter
                 dispatch([u.node], arrival)
         return None
