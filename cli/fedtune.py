@@ -15,20 +15,11 @@ import time
 from typing import Any
 
 from edgeai.cli import add_common
+from edgeai.cli.fl import _positive
 from edgeai.config import Settings
 from edgeai.errors import UserInputError
 
 METHOD_NAMES = ("lora", "prefix", "prompt", "cfl-lora", "hier-lora", "async-lora")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _share(text: str) -> float:

@@ -11,13 +11,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Self
 
 from pydantic import BaseModel, Field
 
 JOB_ENV = "EDGEAI_FL_JOB"
 
 
-class FLJob(BaseModel):
+class JobFile(BaseModel):
+    """A job written once by the trusted parent and read by every app process (atomic write)."""
+
+    def write(self, path: Path) -> Path:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.model_dump_json(indent=1), encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def read(cls, path: Path | str) -> Self:
+        return cls.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+class FLJob(JobFile):
     """Everything a run needs besides the generated configuration."""
 
     data: str = Field(description="the data spec the arrays came from: generated, digits, cifar10:PATH")
@@ -36,13 +51,3 @@ class FLJob(BaseModel):
     model_bytes: int | None = Field(None, description="set by the server once the model is built")
     uplink_bytes_per_s: float = 250e3
     downlink_bytes_per_s: float = 500e3
-
-    def write(self, path: Path) -> Path:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.model_dump_json(indent=1), encoding="utf-8")
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def read(cls, path: Path | str) -> FLJob:
-        return cls.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -34,12 +34,13 @@ def models_dir(home: Path) -> Path:
     return Path(home) / "models"
 
 
-def registered(home: Path) -> dict[str, dict[str, Any]]:
-    """{model id: its model.json} of every model trained and registered in this home."""
+def registered(home: Path, file: str = "model.json") -> dict[str, dict[str, Any]]:
+    """{model id: its model.json} of every model trained and registered in this home (`file`:
+    "adapter.json" lists the language models adapted by federated fine-tuning instead)."""
     root = models_dir(home)
     out: dict[str, dict[str, Any]] = {}
     if root.is_dir():
-        for meta in sorted(root.glob("*/model.json")):
+        for meta in sorted(root.glob(f"*/{file}")):
             try:
                 out[meta.parent.name] = json.loads(meta.read_text(encoding="utf-8"))
             except (OSError, json.JSONDecodeError):

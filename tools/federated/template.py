@@ -130,9 +130,15 @@ class Manifest:
         (app_dir / GENERATED).write_text(text, encoding="utf-8")
         # Flower app names: letters, digits and hyphens, at most 32 characters
         app = re.sub(r"[^A-Za-z0-9]+", "-", self.name)[:22].strip("-")
-        (app_dir / "pyproject.toml").write_text(_PYPROJECT.format(name=self.name, app=app),
-                                                encoding="utf-8")
+        (app_dir / "pyproject.toml").write_text(pyproject_text(self.name, app), encoding="utf-8")
         return app_dir
+
+
+def pyproject_text(name: str, app: str,
+                   description: str = "A Flower app written by edgeai's codegen agent") -> str:
+    """The pyproject.toml of a Flower app folder whose components are server_app:app and
+    client_app:app (the job file's path comes as the run config's "job")."""
+    return _PYPROJECT.format(name=name, app=app, description=description)
 
 
 _PYPROJECT = """\
@@ -144,7 +150,7 @@ build-backend = "hatchling.build"
 license = "Apache-2.0"
 name = "edgeai-fl-{app}"
 version = "1.0.0"
-description = "A Flower app written by edgeai's codegen agent from the template {name}"
+description = "{description} ({name})"
 dependencies = []
 
 [tool.hatch.build.targets.wheel]

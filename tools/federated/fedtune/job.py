@@ -7,13 +7,12 @@ passes it as the run config's "job" key.
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 from edgeai.errors import UserInputError
-from pydantic import BaseModel, Field
+from edgeai.tools.federated.job import JobFile
+from pydantic import Field
 
 JOB_ENV = "EDGEAI_FEDTUNE_JOB"
 # method -> (adapter, strategy)
@@ -24,7 +23,7 @@ METHODS: dict[str, tuple[str, str]] = {
 LEARNING_RATES = {"lora": 2e-3, "prefix": 1e-2, "prompt": 3e-2}  # AdamW, per adapter
 
 
-class FedtuneJob(BaseModel):
+class FedtuneJob(JobFile):
     method: str
     task: str = "generation"
     corpus: str = "auto"
@@ -51,8 +50,8 @@ class FedtuneJob(BaseModel):
     cores: int = Field(1, ge=1)
     users_dir: str = ""
     out_dir: str = ""
-    label_words: list[str] = []
-    categories: list[str] = []
+    label_words: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
 
     @property
     def adapter(self) -> str:
@@ -79,16 +78,6 @@ class FedtuneJob(BaseModel):
         if self.strategy == "cfl" and self.cluster_round > self.rounds:
             self.cluster_round = self.rounds  # a short run clusters at its last round
         return self
-
-    def write(self, path: Path) -> Path:
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.model_dump_json(indent=1), encoding="utf-8")
-        tmp.replace(path)
-        return path
-
-    @classmethod
-    def read(cls, path: Path | str) -> FedtuneJob:
-        return cls.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def job_of(context: Any = None) -> FedtuneJob:

@@ -22,15 +22,9 @@ MANUAL = f"{DEVICE}.md"
 
 
 def adapted(home: Path) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    root = Path(home) / "models"
-    if root.is_dir():
-        for meta in sorted(root.glob("*/adapter.json")):
-            try:
-                out[meta.parent.name] = json.loads(meta.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                continue  # half-written by a killed run: not registered
-    return out
+    from edgeai.tools.federated.served import registered
+
+    return registered(home, "adapter.json")
 
 
 def register_adapter(home: Path, result: Any, purpose: str) -> tuple[str, Path]:

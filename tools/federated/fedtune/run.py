@@ -82,41 +82,18 @@ def simulate(job: FedtuneJob) -> None:
                    backend_config=backend)
 
 
-_PYPROJECT = """\
-[build-system]
-requires = ["hatchling"]
-build-backend = "hatchling.build"
-
-[project]
-license = "Apache-2.0"
-name = "edgeai-fedtune"
-version = "1.0.0"
-description = "edgeai's federated fine-tuning apps (tools/federated/fedtune/app.py)"
-dependencies = []
-
-[tool.hatch.build.targets.wheel]
-packages = ["."]
-
-[tool.flwr.app]
-publisher = "edgeai"
-
-[tool.flwr.app.components]
-serverapp = "fedtune_server:app"
-clientapp = "fedtune_client:app"
-
-[tool.flwr.app.config]
-job = ""
-"""
-
-
 def app_folder(folder: Path) -> Path:
     """A Flower app folder whose components are the fedtune apps (for `flwr run`)."""
+    from edgeai.tools.federated.template import pyproject_text
+
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pyproject.toml").write_text(_PYPROJECT, encoding="utf-8")
-    (folder / "fedtune_server.py").write_text(
+    (folder / "pyproject.toml").write_text(
+        pyproject_text("fedtune", "fedtune", "edgeai's federated fine-tuning apps"),
+        encoding="utf-8")
+    (folder / "server_app.py").write_text(
         "from edgeai.tools.federated.fedtune.app import server_app\n\napp = server_app\n",
         encoding="utf-8")
-    (folder / "fedtune_client.py").write_text(
+    (folder / "client_app.py").write_text(
         "from edgeai.tools.federated.fedtune.app import client_app\n\napp = client_app\n",
         encoding="utf-8")
     return folder
