@@ -13,7 +13,7 @@
 
 Every run is a real `run_fedtune` (Flower Simulation Engine); the rows land under
 `<out>/runs/<name>/` and the tables in `fedtune_runs.csv`, `fedtune_rounds.csv`,
-`fedtune.json`, with `fedtune_fig5.png`, `fedtune_fig6.png`, `fedtune_async.png`.
+`fedtune.json`, with `fedtune_fig5.png`, `fedtune_fig6_<task>.png`, `fedtune_async.png`.
 """
 
 from __future__ import annotations
@@ -148,7 +148,6 @@ def run_bench(out: Path, parts: tuple[str, ...] = PARTS, *, users: int = 8, user
                           "hier_final_loss": hier.rows[-1]["mean_loss"]}
     if "fig6" in parts:
         report["fig6"] = {}
-        curves = []
         for task in ("generation", "classification"):
             six = {"users": users_fig6, "rounds": rounds_fig6, "task": task, "clusters": 4}
             fl = run(f"fig6-{task}-lora", method="lora", **six)
@@ -164,9 +163,9 @@ def run_bench(out: Path, parts: tuple[str, ...] = PARTS, *, users: int = 8, user
                 entry["fl_acc"] = fl.rows[-1].get("mean_acc")
                 entry["cfl_acc"] = cfl.rows[-1].get("mean_acc")
             report["fig6"][task] = entry
-            curves += [(f"FL-LoRA {task[:3]}", fl.rows), (f"CFL-LoRA {task[:3]}", cfl.rows)]
-        plot(curves, out / "fedtune_fig6.png", "generation",
-             title=f"Fig. 6 analogue: {users_fig6} users in 4 domain clusters")
+            plot([("FL-LoRA", fl.rows), ("CFL-LoRA", cfl.rows)],
+                 out / f"fedtune_fig6_{task}.png", task,
+                 title=f"Fig. 6 analogue ({task}): {users_fig6} users in 4 domain clusters")
     report["every_user_improved"] = {
         n: all(r.final_losses[u] < r.base_losses[u] for u in r.base_losses) for n, r in runs.items()}
     report["seconds"] = round(time.time() - t0, 1)
