@@ -48,10 +48,19 @@ OTHER_SPLIT_CODECS: dict[str, tuple[str, ...]] = {
 }
 """Shipped codecs at other split points that the runtime also loads, so the partition can pick
 an earlier cut where device compute costs more than the default codec's fewer bytes save."""
-EFFNET_CODECS: tuple[str, ...] = ("codec-effnet-k8-lam3e-6.pt", "codec-effnet-k8-lam1e-6.pt")
-"""EfficientNet-Lite0's shipped label-free codecs (task 'imagenet'), the runtime's default first;
+EFFNET_CODECS: tuple[str, ...] = (
+    "codec-effnet-k7-lam1e-8-linear192-g9.pt",
+    "codec-effnet-k7-lam1e-8-linear192-g6.pt",
+    "codec-effnet-k7-lam1e-8-linear192-g14.pt",
+    "codec-effnet-k8-lam3e-6.pt",
+    "codec-effnet-k8-lam1e-6.pt",
+)
+"""EfficientNet-Lite0's shipped label-free codecs (task 'imagenet'), the runtime's default first
+(the cheapest one reaching 99 % top-1 agreement on the held-out photos, docs/BENCHMARKS.md);
 trained by `edgeai split train-effnet-codec` (checkpoints/manifest-effnet.json)."""
-RUNTIME_CODECS: dict[str, tuple[str, ...]] = {"imagenet": EFFNET_CODECS}
+# The runtime holds only the default: the others trade agreement for bytes (the k=8 MLP codecs
+# agree on 37-55 %), and a partition choosing by bytes alone must not pick them.
+RUNTIME_CODECS: dict[str, tuple[str, ...]] = {"imagenet": EFFNET_CODECS[:1]}
 
 
 @dataclass
@@ -66,6 +75,10 @@ class CodecMeta:
     d_model: int  # activation width D at the split point
     hidden: int  # width of the analysis / synthesis MLPs
     init_gain: float = 1.0  # initial latent gain: quantisation step 1/gain in analysis units
+    arch: str = "mlp"  # "mlp": LayerNorm + MLP transforms; "linear": one affine map each way
+
+
+ARCHS = ("mlp", "linear")
 
 
 class FeatureCodec(nn.Module):
@@ -75,10 +88,20 @@ class FeatureCodec(nn.Module):
         super().__init__()
         self.meta = meta
         d, c, hdim = meta.d_model, meta.channels, meta.hidden
-        self.analysis = nn.Sequential(
-            nn.LayerNorm(d), nn.Linear(d, hdim), nn.GELU(), nn.Linear(hdim, c)
-        )
-        self.synthesis = nn.Sequential(nn.Linear(c, hdim), nn.GELU(), nn.Linear(hdim, d))
+        if meta.arch == "linear":
+            # A learned transform coder (a trained KLT): per token, an affine map to C channels,
+            # a per-channel quantisation step, the entropy model, and an affine map back. With
+            # C = D and fine steps it is near-lossless, which the MLP's LayerNorm (it drops
+            # each token's scale) and bottleneck cannot be.
+            self.analysis: nn.Module = nn.Linear(d, c)
+            self.synthesis: nn.Module = nn.Linear(c, d)
+        elif meta.arch == "mlp":
+            self.analysis = nn.Sequential(
+                nn.LayerNorm(d), nn.Linear(d, hdim), nn.GELU(), nn.Linear(hdim, c)
+            )
+            self.synthesis = nn.Sequential(nn.Linear(c, hdim), nn.GELU(), nn.Linear(hdim, d))
+        else:
+            raise EdgeAIError(f"unknown codec arch '{meta.arch}' (have: {', '.join(ARCHS)})")
         self.entropy = EntropyBottleneck(c)
         # Per-channel gain before rounding (and its inverse after): a large gain starts the codec
         # at fine quantisation; the rate term then lowers it where the task does not need detail.
@@ -172,7 +195,10 @@ class FeatureCodec(nn.Module):
         if self._tag is None:
             if not self.entropy.ready:
                 raise EdgeAIError("codec has no symbol tables: call update() after training")
-            meta = json.dumps(asdict(self.meta), sort_keys=True).encode()
+            fields = asdict(self.meta)
+            if fields["arch"] == "mlp":  # the tag codecs had before `arch` existed
+                del fields["arch"]
+            meta = json.dumps(fields, sort_keys=True).encode()
             tables = (
                 self.entropy.table_pmf.numpy().tobytes() + self.entropy.table_lo.numpy().tobytes()
             )
@@ -194,9 +220,11 @@ def save_codec(codec: FeatureCodec, path: Path | str, extra: dict | None = None)
         codec.update()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {"meta": asdict(codec.meta), "state": codec.state_dict(), "extra": extra or {}}, path
-    )
+    state = codec.state_dict()
+    # The symbol tables in float32 (half the file; a fine-step codec's tables are most of it).
+    # Both ends load the same rounded tables (float64 again in memory), so they agree exactly.
+    state["entropy.table_pmf"] = state["entropy.table_pmf"].float()
+    torch.save({"meta": asdict(codec.meta), "state": state, "extra": extra or {}}, path)
 
 
 def load_codec(path: Path | str) -> FeatureCodec:
@@ -208,6 +236,8 @@ def load_codec(path: Path | str) -> FeatureCodec:
 def _codec_from(blob: dict) -> FeatureCodec:
     codec = FeatureCodec(CodecMeta(**blob["meta"]))
     codec.load_state_dict(blob["state"])
+    codec.entropy.table_pmf = codec.entropy.table_pmf.double()
+    codec.entropy._models = None
     if not codec.entropy.ready:
         raise ValueError("it has no symbol tables")
     return codec.eval()

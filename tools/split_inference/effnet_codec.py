@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
 import math
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -56,8 +58,10 @@ from PIL import Image
 from torch.nn import functional as F
 
 DEFAULT_EFFNET_CODEC = EFFNET_CODECS[0]
-QUALITIES: tuple[int, ...] = (30, 60, 80, 90, 95, 98)
-FORMATS: tuple[str, ...] = ("jpeg", "webp", "avif")
+QUALITIES: tuple[int, ...] = (60, 90, 95, 98, 100)
+FORMATS: tuple[str, ...] = ("jpeg", "jpeg444", "webp", "avif")  # jpeg444: no chroma subsampling
+QUANT_SPLITS: tuple[int, ...] = (6, 7, 8)
+QUANT_BITS: tuple[int, ...] = (8, 6, 4)
 TARGET = 0.99
 
 Progress = Callable[[str], None]
@@ -104,6 +108,27 @@ class EffCodecArgs:
     warmup: int = 0  # first steps on activation matching + rate alone (no tail: ~10x cheaper)
     gain: float = 1.0  # initial latent gain (quantisation step 1/gain)
     seed: int = 0
+    arch: str = "mlp"  # "linear": a learned transform coder, PCA-initialised (see pca_init)
+
+
+@torch.no_grad()
+def pca_init(codec: FeatureCodec, feats: torch.Tensor, max_tokens: int = 200_000) -> None:
+    """Start a linear codec at the features' principal components (a KLT): an orthonormal
+    rotation divided by one global scale (the components' mean standard deviation), so the
+    quantisation step 1/gain is the same in every direction of the activation (the MSE-optimal
+    allocation at high rate); training then moves the transform and each channel's step."""
+    x = feats.float().flatten(0, 1)
+    x = x[torch.linspace(0, len(x) - 1, min(len(x), max_tokens)).long()]
+    mean = x.mean(0)
+    cov = torch.cov((x - mean).T.double())
+    eig, vec = torch.linalg.eigh(cov)  # ascending
+    c = codec.meta.channels
+    eig, vec = eig.flip(0)[:c].clamp_min(1e-8).float(), vec.flip(1)[:, :c].float()
+    scale = eig.sqrt().mean()
+    codec.analysis.weight.copy_(vec.T / scale)
+    codec.analysis.bias.copy_(-(vec.T @ mean) / scale)
+    codec.synthesis.weight.copy_(vec * scale)
+    codec.synthesis.bias.copy_(mean)
 
 
 def train_one(
@@ -127,8 +152,11 @@ def train_one(
         feats.shape[-1],
         args.hidden,
         args.gain,
+        args.arch,
     )
     codec = FeatureCodec(meta)
+    if args.arch == "linear":
+        pca_init(codec, feats)
     opt = torch.optim.Adam(codec.parameters(), lr=args.lr)
     total = args.warmup + args.steps
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, total, eta_min=0.05 * args.lr)
@@ -191,8 +219,9 @@ def train_one(
     return codec, record
 
 
-def codec_file(k: int, lam: float) -> str:
-    return f"codec-effnet-k{k}-lam{lam:g}.pt".replace("e-0", "e-")
+def codec_file(k: int, lam: float, arch: str = "mlp", channels: int = 0, gain: float = 1) -> str:
+    tail = f"-linear{channels}-g{gain:g}" if arch == "linear" else ""
+    return f"codec-effnet-k{k}-lam{lam:g}{tail}.pt".replace("e-0", "e-")
 
 
 def train_effnet_codecs(
@@ -238,7 +267,7 @@ def train_effnet_codecs(
     records = []
     for cfg in configs:
         codec, record = train_one(model, feats[cfg.split], teacher, cfg, progress)
-        name = codec_file(cfg.split, cfg.lam)
+        name = codec_file(cfg.split, cfg.lam, cfg.arch, cfg.channels, cfg.gain)
         record.update(
             command=command,
             file=name,
@@ -261,6 +290,37 @@ def train_effnet_codecs(
 
 def load_effnet_codecs(names: Sequence[str] = EFFNET_CODECS) -> list[FeatureCodec]:
     return [load_codec(CHECKPOINT_DIR / n) for n in names]
+
+
+# -- the non-learned reference: uniform quantisation + a generic entropy coder -----------------
+
+
+def quant_compress(h: torch.Tensor, bits: int) -> bytes:
+    """One activation [1, T, D] -> bytes: per-channel scale (the channel's max |value| in this
+    item, float16, sent) and each value rounded to a signed `bits`-bit level, channel-major,
+    xz (LZMA)-compressed. No training, no shared state: what learning is compared against."""
+    x = h[0].float()  # (T, D)
+    levels = 2 ** (bits - 1) - 1
+    scale = x.abs().amax(0).clamp_min(1e-8).half()
+    q = torch.round(x / scale.float() * levels).clamp(-levels, levels).to(torch.int8)
+    body = lzma.compress(
+        q.T.contiguous().numpy().tobytes(),
+        format=lzma.FORMAT_RAW,
+        filters=[{"id": lzma.FILTER_LZMA2, "preset": 9}],
+    )
+    head = struct.pack("<BHH", bits, x.shape[0], x.shape[1])
+    return head + scale.numpy().tobytes() + body
+
+
+def quant_decompress(data: bytes) -> torch.Tensor:
+    bits, t, d = struct.unpack_from("<BHH", data)
+    at = struct.calcsize("<BHH")
+    scale = torch.from_numpy(np.frombuffer(data[at : at + 2 * d], np.float16).astype(np.float32))
+    raw = lzma.decompress(
+        data[at + 2 * d :], format=lzma.FORMAT_RAW, filters=[{"id": lzma.FILTER_LZMA2, "preset": 9}]
+    )
+    q = torch.from_numpy(np.frombuffer(raw, np.int8).reshape(d, t).T.astype(np.float32))
+    return (q * scale / (2 ** (bits - 1) - 1)).unsqueeze(0)
 
 
 # -- evaluation ---------------------------------------------------------------------------------
@@ -287,6 +347,8 @@ class EvalRow:
     split: int | None = None
     lam: float | None = None
     quality: int | None = None
+    sizes: np.ndarray | None = field(default=None, repr=False)  # bytes of each crop
+    hits: np.ndarray | None = field(default=None, repr=False)  # agreement of each crop
 
     @property
     def agreement(self) -> float:
@@ -322,6 +384,9 @@ class EffnetReport:
     train_sources: list[str]
     seconds: float
     best: list[dict] = field(default_factory=list)
+    groups: np.ndarray | None = None  # photo index of each crop (the bootstrap resamples photos)
+    margins: dict = field(default_factory=dict)  # the teacher's top-1 probability / margin
+    top1: np.ndarray | None = None  # the teacher's top-1 probability of each crop
 
 
 def _encode(image: np.ndarray, fmt: str, quality: int | None) -> bytes:
@@ -331,6 +396,8 @@ def _encode(image: np.ndarray, fmt: str, quality: int | None) -> bytes:
         im.save(buf, format="PNG", optimize=True)
     elif fmt == "avif":
         im.save(buf, format="AVIF", quality=int(quality), speed=8)
+    elif fmt == "jpeg444":  # Pillow's JPEG default is 4:2:0 chroma subsampling
+        im.save(buf, format="JPEG", quality=int(quality), subsampling=0)
     else:
         im.save(buf, format=fmt.upper(), quality=int(quality))
     return buf.getvalue()
@@ -354,12 +421,14 @@ def _argmax(model: EfficientNetLite0, images: np.ndarray, batch: int = 32) -> np
 
 def evaluate(
     codecs: Sequence[FeatureCodec],
-    per_photo: int = 8,
+    per_photo: int = 2,
     sources: Sequence[str] = P.HELD_OUT_SOURCES,
     qualities: Sequence[int] = QUALITIES,
     formats: Sequence[str] = FORMATS,
     full_size: bool = True,
     max_photos: int | None = None,
+    quant_splits: Sequence[int] = QUANT_SPLITS,
+    quant_bits: Sequence[int] = QUANT_BITS,
     progress: Progress = _quiet,
 ) -> EffnetReport:
     """Agreement with the unsplit model and bytes per image, codecs vs image baselines."""
@@ -372,58 +441,73 @@ def evaluate(
         raise P.NoPhotosError(f"no held-out photos for source(s) {', '.join(sources)}")
     views = P.eval_views(held, per_photo)
     n = len(views)
+    groups = np.repeat(np.arange(len(held)), per_photo)
     images = np.stack([v.image for v in views])
-    ref = _argmax(model, images)
+    with torch.no_grad():
+        logits = torch.cat(
+            [model.logits_from(model.preprocess(images[i : i + 32]), 0) for i in range(0, n, 32)]
+        )
+    ref = logits.argmax(-1).numpy()
+    top2 = torch.softmax(logits, -1).topk(2, -1).values.numpy()
+    margins = {
+        "top1_mean": float(top2[:, 0].mean()),
+        "top1_median": float(np.median(top2[:, 0])),
+        "margin_quantiles": {
+            str(q): float(np.quantile(top2[:, 0] - top2[:, 1], q)) for q in (0.1, 0.25, 0.5)
+        },
+    }
     progress(f"{n} crops of {len(held)} held-out photos; unsplit model done")
     rows: list[EvalRow] = []
+
+    def row(scheme, setting, hits, sizes, **kw) -> EvalRow:
+        hits, sizes = np.asarray(hits, bool), np.asarray(sizes, float)
+        r = EvalRow(scheme, setting, n, int(hits.sum()), float(sizes.mean()), sizes=sizes,
+                    hits=hits, **kw)  # fmt: skip
+        rows.append(r)
+        return r
+
+    feats: dict[int, torch.Tensor] = {}
+    wanted = sorted({int(c.meta.split) for c in codecs} | set(quant_splits))
+    if wanted:
+        with torch.no_grad():
+            chunks: dict[int, list] = {k: [] for k in wanted}
+            for i in range(0, n, 32):
+                h, at = model.preprocess(images[i : i + 32]), 0
+                for k in wanted:
+                    h, at = model.run_stages(h, at, k), k
+                    chunks[k].append(h)
+            feats = {k: torch.cat(v) for k, v in chunks.items()}
     for codec in codecs:
         k = int(codec.meta.split)
-        sizes, agree = [], 0
-        for i in range(0, n, 32):
-            h = model.features(images[i : i + 32], k)
-            blobs = [codec.compress(x[None]) for x in h]
-            sizes += [len(b) for b in blobs]
+        blobs = [codec.compress(x[None]) for x in feats[k]]
+        with torch.no_grad():
             h_hat = torch.cat([codec.decompress(b) for b in blobs])
-            agree += int((model.logits_from(h_hat, k).argmax(-1).numpy() == ref[i : i + 32]).sum())
-        rows.append(
-            EvalRow(
-                "codec",
-                f"k={k} lam={codec.meta.lam:g}",
-                n,
-                agree,
-                float(np.mean(sizes)),
-                split=k,
-                lam=codec.meta.lam,
-            )
-        )
-        progress(f"codec k={k} lam={codec.meta.lam:g}: {agree}/{n}, {np.mean(sizes):.0f} B")
+            pred = torch.cat([model.logits_from(h_hat[i : i + 64], k) for i in range(0, n, 64)])
+        m = codec.meta
+        setting = f"k={k} lam={m.lam:g} {m.arch} C={m.channels}"
+        setting += f" gain {m.init_gain:g}" if m.arch == "linear" else ""
+        r = row("codec", setting, pred.argmax(-1).numpy() == ref, [len(b) for b in blobs],
+                split=k, lam=m.lam)  # fmt: skip
+        progress(f"codec {r.setting}: {r.agree}/{n}, {r.mean_bytes:.0f} B")
+    for k in quant_splits:
+        for bits in quant_bits:
+            blobs = [quant_compress(x[None], bits) for x in feats[k]]
+            with torch.no_grad():
+                h_hat = torch.cat([quant_decompress(b) for b in blobs])
+                pred = torch.cat([model.logits_from(h_hat[i : i + 64], k) for i in range(0, n, 64)])
+            r = row(f"quant+xz k={k}", f"{bits} bits", pred.argmax(-1).numpy() == ref,
+                    [len(b) for b in blobs], split=k)  # fmt: skip
+            progress(f"uniform quantisation k={k} {bits} bits: {r.agree}/{n}, {r.mean_bytes:.0f} B")
     blobs = [_encode(im, "png", None) for im in images]
     pred = _argmax(model, np.stack([_decode(b) for b in blobs]))
-    rows.append(
-        EvalRow(
-            "png@224",
-            "lossless",
-            n,
-            int((pred == ref).sum()),
-            float(np.mean([len(b) for b in blobs])),
-        )
-    )
+    row("png@224", "lossless", pred == ref, [len(b) for b in blobs])
     kinds = [("224", lambda v: v.image)] + ([("full", lambda v: v.region)] if full_size else [])
     for fmt in formats:
         for kind, pick in kinds:
             for q in qualities:
                 blobs = [_encode(pick(v), fmt, q) for v in views]
                 pred = _argmax(model, np.stack([_decode(b) for b in blobs]))
-                rows.append(
-                    EvalRow(
-                        f"{fmt}@{kind}",
-                        f"q={q}",
-                        n,
-                        int((pred == ref).sum()),
-                        float(np.mean([len(b) for b in blobs])),
-                        quality=q,
-                    )
-                )
+                row(f"{fmt}@{kind}", f"q={q}", pred == ref, [len(b) for b in blobs], quality=q)
             progress(f"{fmt}@{kind} swept ({time.time() - t0:.0f} s)")
     report = EffnetReport(
         rows,
@@ -432,29 +516,66 @@ def evaluate(
         sorted({p.source for p in held}),
         P.train_sources(found),
         round(time.time() - t0, 1),
+        groups=groups,
+        margins=margins,
+        top1=top2[:, 0],
     )
     report.best = cheapest(report)
     return report
 
 
+def _is_image(scheme: str) -> bool:
+    return "@" in scheme
+
+
+def _lossy(scheme: str) -> bool:
+    return _is_image(scheme) and not scheme.startswith("png")
+
+
+def ratio_interval(
+    report: EffnetReport, image: EvalRow, codec: EvalRow, resamples: int = 1000
+) -> tuple[float, float] | None:
+    """95 % bootstrap interval of mean image bytes / mean codec bytes, resampling photos (all
+    crops of a photo together); the settings compared are fixed, not re-chosen."""
+    if image.sizes is None or codec.sizes is None or report.groups is None:
+        return None
+    rng = np.random.default_rng(0)
+    groups = report.groups
+    n_photos = int(groups.max()) + 1
+    by_photo = [np.flatnonzero(groups == g) for g in range(n_photos)]
+    ratios = []
+    for _ in range(resamples):
+        idx = np.concatenate([by_photo[g] for g in rng.integers(0, n_photos, n_photos)])
+        ratios.append(image.sizes[idx].mean() / codec.sizes[idx].mean())
+    lo, hi = np.quantile(ratios, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
 def cheapest(report: EffnetReport) -> list[dict]:
-    """Per codec: bytes vs each baseline's cheapest setting at >= 99 % and at the codec's agreement."""
-    baselines = list(dict.fromkeys(r.scheme for r in report.rows if r.scheme != "codec"))
+    """Per codec (learned or the uniform-quantisation reference): its bytes against the cheapest
+    image at >= 99 % agreement (lossless PNG included, then lossy only), at the codec's own
+    agreement, and at the highest agreement both a lossy image and the codec reach."""
+    rows = report.rows
+    images = [r for r in rows if _is_image(r.scheme)]
+    lossy = [r for r in images if _lossy(r.scheme)]
+    top_lossy = max((r.agreement for r in lossy), default=0.0)
     out = []
-    for c in (r for r in report.rows if r.scheme == "codec"):
-        for target_name, target in (("99%", TARGET), ("codec's", c.agreement)):
-            best_img = None
-            for b in baselines:
-                ok = [r for r in report.rows if r.scheme == b and r.agreement >= target - 1e-12]
-                if not ok:
-                    continue
-                r = min(ok, key=lambda r: r.mean_bytes)
-                if best_img is None or r.mean_bytes < best_img.mean_bytes:
-                    best_img = r
+    for c in (r for r in rows if not _is_image(r.scheme)):
+        targets = (
+            ("99%", TARGET, images),
+            ("99% lossy", TARGET, lossy),
+            ("codec's", c.agreement, lossy),
+            ("highest both", min(c.agreement, top_lossy), lossy),
+        )
+        for target_name, target, pool in targets:
+            ok = [r for r in pool if r.agreement >= target - 1e-12]
+            best_img = min(ok, key=lambda r: r.mean_bytes) if ok else None
+            ci = ratio_interval(report, best_img, c) if best_img else None
             out.append(
                 {
-                    "codec": c.setting,
+                    "codec": f"{c.scheme} {c.setting}" if c.scheme != "codec" else c.setting,
                     "codec_agreement": c.agreement,
+                    "codec_ci95": list(c.interval),
                     "codec_bytes": c.mean_bytes,
                     "target": target_name,
                     "target_agreement": round(target, 4),
@@ -463,6 +584,7 @@ def cheapest(report: EffnetReport) -> list[dict]:
                     "best_image_agreement": best_img.agreement if best_img else None,
                     "best_image_bytes": best_img.mean_bytes if best_img else None,
                     "ratio": (best_img.mean_bytes / c.mean_bytes) if best_img else None,
+                    "ratio_ci95": list(ci) if ci else None,
                 }
             )
     return out
@@ -471,7 +593,7 @@ def cheapest(report: EffnetReport) -> list[dict]:
 def baseline_cheapest(report: EffnetReport, target: float = TARGET) -> list[dict]:
     """Each baseline's cheapest setting with agreement >= target (None if none reaches it)."""
     out = []
-    for b in dict.fromkeys(r.scheme for r in report.rows if r.scheme != "codec"):
+    for b in dict.fromkeys(r.scheme for r in report.rows if _is_image(r.scheme)):
         ok = [r for r in report.rows if r.scheme == b and r.agreement >= target - 1e-12]
         r = min(ok, key=lambda r: r.mean_bytes) if ok else None
         out.append(
@@ -519,6 +641,20 @@ def plot(report: EffnetReport, path: Path) -> None:
     plt.close(fig)
 
 
+def confident_subset(report: EffnetReport, threshold: float = 0.5) -> dict:
+    """Secondary figure: agreement of every row on the crops where the teacher's top-1
+    probability is at least `threshold` (chosen by the teacher, so never the headline)."""
+    if report.top1 is None:
+        return {}
+    mask = report.top1 >= threshold
+    rows = {
+        f"{r.scheme} {r.setting}": round(float(r.hits[mask].mean()), 4)
+        for r in report.rows
+        if r.hits is not None and mask.any()
+    }
+    return {"threshold": threshold, "n": int(mask.sum()), "agreement": rows}
+
+
 def summary(report: EffnetReport) -> dict:
     return {
         "n": report.n,
@@ -526,8 +662,10 @@ def summary(report: EffnetReport) -> dict:
         "held_out_sources": report.sources,
         "train_sources": report.train_sources,
         "seconds": report.seconds,
+        "teacher": report.margins,
         "codec_vs_best_image": report.best,
         "baselines_at_99": baseline_cheapest(report),
+        "confident_subset": confident_subset(report),
     }
 
 
