@@ -220,9 +220,13 @@ def save_codec(codec: FeatureCodec, path: Path | str, extra: dict | None = None)
         codec.update()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = codec.state_dict()
     # The symbol tables in float32 (half the file; a fine-step codec's tables are most of it).
-    # Both ends load the same rounded tables (float64 again in memory), so they agree exactly.
+    # Both ends load the same rounded tables (float64 again in memory), so they agree exactly;
+    # the saved codec itself is rounded the same way, so it keeps agreeing with its file.
+    with torch.no_grad():
+        codec.entropy.table_pmf.copy_(codec.entropy.table_pmf.float().double())
+    codec._tag = None
+    state = codec.state_dict()
     state["entropy.table_pmf"] = state["entropy.table_pmf"].float()
     torch.save({"meta": asdict(codec.meta), "state": state, "extra": extra or {}}, path)
 
